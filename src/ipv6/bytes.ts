@@ -1,0 +1,34 @@
+// Big-endian (network order) reads and writes over a Uint8Array at an offset.
+// No DataView per call: the engine inlines these small functions.
+
+export function readU16(buf: Uint8Array, off: number): number {
+  return (buf[off] << 8) | buf[off + 1];
+}
+
+export function writeU16(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v >>> 8;
+  buf[off + 1] = v;
+}
+
+export function readU32(buf: Uint8Array, off: number): number {
+  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
+}
+
+export function writeU32(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v >>> 24;
+  buf[off + 1] = v >>> 16;
+  buf[off + 2] = v >>> 8;
+  buf[off + 3] = v;
+}
+
+// Copies n bytes forward, byte by byte (no view allocated). The ranges must not overlap with
+// dst after src; callers copy addresses and short fields with it.
+export function copyBytes(
+  src: Uint8Array,
+  srcOff: number,
+  dst: Uint8Array,
+  dstOff: number,
+  n: number,
+): void {
+  for (let i = 0; i < n; i++) dst[dstOff + i] = src[srcOff + i];
+}
