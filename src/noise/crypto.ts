@@ -67,7 +67,10 @@ export interface CryptoBackend {
   readonly name: string;
   readonly x25519: X25519;
   readonly blake2s: Blake2s;
+  /** ChaCha20-Poly1305 for transport data (large messages, long-lived keys). */
   readonly aead: Aead;
+  /** ChaCha20-Poly1305 for the handshake's short messages under one-use keys (per-call cost dominates). */
+  readonly handshakeAead: Aead;
   readonly xaead: XAead;
 }
 
@@ -291,6 +294,7 @@ export const nodeBackend: CryptoBackend = {
   x25519: nodeX25519,
   blake2s: nodeBlake2s,
   aead: nodeAead,
+  handshakeAead: nodeAead,
   xaead: nodeXAead,
 };
 
@@ -412,22 +416,25 @@ export const jsBackend: CryptoBackend = {
   x25519: jsX25519,
   blake2s: jsBlake2s,
   aead: jsAead,
+  handshakeAead: jsAead,
   xaead: jsXAead,
 };
 
 // ---------------------------------------------------------------------------------------------
 // The choice, per primitive group, from `npm run bench:noise` on the project's 2-core machine
-// (Node 24; ops/s, see the bench's table):
-//   X25519 shared secret   node 25 k   js 1.3 k  -> node
-//   BLAKE2s-256 (hash)     node and js within noise of each other; js writes into our buffer
-//                          without allocating -> js
-//   ChaCha20-Poly1305 1420 node ~2x js with a KeyObject key                       -> node
-//   keyed BLAKE2s (mac)    only js
-//   XChaCha20-Poly1305     cookie replies only; node (HChaCha20 + OpenSSL)        -> node
+// (Node 24.21; ops/s, medians; the bench prints the current table):
+//   X25519 shared secret    node 18–25 k    js 0.4–1.3 k   -> node
+//   BLAKE2s-256, 148 B      node 450 k      js 785 k       -> js (no per-call object, writes into our buffer)
+//   HMAC-BLAKE2s (2 hashes) node 113 k      js 456 k       -> js (follows the hash)
+//   ChaCha20-Poly1305 1420  node 103 k      js 55 k        -> node (KeyObject key)
+//   ChaCha20-Poly1305 handshake (import key + 0..32 B) node 45 k  js 200 k -> js
+//   keyed BLAKE2s-128       node has none; js only
+//   XChaCha20-Poly1305 16 B node 28 k       js 188 k       -> js (cookie replies only)
 export const chosenBackend: CryptoBackend = {
   name: 'chosen',
   x25519: nodeX25519,
   blake2s: jsBlake2s,
   aead: nodeAead,
-  xaead: nodeXAead,
+  handshakeAead: jsAead,
+  xaead: jsXAead,
 };

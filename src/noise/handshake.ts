@@ -76,6 +76,8 @@ export class Handshake {
   readonly chainingKey = new Uint8Array(KEY_SIZE);
   private localEphemeral: PrivateKey | null = null;
   readonly remoteEphemeral = new Uint8Array(KEY_SIZE);
+  /** The initiator's ephemeral as imported by consumeInitiation, reused by createResponse. */
+  remoteEphemeralKey: PublicKey | null = null;
   localIndex = 0;
   remoteIndex = 0;
   /** The newest initiation timestamp accepted from this peer (replay protection). */
@@ -191,7 +193,7 @@ export class Handshake {
     // ck = KDF1(ck, msg.unencrypted_ephemeral)
     sym.kdf(ck, e.publicKey, ck, null, null);
     // ck = KDF1(ck, DH(E_resp_priv, E_init_pub))
-    const remoteEphemeral = x.importPublic(this.remoteEphemeral);
+    const remoteEphemeral = this.remoteEphemeralKey ?? x.importPublic(this.remoteEphemeral);
     if (!x.dh(e, remoteEphemeral, dh)) return this.failCreate(key, dh);
     sym.kdf(ck, dh, ck, null, null);
     // ck = KDF1(ck, DH(E_resp_priv, S_init_pub))
@@ -295,6 +297,7 @@ export class Handshake {
     wipe(this.hash);
     wipe(this.chainingKey);
     wipe(this.remoteEphemeral);
+    this.remoteEphemeralKey = null;
     this.dropEphemeral();
     this.localIndex = 0;
     this.remoteIndex = 0;
@@ -359,11 +362,12 @@ export function consumeInitiation(
   };
 
   const ephemeral = Uint8Array.from(msg.subarray(INIT_OFF_EPHEMERAL, INIT_OFF_EPHEMERAL + KEY_SIZE));
+  const ephemeralKey = x.importPublic(ephemeral);
   // responder.hash = HASH(responder.hash ‖ msg.unencrypted_ephemeral); ck = KDF1(ck, msg.unencrypted_ephemeral)
   sym.hash(h, ephemeral, h);
   sym.kdf(ck, ephemeral, ck, null, null);
   // (ck, key) = KDF2(ck, DH(S_resp_priv, E_init_pub))
-  if (!x.dh(identity.privateKey, x.importPublic(ephemeral), dh)) return done('low-order-key');
+  if (!x.dh(identity.privateKey, ephemeralKey, dh)) return done('low-order-key');
   sym.kdf(ck, dh, ck, key, null);
   // initiator.static_public = AEAD-OPEN(key, 0, msg.encrypted_static, responder.hash)
   const encStatic = msg.subarray(INIT_OFF_STATIC, INIT_OFF_STATIC + KEY_SIZE + TAG_SIZE);
@@ -391,6 +395,7 @@ export function consumeInitiation(
   hs.chainingKey.set(ck);
   hs.hash.set(h);
   hs.remoteEphemeral.set(ephemeral);
+  hs.remoteEphemeralKey = ephemeralKey;
   hs.remoteIndex = readU32LE(msg, INIT_OFF_SENDER);
   hs.lastTimestamp.set(timestamp);
   hs.lastInitiationConsumedMs = nowMs;
@@ -399,7 +404,7 @@ export function consumeInitiation(
 }
 
 function aeadOpenRaw(sym: Symmetric, rawKey: Uint8Array, sealed: Uint8Array, aad: Uint8Array, out: Uint8Array): boolean {
-  const aead = sym.backend.aead;
+  const aead = sym.backend.handshakeAead;
   const k = aead.importKey(rawKey);
   const n = aead.open(k, 0, 0, sealed, aad, out, 0);
   k.zero();
@@ -407,7 +412,7 @@ function aeadOpenRaw(sym: Symmetric, rawKey: Uint8Array, sealed: Uint8Array, aad
 }
 
 function aeadSealRaw(sym: Symmetric, rawKey: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, out: Uint8Array, outOff: number): void {
-  const aead = sym.backend.aead;
+  const aead = sym.backend.handshakeAead;
   const k = aead.importKey(rawKey);
   aead.seal(k, 0, 0, plaintext, aad, out, outOff);
   k.zero();
