@@ -1,0 +1,17 @@
+/**
+ * sixpn DNS: the `.internal` server (`InternalResolver` over a `DnsView`) and the forwarder for
+ * other names, both sans-IO. The UDP/TCP sockets belong to the router.
+ */
+export type { DnsAsker, DnsMachine, DnsPeer, DnsView } from './view.ts';
+export { ANSWER_FORWARD, DEFAULT_MAX_UDP_PAYLOAD, DEFAULT_TTL_S, InternalResolver, answer } from './resolver.ts';
+export type { ResolverOptions, Transport } from './resolver.ts';
+export {
+  DEFAULT_FORWARD_TIMEOUT_MS, DEFAULT_MAX_OUTSTANDING, DNS_PORT, FWD_CLIENT, FWD_NONE, FWD_UPSTREAM, Forwarder,
+  parseResolvConf,
+} from './forwarder.ts';
+export type { ForwardAction, ForwarderOptions, Upstream } from './forwarder.ts';
+export { TCP_LENGTH_LEN, TcpDeframer, frameTcp } from './tcp.ts';
+export { REGION_COORDS, greatCircleKm, regionDistanceKm } from './regions.ts';
+export type { LatLon } from './regions.ts';
+export { HIDDEN_PEER_PREFIX, ZONE_APEX } from './zone.ts';
+export { TCP_MESSAGE_MAX, UDP_PAYLOAD_MIN } from './wire.ts';
