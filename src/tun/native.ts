@@ -55,6 +55,8 @@ interface Binding {
   udpSend(fd: number, slab: Slab, meta: Int32Array, count: number, timeoutMs: number): number;
   ifIndex(name: string): number;
   close(fd: number): void;
+  fdWatch(fd: number, callback: (events: number) => void): FdWatch;
+  fdUnwatch(handle: FdWatch): void;
   readonly META_OFF: number;
   readonly META_CAP: number;
   readonly META_LEN: number;
@@ -215,6 +217,26 @@ export function ifIndex(name: string): number {
 /** Closes an fd from tunOpen/udpOpen. Stop threads blocked on it first (numbers are reused). */
 export function close(fd: number): void {
   binding.close(fd);
+}
+
+/** An opaque handle from {@link fdWatch}. */
+export interface FdWatch {
+  readonly __fdWatch: never;
+}
+
+/**
+ * Calls `callback` on this thread's event loop whenever `fd` is readable (libuv uv_poll), so
+ * the loop can drain it with tunRead/udpRecv(…, timeoutMs = 0) without a thread blocked on it.
+ * `callback` gets the readiness events, or a negative libuv error. The watch keeps the loop
+ * alive until {@link fdUnwatch}; stop it before closing the fd.
+ */
+export function fdWatch(fd: number, callback: (events: number) => void): FdWatch {
+  return binding.fdWatch(fd, callback);
+}
+
+/** Stops a watch started by {@link fdWatch} (idempotent). */
+export function fdUnwatch(handle: FdWatch): void {
+  binding.fdUnwatch(handle);
 }
 
 /** True if `err` is a {@link NativeError} (or any Node system error) with this code. */

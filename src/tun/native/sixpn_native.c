@@ -14,6 +14,8 @@
  *   udpSend(fd, slab, meta, count, ms)   sendmmsg() with per-packet IP(V6)_PKTINFO → processed
  *   ifIndex(name)                        if_nametoindex()
  *   close(fd)                            close()
+ *   fdWatch(fd, callback)                uv_poll_start(UV_READABLE) on this thread's loop → handle
+ *   fdUnwatch(handle)                    uv_poll_stop() + uv_close()
  *
  * Memory: JS owns all of it. Packets live in a caller's slab (any TypedArray, DataView or
  * ArrayBuffer; a SharedArrayBuffer through a view) and are described by records in a caller's
@@ -71,6 +73,7 @@
 #include <linux/virtio_net.h>
 
 #include <node_api.h>
+#include <uv.h>
 
 #ifndef TUN_F_USO4
 #define TUN_F_USO4 0x20 /* Linux >= 6.2 */
@@ -1003,6 +1006,132 @@ static napi_value close_fd(napi_env env, napi_callback_info info)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* fd readiness in the event loop                                                             */
+/*
+ * Node can be told that a socket or pipe it owns is readable, but not an arbitrary fd such as
+ * a TUN queue or the sockets above. libuv can: a uv_poll_t on the calling thread's loop (the
+ * main thread's, or a worker's) calls back into JS whenever the fd is readable, and JS then
+ * drains it with tunRead/udpRecv(timeoutMs = 0). The handle keeps the loop alive until
+ * fdUnwatch(); the callback gets the poll status (< 0: a libuv error) or the events.
+ */
+typedef struct {
+    uv_poll_t poll;
+    napi_env env;
+    napi_ref callback;
+    napi_async_context context;
+    bool stopped;   /* fdUnwatch ran: no more callbacks */
+    bool closed;    /* libuv is done with the handle */
+    bool finalized; /* the JS handle was garbage-collected */
+} fd_watch;
+
+/* The struct is freed once libuv has closed the handle AND the JS handle is gone, so a late
+ * fdUnwatch() on a stopped handle only ever reads live memory. */
+static void watch_closed(uv_handle_t *h)
+{
+    fd_watch *w = h->data;
+    w->closed = true;
+    if (w->finalized)
+        free(w);
+}
+
+static void watch_finalize(napi_env env, void *data, void *hint)
+{
+    fd_watch *w = data;
+    w->finalized = true;
+    if (w->closed)
+        free(w);
+}
+
+static void watch_ready(uv_poll_t *p, int status, int events)
+{
+    fd_watch *w = p->data;
+    if (w->stopped)
+        return;
+    napi_env env = w->env;
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok)
+        return;
+    napi_value cb, recv, argv[1], result;
+    if (napi_get_reference_value(env, w->callback, &cb) == napi_ok && napi_get_global(env, &recv) == napi_ok) {
+        argv[0] = make_i32(env, status < 0 ? status : events);
+        if (napi_make_callback(env, w->context, recv, cb, 1, argv, &result) == napi_pending_exception) {
+            napi_value err;
+            if (napi_get_and_clear_last_exception(env, &err) == napi_ok)
+                napi_fatal_exception(env, err); /* -> process 'uncaughtException', as for any callback */
+        }
+    }
+    napi_close_handle_scope(env, scope);
+}
+
+static void watch_release(napi_env env, fd_watch *w)
+{
+    if (w->stopped)
+        return;
+    w->stopped = true;
+    uv_poll_stop(&w->poll);
+    napi_delete_reference(env, w->callback);
+    napi_async_destroy(env, w->context);
+    w->poll.data = w;
+    uv_close((uv_handle_t *)&w->poll, watch_closed);
+}
+
+static napi_value fd_watch_start(napi_env env, napi_callback_info info)
+{
+    napi_value argv[2], name, handle;
+    int32_t fd;
+    napi_valuetype t;
+    uv_loop_t *loop;
+    if (!get_args(env, info, 2, argv) || !get_i32(env, argv[0], "fd", &fd))
+        return NULL;
+    if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) {
+        napi_throw_type_error(env, NULL, "callback must be a function");
+        return NULL;
+    }
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok)
+        return NULL;
+    fd_watch *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        throw_errno(env, ENOMEM, "fdWatch", NULL);
+        return NULL;
+    }
+    w->env = env;
+    int rc = uv_poll_init(loop, &w->poll, fd);
+    if (rc < 0) {
+        free(w);
+        throw_errno(env, -rc, "uv_poll_init", NULL);
+        return NULL;
+    }
+    w->poll.data = w;
+    napi_create_reference(env, argv[1], 1, &w->callback);
+    napi_create_string_utf8(env, "sixpn:fdWatch", NAPI_AUTO_LENGTH, &name);
+    napi_async_init(env, NULL, name, &w->context);
+    rc = uv_poll_start(&w->poll, UV_READABLE, watch_ready);
+    if (rc < 0) {
+        w->finalized = true; /* no JS handle will exist: free on close */
+        watch_release(env, w);
+        throw_errno(env, -rc, "uv_poll_start", NULL);
+        return NULL;
+    }
+    if (napi_create_external(env, w, watch_finalize, NULL, &handle) != napi_ok)
+        return NULL;
+    return handle;
+}
+
+static napi_value fd_watch_stop(napi_env env, napi_callback_info info)
+{
+    napi_value argv[1];
+    void *data;
+    if (!get_args(env, info, 1, argv))
+        return NULL;
+    if (napi_get_value_external(env, argv[0], &data) != napi_ok) {
+        napi_throw_type_error(env, NULL, "not an fdWatch handle");
+        return NULL;
+    }
+    watch_release(env, data);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Module                                                                                      */
 
 NAPI_MODULE_INIT()
@@ -1041,6 +1170,7 @@ NAPI_MODULE_INIT()
         { "udpOpen", udp_open },   { "udpRecv", udp_recv },
         { "udpSend", udp_send },   { "ifIndex", if_index },
         { "close", close_fd },
+        { "fdWatch", fd_watch_start }, { "fdUnwatch", fd_watch_stop },
     };
 
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
