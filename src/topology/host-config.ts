@@ -1,0 +1,259 @@
+// The host's own settings for `sixpn up`: which host of the topology this process is, its
+// private key, where the mesh listens, the uplink, the topology file, DNS upstreams and an
+// egress override. They come from a small JSON file (`sixpn up -c FILE`), from flags, or both;
+// flags win. Relative paths in the file are relative to the file's folder.
+//
+//   {
+//     "host": "ams1",                          name or 32-bit id ("a7b:7d", "0x0a7b007d", 175833213)
+//     "privateKeyFile": "ams1.key",            wg(8) base64 private key (wg genkey), mode 0600
+//     "listenPort": 51820,                     default: the port of this host's endpoint in the topology
+//     "uplink": "eth0",                        interface egress traffic leaves by
+//     "topology": "/etc/sixpn/topology.json",  default /etc/sixpn/topology.json
+//     "dnsUpstream": ["192.0.2.53", "[2001:db8::53]:53"],   resolvers for names outside .internal
+//     "egress": "2001:db8:e::11"               overrides the host's egress address of the topology
+//   }
+//
+// Flags: --host, --private-key, --listen-port, --uplink, --topology, --dns (repeatable or
+// comma-separated), --egress, and -c/--config FILE; `--flag value` or `--flag=value`.
+
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseKeyBase64 } from '../noise/keys.ts';
+import { IPV6_ADDR_LEN, isSixpn, parseAddress } from '../ipv6/index.ts';
+import { formatId32, parseEndpoint, parseId32 } from './model.ts';
+import type { Endpoint, Host } from './model.ts';
+import { DEFAULT_TOPOLOGY_FILE } from './store.ts';
+import type { Topology } from './topology.ts';
+
+export const DNS_PORT = 53;
+const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/; // IFNAMSIZ is 16 with the NUL
+
+export interface HostConfig {
+  /** This process's host in the topology: a host name, or an id in any parseId32 form. */
+  readonly host: string | number;
+  readonly privateKeyFile: string; // absolute
+  /** The mesh WireGuard port; undefined means the port of this host's endpoint. */
+  readonly listenPort?: number;
+  readonly uplink?: string;
+  readonly topology: string; // absolute
+  readonly dnsUpstream: readonly Endpoint[];
+  readonly egress?: Uint8Array;
+}
+
+/** Settings from one source (file or flags), each validated, none required yet. */
+export type PartialHostConfig = { -readonly [K in keyof HostConfig]?: HostConfig[K] };
+
+export class HostConfigError extends Error {
+  readonly code = 'EHOSTCONFIG';
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`host config refused:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'HostConfigError';
+    this.problems = problems;
+  }
+}
+
+interface Field {
+  readonly key: keyof HostConfig;
+  readonly flag: string;
+  // Returns the value, or an error text. `base` resolves relative paths.
+  readonly parse: (v: unknown, base: string) => unknown;
+}
+
+const show = (v: unknown) => JSON.stringify(v) ?? String(v);
+
+function path(v: unknown, base: string): string | Error {
+  return typeof v === 'string' && v !== '' ? resolve(base, v) : new Error(`${show(v)} is not a path`);
+}
+
+function port(v: unknown): number | Error {
+  const n = typeof v === 'string' && /^[0-9]{1,5}$/.test(v) ? Number(v) : v;
+  return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 65535
+    ? n : new Error(`${show(v)} is not a port (1-65535)`);
+}
+
+const FIELDS: readonly Field[] = [
+  {
+    key: 'host', flag: '--host',
+    parse: (v) => (typeof v === 'string' && v !== '') || parseId32(v) !== undefined
+      ? v : new Error(`${show(v)} is not a host name or id`),
+  },
+  { key: 'privateKeyFile', flag: '--private-key', parse: path },
+  { key: 'listenPort', flag: '--listen-port', parse: port },
+  {
+    key: 'uplink', flag: '--uplink',
+    parse: (v) => typeof v === 'string' && IFNAME_RE.test(v) && v !== '.' && v !== '..'
+      ? v : new Error(`${show(v)} is not an interface name (1-15 characters of A-Z, a-z, 0-9, _ . -)`),
+  },
+  { key: 'topology', flag: '--topology', parse: path },
+  {
+    key: 'dnsUpstream', flag: '--dns',
+    parse: (v) => {
+      const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()) : v;
+      if (!Array.isArray(list) || list.length === 0) return new Error(`${show(v)} is not a list of resolvers`);
+      const out: Endpoint[] = [];
+      for (const s of list) {
+        const e = typeof s === 'string' ? parseEndpoint(s, DNS_PORT) : `${show(s)} is not a string`;
+        if (typeof e === 'string') return new Error(`resolver ${e}`);
+        out.push(e);
+      }
+      return out;
+    },
+  },
+  {
+    key: 'egress', flag: '--egress',
+    parse: (v) => {
+      const a = new Uint8Array(IPV6_ADDR_LEN);
+      if (typeof v !== 'string' || !parseAddress(v, a, 0)) return new Error(`${show(v)} is not an IPv6 address`);
+      return isSixpn(a, 0) ? new Error(`${v} is a 6PN address (fdaa::/16)`) : a;
+    },
+  },
+];
+
+function set(out: PartialHostConfig, f: Field, v: unknown, where: string, problems: string[], base: string): void {
+  const r = f.parse(v, base);
+  if (r instanceof Error) problems.push(`${where}: ${r.message}`);
+  else (out as Record<string, unknown>)[f.key] = r;
+}
+
+/** Parses the text of a host config file; throws HostConfigError naming the file and field. */
+export function parseHostConfigFile(text: string, file: string): PartialHostConfig {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new HostConfigError([`${file}: not valid JSON: ${(err as Error).message}`]);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new HostConfigError([`${file}: the top level must be a JSON object`]);
+  }
+  const out: PartialHostConfig = {};
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(doc)) {
+    const f = FIELDS.find((x) => x.key === k);
+    if (f) set(out, f, v, `${file}: ${k}`, problems, dirname(resolve(file)));
+    else if (k !== 'comment') {
+      problems.push(`${file}: unknown field ${show(k)} (expected: ${FIELDS.map((x) => x.key).join(', ')})`);
+    }
+  }
+  if (problems.length > 0) throw new HostConfigError(problems);
+  return out;
+}
+
+/**
+ * Takes the host-config flags out of argv. Arguments it does not know are returned in `rest`
+ * for the caller. Throws HostConfigError for a bad or missing value.
+ */
+export function parseHostFlags(
+  argv: readonly string[],
+  cwd = process.cwd(),
+): { config: PartialHostConfig; configFile?: string; rest: string[] } {
+  const config: PartialHostConfig = {};
+  const rest: string[] = [];
+  const problems: string[] = [];
+  const dns: string[] = [];
+  let configFile: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const f = FIELDS.find((x) => x.flag === name);
+    if (!f && name !== '-c' && name !== '--config') {
+      rest.push(arg);
+      continue;
+    }
+    let value: string;
+    if (eq > 0) value = arg.slice(eq + 1);
+    else if (i + 1 < argv.length) value = argv[++i];
+    else {
+      problems.push(`${name}: needs a value`);
+      continue;
+    }
+    if (!f) configFile = resolve(cwd, value);
+    else if (f.key === 'dnsUpstream') dns.push(value);
+    else set(config, f, value, name, problems, cwd);
+  }
+  if (dns.length > 0) set(config, FIELDS.find((x) => x.key === 'dnsUpstream')!, dns.join(','), '--dns', problems, cwd);
+  if (problems.length > 0) throw new HostConfigError(problems);
+  return { config, configFile, rest };
+}
+
+/** Flags over file; checks the required settings are there and fills defaults. */
+export function mergeHostConfig(file: PartialHostConfig, flags: PartialHostConfig): HostConfig {
+  const m: PartialHostConfig = { ...file };
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined) (m as Record<string, unknown>)[k] = v;
+  const problems: string[] = [];
+  if (m.host === undefined) problems.push('host: missing (which host of the topology this is; "host" or --host)');
+  if (m.privateKeyFile === undefined) problems.push('privateKeyFile: missing ("privateKeyFile" or --private-key)');
+  if (problems.length > 0) throw new HostConfigError(problems);
+  return {
+    ...m,
+    host: m.host!,
+    privateKeyFile: m.privateKeyFile!,
+    topology: m.topology ?? DEFAULT_TOPOLOGY_FILE,
+    dnsUpstream: m.dnsUpstream ?? [],
+  };
+}
+
+/** `sixpn up [-c FILE] [flags]`: the merged host config, and the arguments it did not take. */
+export function loadHostConfig(argv: readonly string[], cwd = process.cwd()): { config: HostConfig; rest: string[] } {
+  const { config: flags, configFile, rest } = parseHostFlags(argv, cwd);
+  let file: PartialHostConfig = {};
+  if (configFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (err) {
+      throw new HostConfigError([`${configFile}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`]);
+    }
+    file = parseHostConfigFile(text, configFile);
+  }
+  return { config: mergeHostConfig(file, flags), rest };
+}
+
+/**
+ * Reads the host's private key (wg(8) base64). Warns when the file is open to group or others.
+ * The key is never part of a message; the caller zeroes it when done.
+ */
+export function readPrivateKey(file: string): { key: Uint8Array; warnings: string[] } {
+  const warnings: string[] = [];
+  let raw: Buffer;
+  try {
+    const mode = statSync(file).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      warnings.push(`private key file ${file} is accessible to group or others (mode 0${mode.toString(8)}); chmod 600 it`);
+    }
+    raw = readFileSync(file);
+  } catch (err) {
+    throw new HostConfigError([`private key file ${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`]);
+  }
+  try {
+    return { key: parseKeyBase64(raw.toString('latin1')), warnings };
+  } catch (err) {
+    throw new HostConfigError([`private key file ${file}: ${(err as Error).message}`]);
+  } finally {
+    raw.fill(0);
+  }
+}
+
+/** This host in the topology, with the config's overrides applied. */
+export interface LocalHost {
+  readonly host: Host;
+  readonly listenPort: number;
+  readonly egress?: Uint8Array;
+}
+
+export function resolveLocalHost(config: HostConfig, topology: Topology): LocalHost {
+  const ref = config.host;
+  let host = typeof ref === 'string' ? topology.hostByName(ref) : undefined;
+  if (!host) {
+    const id = parseId32(ref);
+    if (id !== undefined) host = topology.host(id);
+  }
+  if (!host) {
+    const known = topology.hosts.map((h) => `${h.name} (${formatId32(h.id)})`).join(', ') || 'none';
+    throw new HostConfigError([`host: ${show(ref)} is not a host of topology ${topology.source} (hosts: ${known})`]);
+  }
+  const egress = config.egress ?? host.egress;
+  return { host, listenPort: config.listenPort ?? host.endpoint.port, ...(egress ? { egress } : {}) };
+}

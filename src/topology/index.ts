@@ -1,0 +1,63 @@
+// src/topology: the data model of orgs, apps, machines, hosts and WireGuard peers, and its
+// stores (one JSON file now, etcd later).
+//   model        the types, derived 6PN addresses, id and endpoint text
+//   validate     document → model, every problem named by file, entry and field
+//   topology     the Topology indexes (by org, app, id, host, address, /120) and the DNS view
+//   diff         what changed between two topologies
+//   store        loading, atomic writes, and the watcher that applies edits without a restart
+//   edit         document edits: stop, start, remove, migrate a machine
+//   host-config  the host's own settings (`sixpn up -c FILE` and flags), its private key
+
+export {
+  LABEL_RE,
+  MACHINE_ID_RE,
+  REGION_RE,
+  PEER_NAME_RE,
+  METADATA_KEY_RE,
+  METADATA_VALUE_MAX_LEN,
+  DEFAULT_PROCESS_GROUP,
+  deriveMachineAddress,
+  formatId32,
+  parseId32,
+  parseEndpoint,
+  formatEndpoint,
+} from './model.ts';
+export type {
+  MachineState,
+  Org,
+  App,
+  Endpoint,
+  Host,
+  PreviousAddress,
+  Machine,
+  Peer,
+  TopologyData,
+} from './model.ts';
+export { TOPOLOGY_VERSION, TopologyError, validateTopology } from './validate.ts';
+export type { Problem } from './validate.ts';
+export { Topology, dnsView } from './topology.ts';
+export type { MovedMachine } from './topology.ts';
+export { diffTopology, describeDiff } from './diff.ts';
+export type { Change, EntityDiff, MachineDiff, TopologyDiff } from './diff.ts';
+export {
+  DEFAULT_TOPOLOGY_FILE,
+  TOPOLOGY_POLL_INTERVAL_MS,
+  topologyFromDocument,
+  parseTopology,
+  loadTopology,
+  writeFileAtomic,
+  watchTopology,
+} from './store.ts';
+export type { TopologySource, TopologyWatcher, WatchOptions } from './store.ts';
+export { setMachineState, removeMachine, moveMachine } from './edit.ts';
+export {
+  DNS_PORT,
+  HostConfigError,
+  parseHostConfigFile,
+  parseHostFlags,
+  mergeHostConfig,
+  loadHostConfig,
+  readPrivateKey,
+  resolveLocalHost,
+} from './host-config.ts';
+export type { HostConfig, PartialHostConfig, LocalHost } from './host-config.ts';
