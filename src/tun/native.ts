@@ -54,6 +54,7 @@ interface Binding {
   udpRecv(fd: number, slab: Slab, meta: Int32Array, maxPackets: number, timeoutMs: number): number;
   udpSend(fd: number, slab: Slab, meta: Int32Array, count: number, timeoutMs: number): number;
   ifIndex(name: string): number;
+  udpSetMark(fd: number, mark: number): void;
   close(fd: number): void;
   fdWatch(fd: number, callback: (events: number) => void): FdWatch;
   fdUnwatch(handle: FdWatch): void;
@@ -208,6 +209,11 @@ export const udpRecv: (fd: number, slab: Slab, meta: Int32Array, maxPackets: num
  */
 export const udpSend: (fd: number, slab: Slab, meta: Int32Array, count: number, timeoutMs: number) => number =
   binding.udpSend;
+
+/** SO_MARK on a socket (the fwmark of `wg set`); 0 clears it. Needs CAP_NET_ADMIN. */
+export function udpSetMark(fd: number, mark: number): void {
+  binding.udpSetMark(fd, mark >>> 0 | 0);
+}
 
 /** if_nametoindex() in this thread's network namespace; throws ENODEV for an unknown name. */
 export function ifIndex(name: string): number {

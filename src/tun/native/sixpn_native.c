@@ -12,6 +12,7 @@
  *   udpOpen(family, addr, port, …)       socket() + setsockopt() + bind() → {fd, port, …}
  *   udpRecv(fd, slab, meta, max, ms)     poll() then recvmmsg() → count
  *   udpSend(fd, slab, meta, count, ms)   sendmmsg() with per-packet IP(V6)_PKTINFO → processed
+ *   udpSetMark(fd, mark)                 setsockopt(SO_MARK): wg's fwmark, for policy routing
  *   ifIndex(name)                        if_nametoindex()
  *   close(fd)                            close()
  *   fdWatch(fd, callback)                uv_poll_start(UV_READABLE) on this thread's loop → handle
@@ -969,6 +970,20 @@ static napi_value udp_send(napi_env env, napi_callback_info info)
  * if_nametoindex() (an ioctl(SIOCGIFINDEX) in the calling thread's network namespace); Node
  * only has os.networkInterfaces(), which has no indexes and skips interfaces without addresses.
  */
+/* SO_MARK on a socket (CAP_NET_ADMIN): `wg set … fwmark N`, which wg-quick's policy routing
+ * uses to keep the tunnel's own datagrams out of the tunnel. 0 clears it. */
+static napi_value udp_set_mark(napi_env env, napi_callback_info info)
+{
+    napi_value argv[2];
+    int32_t fd, mark;
+    if (!get_args(env, info, 2, argv) || !get_i32(env, argv[0], "fd", &fd) || !get_i32(env, argv[1], "mark", &mark))
+        return NULL;
+    int e = set_opt_int(fd, SOL_SOCKET, SO_MARK, mark);
+    if (e != 0)
+        throw_errno(env, e, "setsockopt(SO_MARK)", NULL);
+    return NULL;
+}
+
 static napi_value if_index(napi_env env, napi_callback_info info)
 {
     napi_value argv[1];
@@ -1169,6 +1184,7 @@ NAPI_MODULE_INIT()
         { "tunRead", tun_read },   { "tunWrite", tun_write },
         { "udpOpen", udp_open },   { "udpRecv", udp_recv },
         { "udpSend", udp_send },   { "ifIndex", if_index },
+        { "udpSetMark", udp_set_mark },
         { "close", close_fd },
         { "fdWatch", fd_watch_start }, { "fdUnwatch", fd_watch_stop },
     };

@@ -1,0 +1,119 @@
+// sixpn-wg — a userspace WireGuard for the stock `wg` and `wg-quick` tools, used like
+// wireguard-go: `sixpn-wg [-f|--foreground] IFNAME`. Without -f it starts a detached copy of
+// itself and returns once that copy has created the TUN and the UAPI socket.
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { UapiServer, isValidInterfaceName } from '../uapi/index.ts';
+import { WgHost, type Logger } from '../wg/host.ts';
+
+const USAGE = `usage: sixpn-wg [-f|--foreground] INTERFACE-NAME
+
+A userspace WireGuard implementation, configured with wg(8) through
+/var/run/wireguard/INTERFACE-NAME.sock. LOG_LEVEL=debug|verbose|error|silent (default error).
+Without -f it detaches once the interface and the socket exist.`;
+
+const READY_FD_ENV = 'SIXPN_WG_READY_FD';
+
+function logger(): Logger {
+  const level = process.env.LOG_LEVEL ?? 'error';
+  const rank = level === 'debug' || level === 'verbose' ? 2 : level === 'silent' ? -1 : level === 'info' ? 1 : 0;
+  const out = (tag: string, msg: string) => process.stderr.write(`${new Date().toISOString()} ${tag}: ${msg}\n`);
+  return {
+    error: (m) => rank >= 0 && out('ERROR', m),
+    info: (m) => rank >= 1 && out('INFO', m),
+    debug: (m) => rank >= 2 && out('DEBUG', m),
+  };
+}
+
+async function foreground(name: string): Promise<number> {
+  const log = logger();
+  let host: WgHost | null = null;
+  let server: UapiServer | null = null;
+  let done!: (code: number) => void;
+  const finished = new Promise<number>((r) => (done = r));
+  const shutdown = (why: string, code = 0) => {
+    log.info(`shutting down: ${why}`);
+    host?.close();
+    void server?.close().finally(() => done(code));
+    if (server === null) done(code);
+  };
+  host = await WgHost.create(name, log, (reason) => shutdown(reason));
+  try {
+    server = await UapiServer.listen(name, host.uapi, {
+      onSocketDeleted: () => shutdown('UAPI socket deleted'),
+      onError: (err) => log.error(`uapi: ${err instanceof Error ? err.message : String(err)}`),
+    });
+  } catch (err) {
+    host.close();
+    throw err;
+  }
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  log.info(`device ${name} started (UDP port ${host.device.listenPort})`);
+  const readyFd = process.env[READY_FD_ENV];
+  if (readyFd !== undefined) {
+    const ready = createWriteStream('', { fd: Number(readyFd) });
+    ready.end('ready\n');
+  }
+  return finished;
+}
+
+/** Starts `sixpn-wg -f NAME` detached and waits until it reports the device is up. */
+function detach(name: string): Promise<number> {
+  const verbose = ['debug', 'verbose', 'info'].includes(process.env.LOG_LEVEL ?? '');
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], '--foreground', name], {
+    detached: true,
+    stdio: ['ignore', 'ignore', verbose ? 'inherit' : 'ignore', 'pipe'],
+    env: { ...process.env, [READY_FD_ENV]: '3' },
+  });
+  return new Promise((resolve) => {
+    let said = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.on('data', (d: Buffer) => (said += d.toString()));
+    pipe.on('end', () => {
+      if (said.startsWith('ready')) {
+        child.unref();
+        resolve(0);
+      }
+    });
+    child.on('exit', (code) => {
+      if (!said.startsWith('ready')) {
+        console.error(`sixpn-wg: ${name} failed to start (exit ${code}); run with -f to see why`);
+        resolve(1);
+      }
+    });
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  let foregroundMode = false;
+  const rest: string[] = [];
+  for (const a of argv) {
+    if (a === '-f' || a === '--foreground') foregroundMode = true;
+    else if (a === '-h' || a === '--help') {
+      console.log(USAGE);
+      return 0;
+    } else if (a === '--version') {
+      console.log('sixpn-wg 0.1.0');
+      return 0;
+    } else rest.push(a);
+  }
+  if (rest.length !== 1) {
+    console.error(USAGE);
+    return 2;
+  }
+  const name = rest[0];
+  if (!isValidInterfaceName(name)) {
+    console.error(`sixpn-wg: "${name}" is not a valid interface name`);
+    return 2;
+  }
+  return foregroundMode ? foreground(name) : detach(name);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`sixpn-wg: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);
