@@ -1,0 +1,128 @@
+// Network-namespace labs for tests: unique names per run, everything torn down even on
+// failure (processes in the namespaces are killed, namespaces and veths deleted, sockets of
+// userspace WireGuard interfaces removed). Traffic stays inside the namespaces made here.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { rmSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const pexec = promisify(execFile);
+export const SIXPN_WG = fileURLToPath(new URL('../../bin/sixpn-wg', import.meta.url));
+export const SIXPN = fileURLToPath(new URL('../../bin/sixpn', import.meta.url));
+let counter = 0;
+
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+export class Lab {
+  readonly id: string;
+  readonly namespaces: string[] = [];
+  readonly links: string[] = [];
+  readonly ifnames: string[] = [];
+  readonly children: ChildProcess[] = [];
+  readonly dir: string;
+
+  constructor(tag: string) {
+    // short: interface names are at most 15 bytes
+    this.id = `${tag}${(process.pid % 10000).toString(36)}${(counter++).toString(36)}`;
+    this.dir = mkdtempSync(join(tmpdir(), `sixpn-${this.id}-`));
+  }
+
+  name(suffix: string): string {
+    return `${this.id}${suffix}`.slice(0, 15);
+  }
+
+  async ns(suffix: string): Promise<string> {
+    const n = this.name(suffix);
+    await sh('ip', ['netns', 'add', n]);
+    this.namespaces.push(n);
+    await sh('ip', ['-n', n, 'link', 'set', 'lo', 'up']);
+    return n;
+  }
+
+  /** A veth pair between two namespaces, with the given addresses (CIDR) on each end. */
+  async veth(nsA: string, addrsA: string[], nsB: string, addrsB: string[], mtu?: number): Promise<[string, string]> {
+    const a = this.name(`a${this.links.length}`);
+    const b = this.name(`b${this.links.length}`);
+    await sh('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+    this.links.push(a);
+    await sh('ip', ['link', 'set', a, 'netns', nsA]);
+    await sh('ip', ['link', 'set', b, 'netns', nsB]);
+    for (const [ns, dev, addrs] of [[nsA, a, addrsA], [nsB, b, addrsB]] as const) {
+      for (const addr of addrs) await sh('ip', ['-n', ns, 'addr', 'add', addr, 'dev', dev, ...(addr.includes(':') ? ['nodad'] : [])]);
+      if (mtu) await sh('ip', ['-n', ns, 'link', 'set', dev, 'mtu', String(mtu)]);
+      await sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+    }
+    return [a, b];
+  }
+
+  /** Runs a command inside a namespace; resolves with stdout, rejects with stderr. */
+  exec(ns: string, cmd: string, args: string[], opts: { timeout?: number; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+    return sh('ip', ['netns', 'exec', ns, cmd, ...args], opts);
+  }
+
+  /** Starts a long-running command in a namespace (killed at cleanup). */
+  start(ns: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
+    this.children.push(child);
+    return child;
+  }
+
+  file(name: string, content: string): string {
+    const p = join(this.dir, name);
+    writeFileSync(p, content, { mode: 0o600 });
+    return p;
+  }
+
+  async genkey(): Promise<{ priv: string; pub: string; file: string }> {
+    const priv = (await sh('wg', ['genkey'])).trim();
+    const pub = (await sh('wg', ['pubkey'], { input: priv })).trim();
+    return { priv, pub, file: this.file(`key-${pub.slice(0, 8).replace(/[/+]/g, '_')}`, priv) };
+  }
+
+  /** Starts a userspace WireGuard (`sixpn-wg` or `wireguard-go`) named `ifname` in `ns`. */
+  async wg(ns: string, impl: 'sixpn' | 'wggo', ifname: string): Promise<void> {
+    this.ifnames.push(ifname);
+    if (impl === 'sixpn') await this.exec(ns, SIXPN_WG, [ifname], { env: { ...process.env, SIXPN_NODE: process.execPath } });
+    else await this.exec(ns, 'wireguard-go', [ifname]);
+  }
+
+  async cleanup(): Promise<void> {
+    for (const c of this.children) c.kill('SIGKILL');
+    for (const ns of this.namespaces) {
+      const pids = (await sh('ip', ['netns', 'pids', ns]).catch(() => '')).split(/\s+/).filter(Boolean);
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    }
+    for (const ns of this.namespaces) await sh('ip', ['netns', 'del', ns]).catch(() => undefined);
+    for (const l of this.links) await sh('ip', ['link', 'del', l]).catch(() => undefined);
+    for (const i of this.ifnames) rmSync(`/var/run/wireguard/${i}.sock`, { force: true });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function sh(cmd: string, args: string[], opts: { timeout?: number; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<string> {
+  if (opts.input !== undefined) {
+    return new Promise((resolve, reject) => {
+      const c = execFile(cmd, args, { timeout: opts.timeout ?? 60_000, env: opts.env }, (err, stdout, stderr) =>
+        err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout),
+      );
+      c.stdin!.end(opts.input);
+    });
+  }
+  try {
+    const { stdout } = await pexec(cmd, args, { timeout: opts.timeout ?? 60_000, env: opts.env, maxBuffer: 64 << 20 });
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr || e.message}${e.stdout ? `\n${e.stdout}` : ''}`);
+  }
+}
