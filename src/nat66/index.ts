@@ -1,0 +1,18 @@
+// src/nat66: SNAT66 for machines' internet egress — a sans-IO translator with its own connection
+// tracker (seed 000: hosts translate machines' 6PN addresses to an egress address).
+//   constants  verdicts, filtering modes, RFC timeouts, TCP states
+//   nat        Nat66: outbound / inbound / hairpin, limits, tick, counters
+//   table      mapping and session tables in typed arrays, port allocation, expiry wheel
+//   tcp        the TCP state machine and its timeouts
+//   icmp       ICMPv6 error translation, both ways
+//   fragments  inbound non-first fragments follow their first fragment
+//   list       `conntrack -L`-style listing
+//   build      UDP and TCP packet builders (tests, benchmarks, probes)
+
+export * from './constants.ts';
+export { Nat66, Nat66Counters, type Nat66Options } from './nat.ts';
+export { ConnTable } from './table.ts';
+export { tcpTrack, tcpTimeout, tcpMayCreate } from './tcp.ts';
+export { parseQuoted } from './icmp.ts';
+export { conntrackList } from './list.ts';
+export { buildUdp, buildTcp } from './build.ts';
