@@ -1,0 +1,104 @@
+// npm run bench:tunnel — two namespaces joined by a veth, IPv6 inside and outside, MTU 1420:
+// iperf3 TCP (10 s) and `ping -i 0.01` through sixpn-wg ⇄ sixpn-wg, sixpn-wg ⇄ wireguard-go
+// and wireguard-go ⇄ wireguard-go, interleaved, RUNS rounds (median). Peak RSS of sixpn-wg.
+// The last line is one JSON object. Needs root.
+import { readFileSync } from 'node:fs';
+import { Lab, sh } from '../test/helpers/netns.ts';
+import { machineDescription, median } from './lib.ts';
+
+type Impl = 'sixpn' | 'wggo';
+const RUNS = Number(process.env.RUNS ?? 3);
+const SECONDS = Number(process.env.SECONDS ?? 10);
+const configs: Array<[string, Impl, Impl]> = [
+  ['sixpn', 'sixpn', 'sixpn'],
+  ['mixed', 'sixpn', 'wggo'],
+  ['wggo', 'wggo', 'wggo'],
+];
+
+function rssOf(pid: string): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+async function sixpnPids(lab: Lab): Promise<string[]> {
+  const pids: string[] = [];
+  for (const ns of lab.namespaces) {
+    for (const pid of (await sh('ip', ['netns', 'pids', ns])).split(/\s+/).filter(Boolean)) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sixpn-wg')) pids.push(pid);
+      } catch {
+        // exited
+      }
+    }
+  }
+  return pids;
+}
+
+async function once(name: string, a: Impl, b: Impl): Promise<{ gbps: number; rttMs: number; rssMb: number }> {
+  const lab = new Lab('bt');
+  try {
+    const nsA = await lab.ns('A');
+    const nsB = await lab.ns('B');
+    await lab.veth(nsA, ['fd00:b1::1/64'], nsB, ['fd00:b1::2/64']);
+    const ifA = lab.name('wa');
+    const ifB = lab.name('wb');
+    await lab.wg(nsA, a, ifA);
+    await lab.wg(nsB, b, ifB);
+    const kA = await lab.genkey();
+    const kB = await lab.genkey();
+    await lab.exec(nsA, 'wg', ['set', ifA, 'private-key', kA.file, 'listen-port', '51820', 'peer', kB.pub, 'allowed-ips', 'fd99::2/128', 'endpoint', '[fd00:b1::2]:51821']);
+    await lab.exec(nsB, 'wg', ['set', ifB, 'private-key', kB.file, 'listen-port', '51821', 'peer', kA.pub, 'allowed-ips', 'fd99::1/128', 'endpoint', '[fd00:b1::1]:51820']);
+    for (const [ns, dev, n] of [[nsA, ifA, 1], [nsB, ifB, 2]] as const) {
+      await lab.exec(ns, 'ip', ['addr', 'add', `fd99::${n}/64`, 'dev', dev, 'nodad']);
+      await lab.exec(ns, 'ip', ['link', 'set', dev, 'mtu', '1420', 'up']);
+    }
+    await lab.exec(nsA, 'ping', ['-c', '3', '-i', '0.2', '-W', '3', 'fd99::2']);
+    const server = lab.start(nsB, 'iperf3', ['-s', '-1']);
+    await new Promise((r) => setTimeout(r, 300));
+    const out = JSON.parse(await lab.exec(nsA, 'iperf3', ['-c', 'fd99::2', '-t', String(SECONDS), '-J'], { timeout: (SECONDS + 30) * 1000 }));
+    server.kill();
+    const gbps = out.end.sum_received.bits_per_second / 1e9;
+    const ping = await lab.exec(nsA, 'ping', ['-c', '300', '-i', '0.01', '-q', 'fd99::2'], { timeout: 60_000 });
+    const rttMs = Number(/= [\d.]+\/([\d.]+)\//.exec(ping)?.[1] ?? NaN);
+    const rssMb = Math.max(0, ...(await sixpnPids(lab)).map(rssOf));
+    console.log(`  ${name.padEnd(6)} ${gbps.toFixed(3)} Gbit/s  rtt ${rttMs.toFixed(3)} ms${rssMb ? `  sixpn-wg peak RSS ${rssMb.toFixed(0)} MB` : ''}`);
+    return { gbps, rttMs, rssMb };
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+console.log(machineDescription());
+console.log(`iperf3 TCP ${SECONDS} s and ping -i 0.01 over IPv6-in-IPv6, MTU 1420; ${RUNS} interleaved rounds (median)\n`);
+const results: Record<string, { gbps: number[]; rtt: number[]; rss: number[] }> = {};
+for (const [name] of configs) results[name] = { gbps: [], rtt: [], rss: [] };
+for (let r = 0; r < RUNS; r++) {
+  console.log(`round ${r + 1}`);
+  for (const [name, a, b] of configs) {
+    const x = await once(name, a, b);
+    results[name].gbps.push(x.gbps);
+    results[name].rtt.push(x.rttMs);
+    results[name].rss.push(x.rssMb);
+  }
+}
+const m = (k: string, f: 'gbps' | 'rtt') => median(results[k][f]);
+const summary = {
+  bench: 'tunnel',
+  node: process.version,
+  runs: RUNS,
+  seconds: SECONDS,
+  sixpn_gbps: +m('sixpn', 'gbps').toFixed(3),
+  mixed_gbps: +m('mixed', 'gbps').toFixed(3),
+  wggo_gbps: +m('wggo', 'gbps').toFixed(3),
+  ratio: +(m('sixpn', 'gbps') / m('wggo', 'gbps')).toFixed(3),
+  sixpn_rtt_ms: +m('sixpn', 'rtt').toFixed(3),
+  mixed_rtt_ms: +m('mixed', 'rtt').toFixed(3),
+  wggo_rtt_ms: +m('wggo', 'rtt').toFixed(3),
+  peak_rss_mb: +Math.max(...results.sixpn.rss, ...results.mixed.rss).toFixed(1),
+};
+console.log(`\nsixpn⇄sixpn ${summary.sixpn_gbps} Gbit/s, sixpn⇄wggo ${summary.mixed_gbps}, wggo⇄wggo ${summary.wggo_gbps}: ratio ${summary.ratio}`);
+console.log(JSON.stringify(summary));
