@@ -55,8 +55,8 @@ import { RateLimiter } from './ratelimiter.ts';
 export interface DeviceIO {
   /** Sends buf[off..off+len] to `to` (from `to.local` when set). Valid only during the call. */
   sendUdp(buf: Uint8Array, off: number, len: number, to: Endpoint): void;
-  /** Delivers a decrypted IP packet to the TUN. Valid only during the call. */
-  writeTun(buf: Uint8Array, off: number, len: number): void;
+  /** Delivers a decrypted IP packet (from `peer`) to the TUN. Valid only during the call. */
+  writeTun(buf: Uint8Array, off: number, len: number, peer: Peer): void;
 }
 
 export interface Clock {
@@ -537,7 +537,7 @@ export class Device {
     } else return void this.counters.rxBadInner++;
     if (innerLen > n || innerLen < (family === 4 ? 20 : 40)) return void this.counters.rxBadInner++;
     if (this.allowedIps.lookup(family, buf, srcOff) !== peer) return void this.counters.rxSourceNotAllowed++;
-    this.io.writeTun(buf, p, innerLen);
+    this.io.writeTun(buf, p, innerLen, peer);
   }
 
   private updateEndpoint(peer: Peer, from: Endpoint): void {

@@ -1,0 +1,338 @@
+// The 6PN forwarding decision (DESIGN.md "Packet path"), sans-IO: packets come in from a
+// machine's TUN, from the mesh (another host) or from an external WireGuard peer; they leave
+// through `RouterIO`. Org isolation is enforced here and nowhere else.
+//
+// From a machine:
+//   1. the IPv6 header and extension chain parse; the source is inside the machine's /112;
+//   2. fdaa::3 or its org's ::3 → DNS;
+//   3. an old address of a migrated machine of its org → rewritten to the new one (and the
+//      replies of that flow rewritten back when they are delivered);
+//   4. another org's prefix → dropped, counted, answered with "administratively prohibited";
+//   5. this host → the destination machine's TUN (unknown or stopped: unreachable);
+//   6. an external peer's /120 → that peer (this host is its gateway) or its gateway's mesh;
+//   7. another host → host/net swap → that host's mesh peer;
+//   8. anything else (global unicast) → egress (SNAT66), when the host has one.
+// Hop limit is decremented at every forward; expiry sends Time Exceeded; a packet larger than
+// the mesh MTU gets Packet Too Big. From the mesh, the WireGuard device has already checked the
+// swapped source against the sending host's /48; the router swaps back and checks again that
+// source and destination are in one org.
+import {
+  ICMPV6_UNREACH_ADDR,
+  ICMPV6_UNREACH_ADMIN,
+  ICMPV6_UNREACH_NO_ROUTE,
+  IPV6_OFF_DST,
+  IPV6_OFF_SRC,
+  IPPROTO_ICMPV6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  Ipv6Info,
+  PARSE_OK,
+  SWAP_BOTH,
+  buildDestUnreachable,
+  buildPacketTooBig,
+  buildTimeExceeded,
+  checksumOffset,
+  decrementHopLimit,
+  encodeSixpn,
+  getHost,
+  getNetwork,
+  isGlobalDns,
+  isOrgDns,
+  isSixpn,
+  parsePacket,
+  prefixMatch,
+  rewriteAddress,
+  swapPacket,
+} from '../ipv6/index.ts';
+import type { Machine, Peer, Topology } from '../topology/index.ts';
+
+export interface RouterIO {
+  /** Delivers a packet to a machine of this host. */
+  toMachine(machine: Machine, buf: Uint8Array, off: number, len: number): void;
+  /** Sends a packet (already in swapped form) to another host over the mesh. */
+  toMesh(hostId: number, buf: Uint8Array, off: number, len: number): void;
+  /** Sends a packet to an external WireGuard peer whose gateway is this host. */
+  toPeer(peer: Peer, buf: Uint8Array, off: number, len: number): void;
+  /** A packet for the DNS address (fdaa::3 or an org's ::3) from a known machine or peer. */
+  toDns(buf: Uint8Array, off: number, len: number): void;
+  /** A packet for the Internet from a machine (SNAT66). False when this host has no egress. */
+  toEgress(machine: Machine, buf: Uint8Array, off: number, len: number): boolean;
+}
+
+export const COUNTERS = [
+  'forwarded_local', // delivered to a machine on this host
+  'forwarded_mesh', // sent to another host
+  'forwarded_peer', // sent to an external peer
+  'forwarded_egress',
+  'dns',
+  'migrated_rewrite', // old address rewritten to the new one (either direction)
+  'dropped_malformed',
+  'dropped_spoofed', // source outside the sender's /112 (or /120, or the sending host's machines)
+  'dropped_cross_org',
+  'dropped_no_route', // unknown host or prefix
+  'dropped_unreachable', // unknown or stopped machine
+  'dropped_hop_limit',
+  'dropped_too_big',
+  'dropped_no_egress',
+  'dropped_not_local', // a mesh packet for a machine this host does not have
+  'icmp_sent',
+] as const;
+export type Counter = (typeof COUNTERS)[number];
+
+const ICMP_ROOM = 1280 + 64;
+const MIGRATION_FLOW_TTL_MS = 300_000;
+
+/** Ports of a TCP/UDP segment, or the echo identifier of ICMPv6 echo, for the migration flow key. */
+function flowPorts(buf: Uint8Array, info: Ipv6Info): number {
+  if (info.protocol === IPPROTO_TCP || info.protocol === IPPROTO_UDP) {
+    return ((buf[info.l4Off] << 24) | (buf[info.l4Off + 1] << 16) | (buf[info.l4Off + 2] << 8) | buf[info.l4Off + 3]) >>> 0;
+  }
+  if (info.protocol === IPPROTO_ICMPV6) return (buf[info.l4Off + 4] << 8) | buf[info.l4Off + 5];
+  return 0;
+}
+
+function hex16(buf: Uint8Array, off: number): string {
+  return Buffer.from(buf.buffer, buf.byteOffset + off, 16).toString('hex');
+}
+
+export class Router {
+  topology: Topology;
+  readonly hostId: number;
+  /** Largest packet the mesh carries (the machines' MTU is at most this). */
+  meshMtu: number;
+  readonly counters: Record<Counter, number>;
+  private readonly info = new Ipv6Info();
+  private readonly icmp = new Uint8Array(ICMP_ROOM);
+  private readonly routerAddr = new Uint8Array(16);
+  /** Flows to an old address: key (proto, client, new address, ports) → old address. */
+  private readonly migratedFlows = new Map<string, { old: Uint8Array; expires: number }>();
+  readonly io: RouterIO;
+  now: () => number;
+
+  constructor(topology: Topology, hostId: number, io: RouterIO, opts: { meshMtu?: number; now?: () => number } = {}) {
+    this.topology = topology;
+    this.hostId = hostId;
+    this.io = io;
+    this.meshMtu = opts.meshMtu ?? 1420;
+    this.now = opts.now ?? (() => performance.now());
+    this.counters = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
+  }
+
+  setTopology(t: Topology): void {
+    this.topology = t;
+    // flows to addresses the topology no longer keeps stop being rewritten
+    for (const [k, v] of this.migratedFlows) if (t.movedFrom(v.old, 0) === undefined) this.migratedFlows.delete(k);
+  }
+
+  /** Drops expired migration flows (call now and then). */
+  expire(): void {
+    const now = this.now();
+    for (const [k, v] of this.migratedFlows) if (v.expires < now) this.migratedFlows.delete(k);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Entry points
+
+  /** A packet read from the TUN of `machine` (a machine of this host). */
+  fromMachine(machine: Machine, buf: Uint8Array, off: number, len: number): void {
+    const info = this.info;
+    if (parsePacket(buf, off, len, info) !== PARSE_OK) return void this.counters.dropped_malformed++;
+    // anti-spoofing: the TUN names the sender, which may only use its own /112
+    if (!prefixMatch(buf, off + IPV6_OFF_SRC, machine.address, 0, 112)) return void this.counters.dropped_spoofed++;
+    if (!machine.started) return void this.counters.dropped_unreachable++;
+    this.route(buf, off, info.packetLen, machine.network, machine);
+  }
+
+  /** A packet from an external WireGuard peer (the device checked its source is in the /120). */
+  fromPeer(peer: Peer, buf: Uint8Array, off: number, len: number): void {
+    const info = this.info;
+    if (parsePacket(buf, off, len, info) !== PARSE_OK) return void this.counters.dropped_malformed++;
+    if (!prefixMatch(buf, off + IPV6_OFF_SRC, peer.address, 0, 120)) return void this.counters.dropped_spoofed++;
+    this.route(buf, off, info.packetLen, peer.network, null);
+  }
+
+  /** A decrypted packet from the mesh peer of host `fromHost`, still in swapped form. */
+  fromMesh(fromHost: number, buf: Uint8Array, off: number, len: number): void {
+    const info = this.info;
+    if (parsePacket(buf, off, len, info) !== PARSE_OK) return void this.counters.dropped_malformed++;
+    swapPacket(buf, off, SWAP_BOTH);
+    const src = off + IPV6_OFF_SRC;
+    const dst = off + IPV6_OFF_DST;
+    // a host may only send from addresses it hosts (its machines and its gateway peers)
+    if (!isSixpn(buf, src) || getHost(buf, src) !== fromHost) return void this.counters.dropped_spoofed++;
+    if (!isSixpn(buf, dst) || getNetwork(buf, src) !== getNetwork(buf, dst)) return void this.counters.dropped_cross_org++;
+    if (getHost(buf, dst) !== this.hostId) return void this.counters.dropped_not_local++; // no transit
+    if (this.topology.orgOfAddress(buf, src) === undefined) return void this.counters.dropped_no_route++;
+    const target = this.topology.machineAt(buf, dst);
+    if (target !== undefined) return this.deliver(target, buf, off, info.packetLen, fromHost);
+    const peer = this.topology.peerAt(buf, dst);
+    if (peer !== undefined && peer.gateway === this.hostId) return this.toPeer(peer, buf, off, info.packetLen);
+    this.unreachable(buf, off, info.packetLen, ICMPV6_UNREACH_ADDR, fromHost);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Forwarding
+
+  /** Routes a packet from a local sender (machine or peer) of org `network`. */
+  private route(buf: Uint8Array, off: number, len: number, network: number, machine: Machine | null): void {
+    const dst = off + IPV6_OFF_DST;
+    const t = this.topology;
+    // 1. DNS: fdaa::3 for machines, <org>::3 for everyone of that org
+    if (isGlobalDns(buf, dst) || (isOrgDns(buf, dst) && getNetwork(buf, dst) === network)) {
+      this.counters.dns++;
+      return this.io.toDns(buf, off, len);
+    }
+    if (!isSixpn(buf, dst)) {
+      // 8. the Internet
+      if (machine !== null && this.io.toEgress(machine, buf, off, len)) return void this.counters.forwarded_egress++;
+      this.counters.dropped_no_egress++;
+      return this.icmpError(buf, off, len, 1, ICMPV6_UNREACH_NO_ROUTE, null);
+    }
+    // 4. another org: never
+    if (getNetwork(buf, dst) !== network) {
+      this.counters.dropped_cross_org++;
+      return this.icmpError(buf, off, len, 1, ICMPV6_UNREACH_ADMIN, null);
+    }
+    // 3. an old address of a migrated machine
+    let target = t.machineAt(buf, dst);
+    if (target === undefined) {
+      const moved = t.movedFrom(buf, dst);
+      if (moved !== undefined && moved.machine.network === network) {
+        this.rememberMigratedFlow(buf, off, moved.previous.address, moved.machine.address);
+        this.rewrite(buf, off, IPV6_OFF_DST, moved.machine.address);
+        this.counters.migrated_rewrite++;
+        target = moved.machine;
+      }
+    }
+    if (target !== undefined) {
+      if (target.host === this.hostId) return this.deliver(target, buf, off, len, null);
+      return this.toMesh(target.host, buf, off, len);
+    }
+    // 6. an external peer's /120
+    const p = t.peerAt(buf, dst);
+    if (p !== undefined) {
+      if (p.gateway === this.hostId) return this.toPeer(p, buf, off, len);
+      return this.toMesh(p.gateway, buf, off, len);
+    }
+    // 5./7. nothing lives there: a known host means an unknown or stopped machine
+    const host = getHost(buf, dst);
+    if (host === this.hostId || t.host(host) !== undefined) return this.unreachable(buf, off, len, ICMPV6_UNREACH_ADDR, null);
+    this.counters.dropped_no_route++;
+    this.icmpError(buf, off, len, 1, ICMPV6_UNREACH_NO_ROUTE, null);
+  }
+
+  private deliver(target: Machine, buf: Uint8Array, off: number, len: number, fromHost: number | null): void {
+    if (target.host !== this.hostId) return void this.counters.dropped_not_local++;
+    if (!target.started) return this.unreachable(buf, off, len, ICMPV6_UNREACH_ADDR, fromHost);
+    if (decrementHopLimit(buf, off) === 0) return this.timeExceeded(buf, off, len, fromHost);
+    this.restoreMigratedSource(buf, off);
+    this.counters.forwarded_local++;
+    this.io.toMachine(target, buf, off, len);
+  }
+
+  private toMesh(host: number, buf: Uint8Array, off: number, len: number): void {
+    if (this.topology.host(host) === undefined) {
+      this.counters.dropped_no_route++;
+      return this.icmpError(buf, off, len, 1, ICMPV6_UNREACH_NO_ROUTE, null);
+    }
+    if (len > this.meshMtu) {
+      this.counters.dropped_too_big++;
+      return this.icmpError(buf, off, len, 2, this.meshMtu, null);
+    }
+    if (decrementHopLimit(buf, off) === 0) return this.timeExceeded(buf, off, len, null);
+    swapPacket(buf, off, SWAP_BOTH);
+    this.counters.forwarded_mesh++;
+    this.io.toMesh(host, buf, off, len);
+  }
+
+  private toPeer(peer: Peer, buf: Uint8Array, off: number, len: number): void {
+    if (decrementHopLimit(buf, off) === 0) return this.timeExceeded(buf, off, len, null);
+    this.counters.forwarded_peer++;
+    this.io.toPeer(peer, buf, off, len);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Migration: clients that cached an old address keep working (seed 002)
+
+  private flowKey(buf: Uint8Array, off: number, client: number, server: number, ports: number): string {
+    return `${this.info.protocol}|${hex16(buf, off + client)}|${hex16(buf, off + server)}|${ports}`;
+  }
+
+  private rememberMigratedFlow(buf: Uint8Array, off: number, old: Uint8Array, now: Uint8Array): void {
+    // key as the reply will see it: client = reply's dst, server (new address) = reply's src
+    const ports = flowPorts(buf, this.info);
+    const swapped = this.info.protocol === IPPROTO_ICMPV6 ? ports : ((ports << 16) | (ports >>> 16)) >>> 0;
+    const key = `${this.info.protocol}|${hex16(buf, off + IPV6_OFF_SRC)}|${Buffer.from(now).toString('hex')}|${swapped}`;
+    this.migratedFlows.set(key, { old, expires: this.now() + MIGRATION_FLOW_TTL_MS });
+  }
+
+  /**
+   * A reply delivered to a client: if the client reached the machine through its old address,
+   * the source goes back to the old address. This runs on the client's host, which rewrote the
+   * request and so holds the flow.
+   */
+  private restoreMigratedSource(buf: Uint8Array, off: number): void {
+    if (this.migratedFlows.size === 0) return;
+    const src = this.topology.machineAt(buf, off + IPV6_OFF_SRC);
+    if (src === undefined || src.previous.length === 0) return;
+    const key = this.flowKey(buf, off, IPV6_OFF_DST, IPV6_OFF_SRC, flowPorts(buf, this.info));
+    const f = this.migratedFlows.get(key);
+    if (f === undefined) return;
+    f.expires = this.now() + MIGRATION_FLOW_TTL_MS;
+    this.rewrite(buf, off, IPV6_OFF_SRC, f.old);
+    this.counters.migrated_rewrite++;
+  }
+
+  /** Rewrites an address and fixes the upper-layer checksum (RFC 1624). */
+  private rewrite(buf: Uint8Array, off: number, which: number, addr: Uint8Array): void {
+    const info = this.info;
+    const rel = info.fragment ? -1 : checksumOffset(info.protocol);
+    const csum = rel < 0 ? -1 : info.l4Off + rel;
+    rewriteAddress(buf, off + which, addr, 0, csum, info.protocol);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // ICMPv6 errors back to the sender
+
+  private unreachable(buf: Uint8Array, off: number, len: number, code: number, fromHost: number | null): void {
+    this.counters.dropped_unreachable++;
+    this.icmpError(buf, off, len, 1, code, fromHost);
+  }
+
+  private timeExceeded(buf: Uint8Array, off: number, len: number, fromHost: number | null): void {
+    this.counters.dropped_hop_limit++;
+    this.icmpError(buf, off, len, 3, 0, fromHost);
+  }
+
+  /**
+   * Builds an ICMPv6 error (type 1 unreachable with `param` as code, 2 too big with `param` as
+   * MTU, 3 time exceeded) from this host's router address in the sender's org
+   * (fdaa:NET:HOST::1, inside this host's space so the mesh accepts it) to the packet's source,
+   * and sends it back the way the packet came: to the local machine or peer, or over the mesh
+   * to `fromHost`.
+   */
+  private icmpError(buf: Uint8Array, off: number, len: number, type: 1 | 2 | 3, param: number, fromHost: number | null): void {
+    const src = off + IPV6_OFF_SRC;
+    if (!isSixpn(buf, src)) return;
+    encodeSixpn(this.routerAddr, 0, getNetwork(buf, src), this.hostId, 0, 1);
+    const out = this.icmp;
+    const n =
+      type === 1
+        ? buildDestUnreachable(out, 0, this.routerAddr, 0, buf, off, len, param)
+        : type === 2
+          ? buildPacketTooBig(out, 0, this.routerAddr, 0, buf, off, len, param)
+          : buildTimeExceeded(out, 0, this.routerAddr, 0, buf, off, len, param);
+    if (n <= 0) return;
+    this.counters.icmp_sent++;
+    if (fromHost !== null) {
+      swapPacket(out, 0, SWAP_BOTH);
+      this.io.toMesh(fromHost, out, 0, n);
+      return;
+    }
+    const t = this.topology;
+    const m = t.machineAt(out, IPV6_OFF_DST);
+    if (m !== undefined && m.host === this.hostId) return this.io.toMachine(m, out, 0, n);
+    const p = t.peerAt(out, IPV6_OFF_DST);
+    if (p !== undefined && p.gateway === this.hostId) this.io.toPeer(p, out, 0, n);
+  }
+}
