@@ -1,20 +1,35 @@
 // sixpn — the 6PN host router's command line.
 import { parseArgs } from 'node:util';
+import { runDemo } from './demo.ts';
 import { runNoiseDemo } from './demo-noise.ts';
+import { status, up } from './up.ts';
 
 const USAGE = `usage: sixpn <command>
 
 commands:
-  demo      run the live demo and print what it checked (exit 1 if a check fails)
+  up -c HOST_CONFIG [--host H] [--private-key F] [--listen-port N] [--topology F] …
+            run this host's 6PN router (one per host)
+  status [HOST] [--json]
+            counters, machines and mesh peers of the running routers
+  demo [--keep]
+            the live multi-host demo: 3 hosts, 2 orgs, 7 machines on this machine;
+            prints what it checked (exit 1 if a check fails)
+  demo-noise
+            the WireGuard protocol core alone, over UDP on loopback
   help      this text`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'demo': {
-      parseArgs({ args: rest, options: {}, allowPositionals: false });
+    case 'up':
+      return up(rest);
+    case 'status':
+      return status(rest);
+    case 'demo':
+      parseArgs({ args: rest, options: { keep: { type: 'boolean' } }, allowPositionals: false });
+      return runDemo(rest);
+    case 'demo-noise':
       return runNoiseDemo();
-    }
     case undefined:
     case 'help':
     case '-h':

@@ -67,6 +67,7 @@ export const COUNTERS = [
   'dns',
   'migrated_rewrite', // old address rewritten to the new one (either direction)
   'dropped_malformed',
+  'dropped_not_unicast', // link-local source or multicast destination (neighbour discovery, MLD): not routed
   'dropped_spoofed', // source outside the sender's /112 (or /120, or the sending host's machines)
   'dropped_cross_org',
   'dropped_no_route', // unknown host or prefix
@@ -79,7 +80,10 @@ export const COUNTERS = [
 ] as const;
 export type Counter = (typeof COUNTERS)[number];
 
-const ICMP_ROOM = 1280 + 64;
+// ICMP errors are built with headroom in front (the mesh device seals in place) and room behind
+// for padding and the tag.
+const ICMP_HEADROOM = 16;
+const ICMP_ROOM = ICMP_HEADROOM + 1280 + 64;
 const MIGRATION_FLOW_TTL_MS = 300_000;
 
 /** Ports of a TCP/UDP segment, or the echo identifier of ICMPv6 echo, for the migration flow key. */
@@ -137,6 +141,9 @@ export class Router {
   fromMachine(machine: Machine, buf: Uint8Array, off: number, len: number): void {
     const info = this.info;
     if (parsePacket(buf, off, len, info) !== PARSE_OK) return void this.counters.dropped_malformed++;
+    if (buf[off + IPV6_OFF_DST] === 0xff || (buf[off + IPV6_OFF_SRC] === 0xfe && (buf[off + IPV6_OFF_SRC + 1] & 0xc0) === 0x80)) {
+      return void this.counters.dropped_not_unicast++;
+    }
     // anti-spoofing: the TUN names the sender, which may only use its own /112
     if (!prefixMatch(buf, off + IPV6_OFF_SRC, machine.address, 0, 112)) return void this.counters.dropped_spoofed++;
     if (!machine.started) return void this.counters.dropped_unreachable++;
@@ -316,23 +323,24 @@ export class Router {
     if (!isSixpn(buf, src)) return;
     encodeSixpn(this.routerAddr, 0, getNetwork(buf, src), this.hostId, 0, 1);
     const out = this.icmp;
+    const o = ICMP_HEADROOM;
     const n =
       type === 1
-        ? buildDestUnreachable(out, 0, this.routerAddr, 0, buf, off, len, param)
+        ? buildDestUnreachable(out, o, this.routerAddr, 0, buf, off, len, param)
         : type === 2
-          ? buildPacketTooBig(out, 0, this.routerAddr, 0, buf, off, len, param)
-          : buildTimeExceeded(out, 0, this.routerAddr, 0, buf, off, len, param);
+          ? buildPacketTooBig(out, o, this.routerAddr, 0, buf, off, len, param)
+          : buildTimeExceeded(out, o, this.routerAddr, 0, buf, off, len, param);
     if (n <= 0) return;
     this.counters.icmp_sent++;
     if (fromHost !== null) {
-      swapPacket(out, 0, SWAP_BOTH);
-      this.io.toMesh(fromHost, out, 0, n);
+      swapPacket(out, o, SWAP_BOTH);
+      this.io.toMesh(fromHost, out, o, n);
       return;
     }
     const t = this.topology;
-    const m = t.machineAt(out, IPV6_OFF_DST);
-    if (m !== undefined && m.host === this.hostId) return this.io.toMachine(m, out, 0, n);
-    const p = t.peerAt(out, IPV6_OFF_DST);
-    if (p !== undefined && p.gateway === this.hostId) this.io.toPeer(p, out, 0, n);
+    const m = t.machineAt(out, o + IPV6_OFF_DST);
+    if (m !== undefined && m.host === this.hostId) return this.io.toMachine(m, out, o, n);
+    const p = t.peerAt(out, o + IPV6_OFF_DST);
+    if (p !== undefined && p.gateway === this.hostId) this.io.toPeer(p, out, o, n);
   }
 }

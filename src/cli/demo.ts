@@ -1,0 +1,266 @@
+// `sixpn demo`: a live 6PN on this machine. Three hosts (network namespaces on one IPv6
+// underlay bridge), each running its own `sixpn up`; two orgs, three apps, seven machines in
+// three regions. It checks what 6PN promises with real tools (ping, ncat, dig), prints a
+// table, and tears everything down (or, with --keep, leaves it running).
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { formatAddress, machineAddress } from '../ipv6/index.ts';
+import { StaticIdentity, chosenBackend, generatePrivateKeyBytes, keyToBase64 } from '../noise/index.ts';
+import { moveMachine, setMachineState, writeFileAtomic } from '../topology/index.ts';
+
+const pexec = promisify(execFile);
+const SIXPN_CLI = fileURLToPath(new URL('./sixpn.ts', import.meta.url));
+
+interface Check {
+  what: string;
+  ok: boolean;
+  detail: string;
+}
+
+async function run(cmd: string, args: string[], timeoutMs = 20_000): Promise<{ ok: boolean; out: string }> {
+  try {
+    const { stdout, stderr } = await pexec(cmd, args, { timeout: timeoutMs });
+    return { ok: true, out: stdout + stderr };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    return { ok: false, out: (e.stdout ?? '') + (e.stderr ?? '') || e.message };
+  }
+}
+
+async function must(cmd: string, args: string[]): Promise<string> {
+  const r = await run(cmd, args);
+  if (!r.ok) throw new Error(`${cmd} ${args.join(' ')}: ${r.out.trim()}`);
+  return r.out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function runDemo(argv: string[]): Promise<number> {
+  const keep = argv.includes('--keep');
+  if (process.getuid?.() !== 0) {
+    console.error('sixpn demo: run as root (it creates network namespaces and TUN devices)');
+    return 1;
+  }
+  const t0 = Date.now();
+  const tag = (Date.now() % 46656).toString(36).padStart(3, '0') + (process.pid % 1296).toString(36).padStart(2, '0');
+  const dir = mkdtempSync(join(tmpdir(), `sixpn-demo-${tag}-`));
+  const underlay = `sxu${tag}`;
+  const hosts = [
+    { name: 'ams1', id: 0x0a7b0001, region: 'ams', ns: `sxh${tag}1`, addr: 'fd00:6e::1' },
+    { name: 'ord1', id: 0x0a7b0002, region: 'ord', ns: `sxh${tag}2`, addr: 'fd00:6e::2' },
+    { name: 'syd1', id: 0x0a7b0003, region: 'syd', ns: `sxh${tag}3`, addr: 'fd00:6e::3' },
+  ];
+  const id = (role: string) => `${tag}${role}`.padEnd(14, '0').slice(0, 14);
+  const machines = [
+    { key: 'web1', id: id('web1'), app: 'web', host: 'ams1', region: 'ams', instance: 0x101 },
+    { key: 'web2', id: id('web2'), app: 'web', host: 'ord1', region: 'ord', instance: 0x102 },
+    { key: 'web3', id: id('web3'), app: 'web', host: 'syd1', region: 'syd', instance: 0x103 },
+    { key: 'db1', id: id('db1'), app: 'db', host: 'ams1', region: 'ams', instance: 0x201 },
+    { key: 'db2', id: id('db2'), app: 'db', host: 'ord1', region: 'ord', instance: 0x202 },
+    { key: 'led1', id: id('led1'), app: 'ledger', host: 'ams1', region: 'ams', instance: 0x301 },
+    { key: 'led2', id: id('led2'), app: 'ledger', host: 'syd1', region: 'syd', instance: 0x302 },
+  ];
+  const m = Object.fromEntries(machines.map((x) => [x.key, x]));
+  const procs: ChildProcess[] = [];
+  const checks: Check[] = [];
+  const check = (what: string, ok: boolean, detail = '') => {
+    checks.push({ what, ok, detail });
+    console.log(`${ok ? ' ok ' : 'FAIL'}  ${what}${detail ? `  (${detail})` : ''}`);
+  };
+
+  const cleanup = async () => {
+    for (const p of procs) p.kill('SIGTERM');
+    await sleep(300);
+    for (const p of procs) p.kill('SIGKILL');
+    for (const ns of [...hosts.map((h) => h.ns), underlay, ...machines.map((x) => x.id)]) {
+      const pids = (await run('ip', ['netns', 'pids', ns])).out.split(/\s+/).filter((x) => /^\d+$/.test(x));
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await run('ip', ['netns', 'del', ns]);
+      rmSync(join('/etc/netns', ns), { recursive: true, force: true });
+    }
+    for (const h of hosts) rmSync(`/var/run/wireguard/6pn-${h.name}.sock`, { force: true });
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    // ---- the underlay: one bridge, a veth per host ----
+    await must('ip', ['netns', 'add', underlay]);
+    await must('ip', ['-n', underlay, 'link', 'add', 'br0', 'type', 'bridge']);
+    await must('ip', ['-n', underlay, 'link', 'set', 'br0', 'up']);
+    const keys: Record<string, string> = {};
+    for (const [i, h] of hosts.entries()) {
+      await must('ip', ['netns', 'add', h.ns]);
+      await must('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up']);
+      await must('ip', ['link', 'add', `${h.ns}u`, 'type', 'veth', 'peer', 'name', `${h.ns}e`]);
+      await must('ip', ['link', 'set', `${h.ns}u`, 'netns', underlay]);
+      await must('ip', ['link', 'set', `${h.ns}e`, 'netns', h.ns]);
+      await must('ip', ['-n', underlay, 'link', 'set', `${h.ns}u`, 'master', 'br0', 'up']);
+      await must('ip', ['-n', h.ns, 'link', 'set', `${h.ns}e`, 'name', 'eth0']);
+      await must('ip', ['-n', h.ns, 'addr', 'add', `${h.addr}/64`, 'dev', 'eth0', 'nodad']);
+      await must('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
+      const priv = generatePrivateKeyBytes();
+      writeFileSync(join(dir, `${h.name}.key`), keyToBase64(priv) + '\n', { mode: 0o600 });
+      keys[h.name] = keyToBase64(new StaticIdentity(chosenBackend, priv).publicKey);
+      writeFileSync(join(dir, `${h.name}.json`), JSON.stringify({ host: h.name, privateKeyFile: `${h.name}.key`, listenPort: 51820, topology: 'topology.json' }));
+      void i;
+    }
+
+    // ---- the topology every host reads ----
+    const doc = {
+      version: 1,
+      orgs: [{ name: 'acme', network: '0x18' }, { name: 'initech', network: '0x863' }],
+      hosts: hosts.map((h) => ({ name: h.name, id: h.id, region: h.region, publicKey: keys[h.name], endpoint: `[${h.addr}]:51820` })),
+      apps: [{ name: 'web', org: 'acme' }, { name: 'db', org: 'acme' }, { name: 'ledger', org: 'initech' }],
+      machines: machines.map((x) => ({ id: x.id, app: x.app, region: x.region, host: x.host, instance: x.instance, state: 'started' })),
+      peers: [],
+    };
+    const topoFile = join(dir, 'topology.json');
+    writeFileAtomic(topoFile, JSON.stringify(doc, null, 2));
+    const addr = (key: string, network = m[key].app === 'ledger' ? 0x863 : 0x18, hostName = m[key].host) => {
+      const b = new Uint8Array(16);
+      machineAddress(b, 0, network, hosts.find((x) => x.name === hostName)!.id, m[key].instance);
+      return formatAddress(b, 0);
+    };
+    console.log(`sixpn demo ${tag}: 3 hosts, 2 orgs (acme, initech), 3 apps, 7 machines; files in ${dir}\n`);
+
+    // ---- one `sixpn up` per host ----
+    // nsenter --net, not `ip netns exec`: the host joins its network namespace but keeps the
+    // shared mount namespace, so the machine namespaces it creates are visible to everyone
+    // (as they are when `sixpn up` runs on a real host).
+    for (const h of hosts) {
+      const log = openSync(join(dir, `${h.name}.log`), 'a');
+      procs.push(spawn('nsenter', [`--net=/run/netns/${h.ns}`, process.execPath, SIXPN_CLI, 'up', '-c', join(dir, `${h.name}.json`)], {
+        stdio: ['ignore', log, log],
+        env: { ...process.env, LOG_LEVEL: 'info' },
+      }));
+    }
+    // wait for every machine's interface to have its address
+    const deadline = Date.now() + 30_000;
+    for (const x of machines) {
+      for (;;) {
+        const r = await run('ip', ['-n', x.id, '-6', 'addr', 'show', 'scope', 'global']);
+        if (r.ok && r.out.includes('inet6 fdaa')) break;
+        if (Date.now() > deadline) {
+          const tails = hosts.map((h) => `--- ${h.name}.log\n${readFileSync(join(dir, `${h.name}.log`), 'utf8').split('\n').slice(-8).join('\n')}`);
+          throw new Error(`machine ${x.id} did not come up\n${tails.join('\n')}`);
+        }
+        await sleep(200);
+      }
+    }
+    check('3 hosts up, 7 machines have their TUN, address and routes', true, `${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+    const ping = (from: string, to: string, count = 2) => run('ip', ['netns', 'exec', m[from].id, 'ping', '-6', '-c', String(count), '-i', '0.2', '-W', '2', to]);
+    const rtt = (out: string) => /= [\d.]+\/([\d.]+)\//.exec(out)?.[1] ?? '?';
+
+    // ---- same org, same host and across hosts ----
+    let r = await ping('web1', addr('db1'));
+    check('ping web1 → db1, same org, same host (ams1)', r.ok, `rtt ${rtt(r.out)} ms`);
+    r = await ping('web1', addr('web2'));
+    check('ping web1 (ams1) → web2 (ord1), across hosts', r.ok, `rtt ${rtt(r.out)} ms`);
+    r = await ping('led2', addr('led1'));
+    check('ping led2 (syd1) → led1 (ams1), the other org, across hosts', r.ok, `rtt ${rtt(r.out)} ms`);
+    // TCP: an echo server on db2, a client on web1
+    const server = spawn('ip', ['netns', 'exec', m.db2.id, 'ncat', '-6', '-l', '-k', '7000', '--exec', '/bin/cat'], { stdio: 'ignore' });
+    procs.push(server);
+    await sleep(400);
+    // the client keeps its input open a moment so the echo can come back before it closes
+    const tcp = async (from: string, to: string) => run('sh', ['-c', `(echo hello-6pn; sleep 1) | ip netns exec ${m[from].id} ncat -6 -w 3 ${to} 7000`]);
+    r = await tcp('web1', addr('db2'));
+    check('TCP web1 (ams1) → db2 (ord1):7000 echoes', r.ok && r.out.includes('hello-6pn'), r.ok ? 'ncat' : r.out.trim().slice(0, 60));
+
+    // ---- isolation ----
+    r = await ping('led1', addr('web1'), 1);
+    check('ping led1 (initech) → web1 (acme) on the same host is refused', !r.ok, /prohibited|Unreachable/i.test(r.out) ? 'administratively prohibited' : 'no reply');
+    r = await tcp('led2', addr('db2'));
+    check('TCP led2 (initech) → db2 (acme) across hosts is refused', !(r.ok && r.out.includes('hello-6pn')), r.out.trim().split('\n')[0]?.slice(0, 50) ?? '');
+    r = await ping('led1', addr('led2', 0x18, 'syd1'), 1);
+    check('initech cannot reach into acme by forging acme\'s prefix', !r.ok);
+    // a spoofed source: web1 claims web2's address
+    const ifname = (await must('ip', ['-n', m.web1.id, '-o', 'link', 'show'])).match(/\d+: (6pn[0-9a-f]+)/)?.[1] ?? '';
+    await must('ip', ['-n', m.web1.id, 'addr', 'add', `${addr('web2')}/128`, 'dev', ifname, 'nodad']);
+    const spoofedBefore = await counter('ams1', 'dropped_spoofed');
+    r = await run('ip', ['netns', 'exec', m.web1.id, 'ping', '-6', '-c', '1', '-W', '1', '-I', addr('web2'), addr('db1')]);
+    const spoofedAfter = await counter('ams1', 'dropped_spoofed');
+    check('a packet from web1 with web2\'s source address is dropped', !r.ok && spoofedAfter > spoofedBefore, `dropped_spoofed ${spoofedBefore} → ${spoofedAfter}`);
+    await must('ip', ['-n', m.web1.id, 'addr', 'del', `${addr('web2')}/128`, 'dev', ifname]);
+
+    // ---- DNS at fdaa::3 ----
+    const dig = (from: string, ...q: string[]) => run('ip', ['netns', 'exec', m[from].id, 'dig', '+short', '+time=2', '+tries=1', ...q]);
+    r = await dig('web1', 'AAAA', 'web.internal');
+    const webAddrs = r.out.trim().split('\n').filter(Boolean);
+    check('dig AAAA web.internal from web1 lists the 3 web machines', r.ok && webAddrs.length === 3, webAddrs.join(' '));
+    r = await run('ip', ['netns', 'exec', m.led1.id, 'dig', '+time=2', '+tries=1', 'AAAA', 'web.internal']);
+    check('the same question from led1 (initech) gets NXDOMAIN', /status: NXDOMAIN/.test(r.out));
+    r = await dig('db1', 'TXT', '_apps.internal');
+    check('dig TXT _apps.internal from db1 lists acme\'s apps', /db,web/.test(r.out), r.out.trim());
+
+    // ---- stop a machine ----
+    let d = JSON.parse(readFileSync(topoFile, 'utf8'));
+    d = setMachineState(d, m.web3.id, 'stopped');
+    writeFileAtomic(topoFile, JSON.stringify(d, null, 2));
+    await waitFor(async () => (await dig('web1', 'AAAA', 'web.internal')).out.trim().split('\n').filter(Boolean).length === 2, 10_000);
+    r = await ping('web1', addr('web3'), 1);
+    check('web3 stopped (topology edited live): unreachable from web1', !r.ok, /Unreachable/i.test(r.out) ? 'destination unreachable' : 'no reply');
+
+    // ---- migrate a machine ----
+    const oldDb2 = addr('db2');
+    d = JSON.parse(readFileSync(topoFile, 'utf8'));
+    d = moveMachine(d, m.db2.id, 'syd1');
+    writeFileAtomic(topoFile, JSON.stringify(d, null, 2));
+    m.db2.host = 'syd1';
+    const newDb2 = addr('db2');
+    await waitFor(async () => (await run('ip', ['-n', m.db2.id, '-6', 'addr'])).out.includes(newDb2), 15_000);
+    r = await ping('web1', newDb2);
+    check(`db2 migrated ord1 → syd1: reachable at its new address`, r.ok, newDb2);
+    r = await ping('web1', oldDb2);
+    check('… and still at its old address (rewritten by the router)', r.ok, oldDb2);
+    r = await tcp('web1', oldDb2);
+    check('… TCP to the old address reaches the echo server', r.ok && r.out.includes('hello-6pn'));
+
+    // ---- counters ----
+    const cross = (await counter('ams1', 'dropped_cross_org')) + (await counter('syd1', 'dropped_cross_org'));
+    check('`sixpn status` counts the cross-org drops', cross >= 2, `dropped_cross_org ${cross}`);
+  } catch (err) {
+    check('demo ran to the end', false, (err as Error).message);
+  }
+
+  const failed = checks.filter((c) => !c.ok).length;
+  console.log(`\n${checks.length - failed} passed, ${failed} failed  (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  if (keep && failed === 0) {
+    console.log(`\nleft running (--keep). Enter a machine:  ip netns exec ${m.web1.id} bash`);
+    console.log(`status:  sixpn status     mesh:  wg show 6pn-ams1     logs: ${dir}/*.log`);
+    console.log(`machines: ${machines.map((x) => `${x.key}=${x.id}`).join(' ')}`);
+    for (const p of procs) p.unref();
+    return 0;
+  }
+  await cleanup();
+  return failed === 0 ? 0 : 1;
+
+  async function counter(host: string, name: string): Promise<number> {
+    const r = await run(process.execPath, [SIXPN_CLI, 'status', host, '--json']);
+    try {
+      return (JSON.parse(r.out) as { router: Record<string, number> }).router[name] ?? 0;
+    } catch {
+      return -1;
+    }
+  }
+}
+
+async function waitFor(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return true;
+    await sleep(250);
+  }
+  return false;
+}

@@ -1,0 +1,96 @@
+// `sixpn up -c HOST_CONFIG [flags]` and `sixpn status [HOST]`.
+import { connect } from 'node:net';
+import { readdirSync } from 'node:fs';
+import { SixpnHost, STATUS_DIR, statusSocketPath } from '../router/host.ts';
+import { loadHostConfig } from '../topology/index.ts';
+import type { Logger } from '../wg/port.ts';
+
+export function logger(name: string): Logger {
+  const level = process.env.LOG_LEVEL ?? 'info';
+  const rank = level === 'debug' || level === 'verbose' ? 2 : level === 'error' ? 0 : level === 'silent' ? -1 : 1;
+  const out = (tag: string, msg: string) => process.stderr.write(`${new Date().toISOString()} ${name} ${tag}: ${msg}\n`);
+  return {
+    error: (m) => rank >= 0 && out('error', m),
+    info: (m) => rank >= 1 && out('info', m),
+    debug: (m) => rank >= 2 && out('debug', m),
+  };
+}
+
+export async function up(argv: string[]): Promise<number> {
+  const { config, rest } = loadHostConfig(argv);
+  if (rest.length > 0) throw new Error(`unknown arguments: ${rest.join(' ')}`);
+  const log = logger(`sixpn[${config.host}]`);
+  const host = await SixpnHost.start(config, log);
+  return new Promise((resolve) => {
+    const stop = (sig: string) => {
+      log.info(`${sig}: shutting down`);
+      void host.close().then(() => resolve(0));
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    if (process.send) process.send('ready');
+  });
+}
+
+function fetchStatus(path: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    const c = connect(path);
+    c.on('data', (d) => (data += d.toString()));
+    c.on('end', () => {
+      try {
+        resolve(JSON.parse(data) as Record<string, unknown>);
+      } catch (err) {
+        reject(err);
+      }
+    });
+    c.on('error', reject);
+  });
+}
+
+export async function status(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const names = argv.filter((a) => !a.startsWith('--'));
+  let hosts = names;
+  if (hosts.length === 0) {
+    try {
+      hosts = readdirSync(STATUS_DIR).filter((f) => f.endsWith('.sock')).map((f) => f.slice(0, -5));
+    } catch {
+      hosts = [];
+    }
+  }
+  if (hosts.length === 0) {
+    console.error('sixpn status: no running `sixpn up` found (nothing in /run/sixpn)');
+    return 1;
+  }
+  let failed = 0;
+  for (const h of hosts) {
+    let s: Record<string, unknown>;
+    try {
+      s = await fetchStatus(statusSocketPath(h));
+    } catch (err) {
+      console.error(`sixpn status: ${h}: ${(err as Error).message}`);
+      failed++;
+      continue;
+    }
+    if (json) {
+      console.log(JSON.stringify(s));
+      continue;
+    }
+    const router = s.router as Record<string, number>;
+    const mesh = s.mesh as Record<string, number>;
+    console.log(`host ${s.host} (mesh port ${s.meshPort})`);
+    console.log('  machines:');
+    for (const m of s.machines as Array<Record<string, string>>) console.log(`    ${m.id}  ${m.app.padEnd(12)} ${m.address.padEnd(36)} ${m.state}`);
+    console.log('  mesh peers:');
+    for (const p of s.peers as Array<Record<string, string | number>>) {
+      const ago = p.lastHandshakeUnixMs ? `${Math.round((Date.now() - Number(p.lastHandshakeUnixMs)) / 1000)} s ago` : 'never';
+      console.log(`    ${String(p.host).padEnd(10)} ${String(p.endpoint).padEnd(28)} handshake ${ago}, rx ${p.rxBytes} B, tx ${p.txBytes} B`);
+    }
+    console.log('  router counters:');
+    for (const [k, v] of Object.entries(router)) if (v !== 0) console.log(`    ${k.padEnd(22)} ${v}`);
+    const meshDrops = Object.entries(mesh).filter(([k, v]) => v !== 0 && k !== 'rxDatagrams');
+    if (meshDrops.length) console.log(`  mesh: ${meshDrops.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  }
+  return failed === 0 ? 0 : 1;
+}

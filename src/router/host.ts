@@ -1,0 +1,347 @@
+// `sixpn up`: one process per host. It reads the host config and the topology, creates a TUN
+// per local machine and moves it into the machine's namespace (created if missing) with its
+// address, MTU and routes, brings up the mesh WireGuard device (src/wg) toward every other
+// host, and runs the router between them. Topology edits apply as they are saved; a bad edit is
+// refused and the running state kept. `sixpn status` reads the counters over a unix socket.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { DNS_PORT } from '../topology/host-config.ts';
+import {
+  InternalResolver, ANSWER_FORWARD,
+} from '../dns/index.ts';
+import {
+  IPPROTO_UDP, IPV6_OFF_DST, IPV6_OFF_SRC, Ipv6Info, PARSE_OK, formatAddress, meshHostPrefix, parsePacket,
+  writeChecksum,
+} from '../ipv6/index.ts';
+import { TunBatch, close as closeFd, fdUnwatch, fdWatch, ip, tunOpen, type FdWatch } from '../tun/index.ts';
+import {
+  describeDiff, dnsView, readPrivateKey, resolveLocalHost, watchTopology,
+  type HostConfig, type Host, type Machine, type Topology, type TopologyWatcher,
+} from '../topology/index.ts';
+import { UapiServer } from '../uapi/index.ts';
+import { Endpoint } from '../wg/endpoint.ts';
+import type { Peer as WgPeer } from '../wg/peer.ts';
+import { WgPort, type Logger } from '../wg/port.ts';
+import { COUNTERS, Router } from './router.ts';
+
+export const MACHINE_MTU = 1420;
+export const STATUS_DIR = '/run/sixpn';
+const HEADROOM = 16;
+const SLOT = 2048;
+const TICK_MS = 100;
+
+interface LocalMachine {
+  machine: Machine;
+  ns: string;
+  ifname: string;
+  fd: number;
+  watch: FdWatch | null;
+  out: TunBatch;
+  outCount: number;
+}
+
+export function statusSocketPath(hostName: string): string {
+  return join(STATUS_DIR, `${hostName}.sock`);
+}
+
+export class SixpnHost {
+  private topology: Topology;
+  private readonly host: Host;
+  private readonly log: Logger;
+  private readonly watcher: TopologyWatcher;
+  readonly port: WgPort;
+  readonly router: Router;
+  private uapi: UapiServer | null = null;
+  private status: Server | null = null;
+  private readonly machines = new Map<string, LocalMachine>();
+  private readonly pending = new Set<LocalMachine>(); // machines with packets waiting to be written
+  private readonly tunIn = new TunBatch(64, SLOT, { headroom: HEADROOM });
+  private readonly hostOfPeer = new Map<WgPeer, number>();
+  private readonly resolver: InternalResolver;
+  private readonly dnsOut = new Uint8Array(HEADROOM + 65_536);
+  private readonly dnsInfo = new Ipv6Info();
+  private readonly ticker: NodeJS.Timeout;
+  private ticks = 0;
+  private busy: Promise<void> = Promise.resolve(); // machine setup runs one change at a time
+  private closed = false;
+
+  private constructor(config: HostConfig, log: Logger, key: Uint8Array, pollMs: number) {
+    this.log = log;
+    const self = this;
+    this.watcher = watchTopology(
+      config.topology,
+      (next, diff) => {
+        log.info(`topology changed: ${describeDiff(diff).join('; ')}`);
+        self.apply(next);
+      },
+      (err) => log.error(`topology edit refused, keeping the running state: ${err.message}`),
+      { intervalMs: pollMs },
+    );
+    this.topology = this.watcher.current;
+    const local = resolveLocalHost(config, this.topology);
+    this.host = local.host;
+    this.port = new WgPort(log, (buf, off, len, peer) => this.fromMesh(buf, off, len, peer), { mtu: MACHINE_MTU });
+    this.port.afterRound = () => this.flushMachines();
+    this.port.device.setPrivateKey(key);
+    this.port.bind(local.listenPort);
+    this.resolver = new InternalResolver(dnsView(() => this.topology));
+    this.router = new Router(this.topology, this.host.id, {
+      toMachine: (m, buf, off, len) => this.queueMachine(m, buf, off, len),
+      toMesh: (_host, buf, off, len) => this.port.device.sendPacket(buf, off, len),
+      toPeer: () => undefined, // external peers: gateway WireGuard is not configured yet
+      toDns: (buf, off, len) => this.dns(buf, off, len),
+      toEgress: () => false,
+    }, { meshMtu: MACHINE_MTU });
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  /** Starts the host: mesh, machines, status socket. Throws on a bad config or topology. */
+  static async start(config: HostConfig, log: Logger, opts: { pollMs?: number } = {}): Promise<SixpnHost> {
+    const { key, warnings } = readPrivateKey(config.privateKeyFile);
+    for (const w of warnings) log.error(w);
+    const h = new SixpnHost(config, log, key, opts.pollMs ?? 1000);
+    key.fill(0);
+    try {
+      h.syncMesh();
+      await h.syncMachines();
+      h.uapi = await UapiServer.listen(`6pn-${h.host.name}`.slice(0, 15), h.port.uapi, {
+        watchIntervalMs: 0,
+        onError: (e) => log.error(`uapi: ${String(e)}`),
+      });
+      h.status = await h.serveStatus();
+    } catch (err) {
+      await h.close();
+      throw err;
+    }
+    log.info(`host ${h.host.name} up: ${h.machines.size} machines, mesh port ${h.port.device.listenPort}`);
+    return h;
+  }
+
+  // ---- topology ----
+
+  private apply(next: Topology): void {
+    this.topology = next;
+    this.router.setTopology(next);
+    this.syncMesh();
+    this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
+  }
+
+  /** One mesh peer per other host: its key, endpoint, and its /48 in swapped form. */
+  private syncMesh(): void {
+    const d = this.port.device;
+    const wanted = new Map(this.topology.hosts.filter((h) => h.id !== this.host.id).map((h) => [h.publicKeyBase64, h]));
+    for (const [peer, hostId] of [...this.hostOfPeer]) {
+      const h = this.topology.host(hostId);
+      if (h === undefined || !wanted.has(Buffer.from(peer.publicKey).toString('base64'))) {
+        d.removePeer(peer);
+        this.hostOfPeer.delete(peer);
+      }
+    }
+    for (const h of wanted.values()) {
+      const peer = d.addPeer(h.publicKey);
+      this.hostOfPeer.set(peer, h.id);
+      const ep = Endpoint.parse(h.endpoint.family === 6 ? `[${h.endpoint.address}]:${h.endpoint.port}` : `${h.endpoint.address}:${h.endpoint.port}`);
+      if (peer.endpoint === null || !peer.endpoint.sameRemote(ep)) peer.endpoint = ep;
+      const prefix = new Uint8Array(16);
+      meshHostPrefix(prefix, 0, h.id);
+      d.allowedIps.removeValue(peer);
+      d.allowedIps.insert({ family: 6, addr: prefix, prefixLen: 48 }, peer);
+    }
+  }
+
+  private async syncMachines(): Promise<void> {
+    const want = new Map(this.topology.machinesOnHost(this.host.id).map((m) => [m.id, m]));
+    for (const [id, lm] of [...this.machines]) {
+      const m = want.get(id);
+      if (m === undefined || m.address.some((b, i) => b !== lm.machine.address[i])) {
+        this.teardown(lm);
+        this.machines.delete(id);
+        this.log.info(`machine ${id}: removed from this host`);
+      } else lm.machine = m;
+    }
+    for (const m of want.values()) {
+      if (this.machines.has(m.id) || this.closed) continue;
+      try {
+        this.machines.set(m.id, await this.setup(m));
+        this.log.info(`machine ${m.id} (${m.app}) at ${m.addressText}${m.started ? '' : ' (stopped)'}`);
+      } catch (err) {
+        this.log.error(`machine ${m.id}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** A TUN for the machine, moved into its namespace, with address, MTU, routes and resolver. */
+  private async setup(m: Machine): Promise<LocalMachine> {
+    const ns = m.id;
+    const namespaces = await ip(['netns', 'list']);
+    if (!new RegExp(`^${ns}\\b`, 'm').test(namespaces)) await ip(['netns', 'add', ns]);
+    const ifname = `6pn${(m.instance >>> 0).toString(16).padStart(8, '0')}`;
+    const tun = tunOpen(ifname);
+    const lm: LocalMachine = { machine: m, ns, ifname: tun.name, fd: tun.fd, watch: null, out: new TunBatch(32, SLOT), outCount: 0 };
+    try {
+      await ip(['link', 'set', 'dev', tun.name, 'netns', ns]);
+      await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+      await ip(['-n', ns, 'addr', 'add', `${m.addressText}/112`, 'dev', tun.name, 'nodad']);
+      await ip(['-n', ns, 'link', 'set', 'dev', tun.name, 'mtu', String(MACHINE_MTU), 'up']);
+      await ip(['-n', ns, '-6', 'route', 'replace', 'fdaa::/16', 'dev', tun.name]);
+      await ip(['-n', ns, '-6', 'route', 'replace', 'default', 'dev', tun.name]);
+      const etc = join('/etc/netns', ns);
+      mkdirSync(etc, { recursive: true });
+      writeFileSync(join(etc, 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${m.addressText}\t${m.id}.vm.${m.app}.internal ${m.id}\n`);
+      writeFileSync(join(etc, 'resolv.conf'), 'nameserver fdaa::3\noptions edns0\n');
+    } catch (err) {
+      closeFd(tun.fd);
+      throw err;
+    }
+    lm.watch = fdWatch(lm.fd, () => this.fromMachineTun(lm));
+    return lm;
+  }
+
+  private teardown(lm: LocalMachine): void {
+    if (lm.watch) fdUnwatch(lm.watch);
+    lm.watch = null;
+    this.pending.delete(lm);
+    closeFd(lm.fd); // the interface disappears with its last fd
+    lm.fd = -1;
+  }
+
+  // ---- packet path ----
+
+  private fromMachineTun(lm: LocalMachine): void {
+    if (this.closed || lm.fd < 0) return;
+    const b = this.tunIn;
+    for (let round = 0; round < 4; round++) {
+      let n: number;
+      try {
+        n = b.read(lm.fd, 0);
+      } catch (err) {
+        this.log.error(`machine ${lm.machine.id}: ${(err as Error).message}`);
+        return this.teardown(lm);
+      }
+      for (let i = 0; i < n; i++) if (b.error(i) === 0) this.router.fromMachine(lm.machine, b.slab, b.offset(i), b.length(i));
+      if (n < b.size) break;
+    }
+    this.flushMachines();
+    this.port.flush();
+  }
+
+  private fromMesh(buf: Uint8Array, off: number, len: number, peer: WgPeer): void {
+    const hostId = this.hostOfPeer.get(peer);
+    if (hostId !== undefined) this.router.fromMesh(hostId, buf, off, len);
+  }
+
+  private queueMachine(m: Machine, buf: Uint8Array, off: number, len: number): void {
+    const lm = this.machines.get(m.id);
+    if (lm === undefined || lm.fd < 0 || len > SLOT) return;
+    if (lm.outCount === lm.out.size) this.flushMachine(lm);
+    const i = lm.outCount++;
+    lm.out.slab.set(buf.subarray(off, off + len), lm.out.offset(i));
+    lm.out.setLength(i, len);
+    this.pending.add(lm);
+  }
+
+  private flushMachine(lm: LocalMachine): void {
+    const n = lm.outCount;
+    lm.outCount = 0;
+    if (n === 0 || lm.fd < 0) return;
+    try {
+      lm.out.write(lm.fd, n, 0);
+    } catch (err) {
+      this.log.error(`machine ${lm.machine.id}: ${(err as Error).message}`);
+    }
+  }
+
+  private flushMachines(): void {
+    for (const lm of this.pending) this.flushMachine(lm);
+    this.pending.clear();
+  }
+
+  /** UDP queries to the DNS address are answered here, from the topology (src/dns). */
+  private dns(buf: Uint8Array, off: number, len: number): void {
+    const info = this.dnsInfo;
+    if (parsePacket(buf, off, len, info) !== PARSE_OK || info.protocol !== IPPROTO_UDP || info.fragment) return;
+    const u = info.l4Off;
+    if (((buf[u + 2] << 8) | buf[u + 3]) !== DNS_PORT) return; // TCP and other ports: not served here yet
+    const query = buf.subarray(u + 8, off + info.packetLen);
+    const out = this.dnsOut;
+    const at = HEADROOM + 48; // IPv6 + UDP header go in front
+    const n = this.resolver.answer(query, buf.subarray(off + IPV6_OFF_SRC, off + IPV6_OFF_SRC + 16), 'udp', out.subarray(at));
+    if (n <= 0 || n === ANSWER_FORWARD) return;
+    // reply: addresses and ports swapped
+    const p = HEADROOM;
+    out[p] = 0x60; out[p + 1] = 0; out[p + 2] = 0; out[p + 3] = 0;
+    const plen = 8 + n;
+    out[p + 4] = plen >> 8; out[p + 5] = plen & 0xff; out[p + 6] = IPPROTO_UDP; out[p + 7] = 64;
+    out.set(buf.subarray(off + IPV6_OFF_DST, off + IPV6_OFF_DST + 16), p + IPV6_OFF_SRC);
+    out.set(buf.subarray(off + IPV6_OFF_SRC, off + IPV6_OFF_SRC + 16), p + IPV6_OFF_DST);
+    out[p + 40] = buf[u + 2]; out[p + 41] = buf[u + 3]; out[p + 42] = buf[u]; out[p + 43] = buf[u + 1];
+    out[p + 44] = plen >> 8; out[p + 45] = plen & 0xff; out[p + 46] = 0; out[p + 47] = 0;
+    writeChecksum(out, p, p + 40, plen, IPPROTO_UDP);
+    const asker = this.topology.machineAt(out, p + IPV6_OFF_DST);
+    if (asker !== undefined && asker.host === this.host.id) this.queueMachine(asker, out, p, 40 + plen);
+  }
+
+  private tick(): void {
+    if (this.closed) return;
+    this.port.device.tick();
+    this.port.flush();
+    this.flushMachines();
+    if (++this.ticks % 100 === 0) this.router.expire();
+  }
+
+  // ---- status ----
+
+  private async serveStatus(): Promise<Server> {
+    mkdirSync(STATUS_DIR, { recursive: true });
+    const path = statusSocketPath(this.host.name);
+    rmSync(path, { force: true });
+    const server = createServer((c) => {
+      c.on('error', () => undefined);
+      c.end(JSON.stringify(this.snapshot()) + '\n');
+    });
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
+    return server;
+  }
+
+  snapshot(): unknown {
+    const d = this.port.device;
+    return {
+      host: this.host.name,
+      hostId: this.host.id,
+      meshPort: d.listenPort,
+      router: Object.fromEntries(COUNTERS.map((c) => [c, this.router.counters[c]])),
+      mesh: { ...d.counters },
+      peers: [...this.hostOfPeer].map(([p, id]) => ({
+        host: this.topology.host(id)?.name ?? id,
+        endpoint: p.endpoint?.toString() ?? null,
+        lastHandshakeUnixMs: p.lastHandshakeUnixMs,
+        rxBytes: p.rxBytes,
+        txBytes: p.txBytes,
+      })),
+      machines: [...this.machines.values()].map((lm) => ({
+        id: lm.machine.id,
+        app: lm.machine.app,
+        address: formatAddress(lm.machine.address, 0),
+        state: lm.machine.state,
+        namespace: lm.ns,
+        interface: lm.ifname,
+      })),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.ticker);
+    this.watcher.close();
+    for (const lm of this.machines.values()) this.teardown(lm);
+    this.machines.clear();
+    this.port.close();
+    await this.uapi?.close();
+    if (this.status) {
+      await new Promise((r) => this.status!.close(r));
+      rmSync(statusSocketPath(this.host.name), { force: true });
+    }
+  }
+}
