@@ -64,6 +64,7 @@ export class SixpnHost {
   private readonly ticker: NodeJS.Timeout;
   private ticks = 0;
   private busy: Promise<void> = Promise.resolve(); // machine setup runs one change at a time
+  private retrySetup = false; // a machine failed to set up: try again on the next second
   private closed = false;
 
   private constructor(config: HostConfig, log: Logger, key: Uint8Array, pollMs: number) {
@@ -166,7 +167,8 @@ export class SixpnHost {
         this.machines.set(m.id, await this.setup(m));
         this.log.info(`machine ${m.id} (${m.app}) at ${m.addressText}${m.started ? '' : ' (stopped)'}`);
       } catch (err) {
-        this.log.error(`machine ${m.id}: ${(err as Error).message}`);
+        this.retrySetup = true;
+        this.log.error(`machine ${m.id}: ${(err as Error).message} (will retry)`);
       }
     }
   }
@@ -176,7 +178,9 @@ export class SixpnHost {
     const ns = m.id;
     const namespaces = await ip(['netns', 'list']);
     if (!new RegExp(`^${ns}\\b`, 'm').test(namespaces)) await ip(['netns', 'add', ns]);
-    const ifname = `6pn${(m.instance >>> 0).toString(16).padStart(8, '0')}`;
+    // unique per host and machine: during a migration the old host's interface may still be
+    // in the namespace when the new host moves its own in
+    const ifname = `6pn${(m.host & 0xffff).toString(16).padStart(4, '0')}${(m.instance >>> 0).toString(16).padStart(8, '0')}`;
     const tun = tunOpen(ifname);
     const lm: LocalMachine = { machine: m, ns, ifname: tun.name, fd: tun.fd, watch: null, out: new TunBatch(32, SLOT), outCount: 0 };
     try {
@@ -288,6 +292,10 @@ export class SixpnHost {
     this.port.flush();
     this.flushMachines();
     if (++this.ticks % 100 === 0) this.router.expire();
+    if (this.ticks % 10 === 0 && this.retrySetup) {
+      this.retrySetup = false;
+      this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
+    }
   }
 
   // ---- status ----
