@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { formatAddress, machineAddress } from '../ipv6/index.ts';
+import { encodeSixpn, formatAddress, machineAddress } from '../ipv6/index.ts';
 import { StaticIdentity, chosenBackend, generatePrivateKeyBytes, keyToBase64 } from '../noise/index.ts';
-import { moveMachine, setMachineState, writeFileAtomic } from '../topology/index.ts';
+import { moveMachine, parseTopology, setMachineState, topologyDigest, writeFileAtomic } from '../topology/index.ts';
 
 const pexec = promisify(execFile);
 const SIXPN_CLI = fileURLToPath(new URL('./sixpn.ts', import.meta.url));
@@ -65,6 +65,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     { key: 'led2', id: id('led2'), app: 'ledger', host: 'syd1', region: 'syd', instance: 0x302 },
   ];
   const m = Object.fromEntries(machines.map((x) => [x.key, x]));
+  const laptopNs = `sxl${tag}`;
+  const laptopIf = `sxl${tag}wg`;
   const procs: ChildProcess[] = [];
   const checks: Check[] = [];
   const check = (what: string, ok: boolean, detail = '') => {
@@ -88,7 +90,21 @@ export async function runDemo(argv: string[]): Promise<number> {
       await run('ip', ['netns', 'del', ns]);
       rmSync(join('/etc/netns', ns), { recursive: true, force: true });
     }
-    for (const h of hosts) rmSync(`/var/run/wireguard/6pn-${h.name}.sock`, { force: true });
+    for (const ns of [laptopNs]) {
+      for (const pid of (await run('ip', ['netns', 'pids', ns])).out.split(/\s+/).filter((x) => /^\d+$/.test(x))) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await run('ip', ['netns', 'del', ns]);
+    }
+    for (let i = 1; i <= hosts.length; i++) {
+      rmSync(`/var/run/wireguard/6pn${tag}${i}.sock`, { force: true });
+      rmSync(`/var/run/wireguard/6pg${tag}${i}.sock`, { force: true });
+    }
+    rmSync(`/var/run/wireguard/${laptopIf}.sock`, { force: true });
     rmSync(dir, { recursive: true, force: true });
   };
 
@@ -111,9 +127,16 @@ export async function runDemo(argv: string[]): Promise<number> {
       const priv = generatePrivateKeyBytes();
       writeFileSync(join(dir, `${h.name}.key`), keyToBase64(priv) + '\n', { mode: 0o600 });
       keys[h.name] = keyToBase64(new StaticIdentity(chosenBackend, priv).publicKey);
-      writeFileSync(join(dir, `${h.name}.json`), JSON.stringify({ host: h.name, privateKeyFile: `${h.name}.key`, listenPort: 51820, topology: 'topology.json' }));
+      writeFileSync(join(dir, `${h.name}.json`), JSON.stringify({ host: h.name, privateKeyFile: `${h.name}.key`, listenPort: 51820, topology: 'topology.json', meshInterface: `6pn${tag}${i + 1}` }));
       void i;
     }
+
+    // an external computer ("laptop") joins acme as a standard WireGuard peer of ams1's gateway
+    const laptopKey = generatePrivateKeyBytes();
+    writeFileSync(join(dir, 'laptop.key'), keyToBase64(laptopKey) + '\n', { mode: 0o600 });
+    const laptopAddr = new Uint8Array(16);
+    encodeSixpn(laptopAddr, 0, 0x18, hosts[0].id, 0xa, 2);
+    const laptopText = formatAddress(laptopAddr, 0);
 
     // ---- the topology every host reads ----
     const doc = {
@@ -122,7 +145,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       hosts: hosts.map((h) => ({ name: h.name, id: h.id, region: h.region, publicKey: keys[h.name], endpoint: `[${h.addr}]:51820` })),
       apps: [{ name: 'web', org: 'acme' }, { name: 'db', org: 'acme' }, { name: 'ledger', org: 'initech' }],
       machines: machines.map((x) => ({ id: x.id, app: x.app, region: x.region, host: x.host, instance: x.instance, state: 'started' })),
-      peers: [],
+      peers: [{ name: 'laptop', org: 'acme', gateway: 'ams1', publicKey: keyToBase64(new StaticIdentity(chosenBackend, laptopKey).publicKey), address: `${laptopText}/120` }],
     };
     const topoFile = join(dir, 'topology.json');
     writeFileAtomic(topoFile, JSON.stringify(doc, null, 2));
@@ -204,11 +227,32 @@ export async function runDemo(argv: string[]): Promise<number> {
     r = await dig('db1', 'TXT', '_apps.internal');
     check('dig TXT _apps.internal from db1 lists acme\'s apps', /db,web/.test(r.out), r.out.trim());
 
+    // ---- an external WireGuard peer (wireguard-go) through ams1's gateway ----
+    await must('ip', ['netns', 'add', laptopNs]);
+    await must('ip', ['link', 'add', `${laptopNs}u`, 'type', 'veth', 'peer', 'name', `${laptopNs}e`]);
+    await must('ip', ['link', 'set', `${laptopNs}u`, 'netns', underlay]);
+    await must('ip', ['link', 'set', `${laptopNs}e`, 'netns', laptopNs]);
+    await must('ip', ['-n', underlay, 'link', 'set', `${laptopNs}u`, 'master', 'br0', 'up']);
+    await must('ip', ['-n', laptopNs, 'addr', 'add', 'fd00:6e::100/64', 'dev', `${laptopNs}e`, 'nodad']);
+    await must('ip', ['-n', laptopNs, 'link', 'set', `${laptopNs}e`, 'up']);
+    await must('ip', ['-n', laptopNs, 'link', 'set', 'lo', 'up']);
+    await must('ip', ['netns', 'exec', laptopNs, 'wireguard-go', laptopIf]);
+    await must('ip', ['netns', 'exec', laptopNs, 'wg', 'set', laptopIf, 'private-key', join(dir, 'laptop.key'), 'peer', keys.ams1,
+      'endpoint', '[fd00:6e::1]:51821', 'allowed-ips', 'fdaa:0:18::/48', 'persistent-keepalive', '15']);
+    await must('ip', ['-n', laptopNs, 'addr', 'add', `${laptopText}/120`, 'dev', laptopIf, 'nodad']);
+    await must('ip', ['-n', laptopNs, 'link', 'set', laptopIf, 'up']);
+    await must('ip', ['-n', laptopNs, 'route', 'add', 'fdaa:0:18::/48', 'dev', laptopIf]);
+    r = await run('ip', ['netns', 'exec', laptopNs, 'ping', '-6', '-c', '2', '-i', '0.2', '-W', '3', addr('web2')]);
+    check('an external WireGuard peer (wireguard-go) reaches web2 (ord1) through ams1\'s gateway', r.ok, `rtt ${rtt(r.out)} ms`);
+    r = await run('ip', ['netns', 'exec', laptopNs, 'dig', '+short', '+time=2', '+tries=1', '@fdaa:0:18::3', 'AAAA', 'db.internal']);
+    check('… resolves db.internal at its org\'s fdaa:0:18::3', r.ok && r.out.trim().split('\n').filter(Boolean).length === 2, r.out.trim().replace(/\n/g, ' '));
+    r = await run('ip', ['netns', 'exec', laptopNs, 'ping', '-6', '-c', '1', '-W', '1', addr('led1', 0x863)]);
+    check('… and cannot reach initech', !r.ok);
+
     // ---- stop a machine ----
     let d = JSON.parse(readFileSync(topoFile, 'utf8'));
     d = setMachineState(d, m.web3.id, 'stopped');
-    writeFileAtomic(topoFile, JSON.stringify(d, null, 2));
-    await waitFor(async () => (await dig('web1', 'AAAA', 'web.internal')).out.trim().split('\n').filter(Boolean).length === 2, 10_000);
+    await edit(d);
     r = await ping('web1', addr('web3'), 1);
     check('web3 stopped (topology edited live): unreachable from web1', !r.ok, /Unreachable/i.test(r.out) ? 'destination unreachable' : 'no reply');
 
@@ -216,16 +260,20 @@ export async function runDemo(argv: string[]): Promise<number> {
     const oldDb2 = addr('db2');
     d = JSON.parse(readFileSync(topoFile, 'utf8'));
     d = moveMachine(d, m.db2.id, 'syd1');
-    writeFileAtomic(topoFile, JSON.stringify(d, null, 2));
+    await edit(d);
     m.db2.host = 'syd1';
     const newDb2 = addr('db2');
-    await waitFor(async () => (await run('ip', ['-n', m.db2.id, '-6', 'addr'])).out.includes(newDb2), 15_000);
     r = await ping('web1', newDb2);
     check(`db2 migrated ord1 → syd1: reachable at its new address`, r.ok, newDb2);
     r = await ping('web1', oldDb2);
     check('… and still at its old address (rewritten by the router)', r.ok, oldDb2);
     r = await tcp('web1', oldDb2);
     check('… TCP to the old address reaches the echo server', r.ok && r.out.includes('hello-6pn'));
+
+    // ---- the mesh through the stock wg tool ----
+    r = await run('wg', ['show', `6pn${tag}1`, 'latest-handshakes']);
+    const shaken = r.out.trim().split('\n').filter((l) => Number(l.split(/\s+/)[1]) > 0).length;
+    check('`wg show` on ams1\'s mesh: handshakes with both other hosts', r.ok && shaken === 2, `${shaken} peers`);
 
     // ---- counters ----
     const cross = (await counter('ams1', 'dropped_cross_org')) + (await counter('syd1', 'dropped_cross_org'));
@@ -238,13 +286,33 @@ export async function runDemo(argv: string[]): Promise<number> {
   console.log(`\n${checks.length - failed} passed, ${failed} failed  (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   if (keep && failed === 0) {
     console.log(`\nleft running (--keep). Enter a machine:  ip netns exec ${m.web1.id} bash`);
-    console.log(`status:  sixpn status     mesh:  wg show 6pn-ams1     logs: ${dir}/*.log`);
+    console.log(`status:  sixpn status     mesh:  wg show 6pn${tag}1     logs: ${dir}/*.log`);
     console.log(`machines: ${machines.map((x) => `${x.key}=${x.id}`).join(' ')}`);
     for (const p of procs) p.unref();
     return 0;
   }
   await cleanup();
   return failed === 0 ? 0 : 1;
+
+  /** Saves a topology edit and waits until every host has applied it and set up its machines. */
+  async function edit(doc: unknown): Promise<void> {
+    const text = JSON.stringify(doc, null, 2);
+    const want = topologyDigest(parseTopology(text, 'edit'));
+    writeFileAtomic(join(dir, 'topology.json'), text);
+    const ok = await waitFor(async () => {
+      for (const h of hosts) {
+        const r = await run(process.execPath, [SIXPN_CLI, 'status', h.name, '--json']);
+        try {
+          const s = JSON.parse(r.out) as { topology: string; machinesReady: boolean };
+          if (s.topology !== want || !s.machinesReady) return false;
+        } catch {
+          return false;
+        }
+      }
+      return true;
+    }, 15_000);
+    if (!ok) throw new Error('the hosts did not apply the topology edit within 15 s');
+  }
 
   async function counter(host: string, name: string): Promise<number> {
     const r = await run(process.execPath, [SIXPN_CLI, 'status', host, '--json']);

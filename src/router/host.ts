@@ -16,8 +16,8 @@ import {
 } from '../ipv6/index.ts';
 import { TunBatch, close as closeFd, fdUnwatch, fdWatch, ip, tunOpen, type FdWatch } from '../tun/index.ts';
 import {
-  describeDiff, dnsView, readPrivateKey, resolveLocalHost, watchTopology,
-  type HostConfig, type Host, type Machine, type Topology, type TopologyWatcher,
+  describeDiff, dnsView, readPrivateKey, resolveLocalHost, topologyDigest, watchTopology,
+  type HostConfig, type Host, type Machine, type Peer, type Topology, type TopologyWatcher,
 } from '../topology/index.ts';
 import { UapiServer } from '../uapi/index.ts';
 import { Endpoint } from '../wg/endpoint.ts';
@@ -51,13 +51,17 @@ export class SixpnHost {
   private readonly log: Logger;
   private readonly watcher: TopologyWatcher;
   readonly port: WgPort;
+  /** External WireGuard peers of the orgs connect here (mesh port + 1, the host's key). */
+  readonly gateway: WgPort;
   readonly router: Router;
   private uapi: UapiServer | null = null;
+  private gatewayUapi: UapiServer | null = null;
   private status: Server | null = null;
   private readonly machines = new Map<string, LocalMachine>();
   private readonly pending = new Set<LocalMachine>(); // machines with packets waiting to be written
   private readonly tunIn = new TunBatch(64, SLOT, { headroom: HEADROOM });
   private readonly hostOfPeer = new Map<WgPeer, number>();
+  private readonly externalOfPeer = new Map<WgPeer, Peer>();
   private readonly resolver: InternalResolver;
   private readonly dnsOut = new Uint8Array(HEADROOM + 65_536);
   private readonly dnsInfo = new Ipv6Info();
@@ -83,14 +87,24 @@ export class SixpnHost {
     const local = resolveLocalHost(config, this.topology);
     this.host = local.host;
     this.port = new WgPort(log, (buf, off, len, peer) => this.fromMesh(buf, off, len, peer), { mtu: MACHINE_MTU });
-    this.port.afterRound = () => this.flushMachines();
+    this.port.afterRound = () => {
+      this.flushMachines();
+      this.gateway?.flush(); // mesh → external peer goes out in the same round
+    };
     this.port.device.setPrivateKey(key);
     this.port.bind(local.listenPort);
+    this.gateway = new WgPort(log, (buf, off, len, peer) => this.fromGateway(buf, off, len, peer), { mtu: MACHINE_MTU });
+    this.gateway.afterRound = () => {
+      this.flushMachines();
+      this.port.flush();
+    };
+    this.gateway.device.setPrivateKey(key);
+    this.gateway.bind(local.listenPort + 1);
     this.resolver = new InternalResolver(dnsView(() => this.topology));
     this.router = new Router(this.topology, this.host.id, {
       toMachine: (m, buf, off, len) => this.queueMachine(m, buf, off, len),
       toMesh: (_host, buf, off, len) => this.port.device.sendPacket(buf, off, len),
-      toPeer: () => undefined, // external peers: gateway WireGuard is not configured yet
+      toPeer: (_peer, buf, off, len) => this.gateway.device.sendPacket(buf, off, len),
       toDns: (buf, off, len) => this.dns(buf, off, len),
       toEgress: () => false,
     }, { meshMtu: MACHINE_MTU });
@@ -105,8 +119,14 @@ export class SixpnHost {
     key.fill(0);
     try {
       h.syncMesh();
+      h.syncGateway();
       await h.syncMachines();
-      h.uapi = await UapiServer.listen(`6pn-${h.host.name}`.slice(0, 15), h.port.uapi, {
+      const meshName = config.meshInterface ?? `6pn-${h.host.name}`.slice(0, 15);
+      h.uapi = await UapiServer.listen(meshName, h.port.uapi, {
+        watchIntervalMs: 0,
+        onError: (e) => log.error(`uapi: ${String(e)}`),
+      });
+      h.gatewayUapi = await UapiServer.listen(`6pg${meshName.slice(3)}`, h.gateway.uapi, {
         watchIntervalMs: 0,
         onError: (e) => log.error(`uapi: ${String(e)}`),
       });
@@ -125,6 +145,7 @@ export class SixpnHost {
     this.topology = next;
     this.router.setTopology(next);
     this.syncMesh();
+    this.syncGateway();
     this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
   }
 
@@ -148,6 +169,24 @@ export class SixpnHost {
       meshHostPrefix(prefix, 0, h.id);
       d.allowedIps.removeValue(peer);
       d.allowedIps.insert({ family: 6, addr: prefix, prefixLen: 48 }, peer);
+    }
+  }
+
+  /** External peers whose gateway is this host: their key and their /120 (cryptokey routing). */
+  private syncGateway(): void {
+    const d = this.gateway.device;
+    const wanted = new Map(this.topology.peersOnGateway(this.host.id).map((p) => [p.publicKeyBase64, p]));
+    for (const [wp] of [...this.externalOfPeer]) {
+      if (!wanted.has(Buffer.from(wp.publicKey).toString('base64'))) {
+        d.removePeer(wp);
+        this.externalOfPeer.delete(wp);
+      }
+    }
+    for (const p of wanted.values()) {
+      const wp = d.addPeer(p.publicKey);
+      this.externalOfPeer.set(wp, p);
+      d.allowedIps.removeValue(wp);
+      d.allowedIps.insert({ family: 6, addr: p.prefix, prefixLen: 120 }, wp);
     }
   }
 
@@ -228,11 +267,17 @@ export class SixpnHost {
     }
     this.flushMachines();
     this.port.flush();
+    this.gateway.flush();
   }
 
   private fromMesh(buf: Uint8Array, off: number, len: number, peer: WgPeer): void {
     const hostId = this.hostOfPeer.get(peer);
     if (hostId !== undefined) this.router.fromMesh(hostId, buf, off, len);
+  }
+
+  private fromGateway(buf: Uint8Array, off: number, len: number, wp: WgPeer): void {
+    const p = this.externalOfPeer.get(wp);
+    if (p !== undefined) this.router.fromPeer(p, buf, off, len);
   }
 
   private queueMachine(m: Machine, buf: Uint8Array, off: number, len: number): void {
@@ -283,13 +328,17 @@ export class SixpnHost {
     out[p + 44] = plen >> 8; out[p + 45] = plen & 0xff; out[p + 46] = 0; out[p + 47] = 0;
     writeChecksum(out, p, p + 40, plen, IPPROTO_UDP);
     const asker = this.topology.machineAt(out, p + IPV6_OFF_DST);
-    if (asker !== undefined && asker.host === this.host.id) this.queueMachine(asker, out, p, 40 + plen);
+    if (asker !== undefined && asker.host === this.host.id) return this.queueMachine(asker, out, p, 40 + plen);
+    const peer = this.topology.peerAt(out, p + IPV6_OFF_DST);
+    if (peer !== undefined && peer.gateway === this.host.id) this.gateway.device.sendPacket(out, p, 40 + plen);
   }
 
   private tick(): void {
     if (this.closed) return;
     this.port.device.tick();
+    this.gateway.device.tick();
     this.port.flush();
+    this.gateway.flush();
     this.flushMachines();
     if (++this.ticks % 100 === 0) this.router.expire();
     if (this.ticks % 10 === 0 && this.retrySetup) {
@@ -317,7 +366,17 @@ export class SixpnHost {
     return {
       host: this.host.name,
       hostId: this.host.id,
+      topology: topologyDigest(this.topology),
+      machinesReady: [...this.machines.values()].length === this.topology.machinesOnHost(this.host.id).length,
       meshPort: d.listenPort,
+      gatewayPort: this.gateway.device.listenPort,
+      externalPeers: [...this.externalOfPeer].map(([wp, p]) => ({
+        name: p.name,
+        org: p.org,
+        address: p.addressText,
+        endpoint: wp.endpoint?.toString() ?? null,
+        lastHandshakeUnixMs: wp.lastHandshakeUnixMs,
+      })),
       router: Object.fromEntries(COUNTERS.map((c) => [c, this.router.counters[c]])),
       mesh: { ...d.counters },
       peers: [...this.hostOfPeer].map(([p, id]) => ({
@@ -346,7 +405,9 @@ export class SixpnHost {
     for (const lm of this.machines.values()) this.teardown(lm);
     this.machines.clear();
     this.port.close();
+    this.gateway.close();
     await this.uapi?.close();
+    await this.gatewayUapi?.close();
     if (this.status) {
       await new Promise((r) => this.status!.close(r));
       rmSync(statusSocketPath(this.host.name), { force: true });

@@ -10,7 +10,9 @@
 //     "uplink": "eth0",                        interface egress traffic leaves by
 //     "topology": "/etc/sixpn/topology.json",  default /etc/sixpn/topology.json
 //     "dnsUpstream": ["192.0.2.53", "[2001:db8::53]:53"],   resolvers for names outside .internal
-//     "egress": "2001:db8:e::11"               overrides the host's egress address of the topology
+//     "egress": "2001:db8:e::11",              overrides the host's egress address of the topology
+//     "meshInterface": "6pn-ams1"              UAPI name of the mesh (`wg show 6pn-ams1`); the
+//                                              gateway is the same with 6pg-; default 6pn-<host>
 //   }
 //
 // Flags: --host, --private-key, --listen-port, --uplink, --topology, --dns (repeatable or
@@ -38,6 +40,8 @@ export interface HostConfig {
   readonly topology: string; // absolute
   readonly dnsUpstream: readonly Endpoint[];
   readonly egress?: Uint8Array;
+  /** UAPI name of the mesh WireGuard (`wg show NAME`); default `6pn-<host name>`. */
+  readonly meshInterface?: string;
 }
 
 /** Settings from one source (file or flags), each validated, none required yet. */
@@ -86,6 +90,11 @@ const FIELDS: readonly Field[] = [
       ? v : new Error(`${show(v)} is not an interface name (1-15 characters of A-Z, a-z, 0-9, _ . -)`),
   },
   { key: 'topology', flag: '--topology', parse: path },
+  {
+    key: 'meshInterface', flag: '--mesh-interface',
+    parse: (v) => typeof v === 'string' && /^6pn[A-Za-z0-9_.-]{1,12}$/.test(v)
+      ? v : new Error(`${show(v)} is not a mesh interface name (6pn followed by 1-12 characters of A-Z, a-z, 0-9, _ . -)`),
+  },
   {
     key: 'dnsUpstream', flag: '--dns',
     parse: (v) => {

@@ -35,7 +35,7 @@ export type {
 } from './model.ts';
 export { TOPOLOGY_VERSION, TopologyError, validateTopology } from './validate.ts';
 export type { Problem } from './validate.ts';
-export { Topology, dnsView } from './topology.ts';
+export { Topology, dnsView, topologyDigest } from './topology.ts';
 export type { MovedMachine } from './topology.ts';
 export { diffTopology, describeDiff } from './diff.ts';
 export type { Change, EntityDiff, MachineDiff, TopologyDiff } from './diff.ts';

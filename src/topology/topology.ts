@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 // A validated topology with the indexes the router and the DNS server ask for. Built once per
 // topology version and never changed; a file edit builds a new one (see store.ts).
 //
@@ -206,4 +207,16 @@ export function dnsView(topology: () => Topology): DnsView {
       return topology().peersOfOrg(org);
     },
   };
+}
+
+/**
+ * A short digest of what the routers act on (machines with their addresses and states, hosts,
+ * peers): two hosts that report the same digest forward alike. `sixpn status` shows it.
+ */
+export function topologyDigest(t: Topology): string {
+  const h = createHash('sha256');
+  for (const m of t.machines) h.update(`m ${m.id} ${m.addressText} ${m.state} ${m.previous.map((p) => p.text).join(',')}\n`);
+  for (const x of t.hosts) h.update(`h ${x.id} ${x.publicKeyBase64} ${x.endpoint.address} ${x.endpoint.port}\n`);
+  for (const p of t.peers) h.update(`p ${p.org} ${p.name} ${p.publicKeyBase64} ${p.addressText}\n`);
+  return h.digest('hex').slice(0, 16);
 }
