@@ -41,21 +41,7 @@ async function sixpnPids(lab: Lab): Promise<string[]> {
 async function once(name: string, a: Impl, b: Impl): Promise<{ gbps: number; rttMs: number; rssMb: number }> {
   const lab = new Lab('bt');
   try {
-    const nsA = await lab.ns('A');
-    const nsB = await lab.ns('B');
-    await lab.veth(nsA, ['fd00:b1::1/64'], nsB, ['fd00:b1::2/64']);
-    const ifA = lab.name('wa');
-    const ifB = lab.name('wb');
-    await lab.wg(nsA, a, ifA);
-    await lab.wg(nsB, b, ifB);
-    const kA = await lab.genkey();
-    const kB = await lab.genkey();
-    await lab.exec(nsA, 'wg', ['set', ifA, 'private-key', kA.file, 'listen-port', '51820', 'peer', kB.pub, 'allowed-ips', 'fd99::2/128', 'endpoint', '[fd00:b1::2]:51821']);
-    await lab.exec(nsB, 'wg', ['set', ifB, 'private-key', kB.file, 'listen-port', '51821', 'peer', kA.pub, 'allowed-ips', 'fd99::1/128', 'endpoint', '[fd00:b1::1]:51820']);
-    for (const [ns, dev, n] of [[nsA, ifA, 1], [nsB, ifB, 2]] as const) {
-      await lab.exec(ns, 'ip', ['addr', 'add', `fd99::${n}/64`, 'dev', dev, 'nodad']);
-      await lab.exec(ns, 'ip', ['link', 'set', dev, 'mtu', '1420', 'up']);
-    }
+    const { nsA, nsB } = await lab.wgPair(a, b, { outer: 6, mtu: 1420 });
     await lab.exec(nsA, 'ping', ['-c', '3', '-i', '0.2', '-W', '3', 'fd99::2']);
     const server = lab.start(nsB, 'iperf3', ['-s', '-1']);
     await new Promise((r) => setTimeout(r, 300));

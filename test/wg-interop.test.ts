@@ -1,45 +1,15 @@
 // sixpn-wg against wireguard-go (Debian's) and against itself, in network namespaces, driven
 // by the stock `wg`, checked with ping and iperf3 (issue 6, behaviours 1–3, 5, 6, 8).
 import test, { type ExecutionContext } from 'ava';
-import { createSocket } from 'node:dgram';
-import { Lab, isRoot } from './helpers/netns.ts';
+import { Lab, isRoot, type WgPair } from './helpers/netns.ts';
 
 type Impl = 'sixpn' | 'wggo';
-interface Tunnel {
-  lab: Lab;
-  nsA: string;
-  nsB: string;
-  ifA: string;
-  ifB: string;
-  keyA: { pub: string; file: string };
-  keyB: { pub: string; file: string };
-}
-
-const OUTER = { 6: ['fd00:b1::1', 'fd00:b1::2'], 4: ['192.168.241.1', '192.168.241.2'] } as const;
+type Tunnel = WgPair;
 
 async function tunnel(t: ExecutionContext, implA: Impl, implB: Impl, opts: { outer: 4 | 6; psk?: boolean; mtu?: number; vethMtu?: number }): Promise<Tunnel> {
   const lab = new Lab('wi');
   t.teardown(() => lab.cleanup());
-  const nsA = await lab.ns('A');
-  const nsB = await lab.ns('B');
-  await lab.veth(nsA, ['fd00:b1::1/64', '192.168.241.1/24'], nsB, ['fd00:b1::2/64', '192.168.241.2/24'], opts.vethMtu);
-  const ifA = lab.name('wa');
-  const ifB = lab.name('wb');
-  await lab.wg(nsA, implA, ifA);
-  await lab.wg(nsB, implB, ifB);
-  const keyA = await lab.genkey();
-  const keyB = await lab.genkey();
-  const psk = opts.psk ? ['preshared-key', lab.file('psk', (await lab.genkey()).priv)] : [];
-  const ep = (i: 0 | 1, port: number) => (opts.outer === 6 ? `[${OUTER[6][i]}]:${port}` : `${OUTER[4][i]}:${port}`);
-  await lab.exec(nsA, 'wg', ['set', ifA, 'private-key', keyA.file, 'listen-port', '51820', 'peer', keyB.pub, ...psk, 'allowed-ips', '10.9.0.2/32,fd99::2/128', 'endpoint', ep(1, 51821)]);
-  await lab.exec(nsB, 'wg', ['set', ifB, 'private-key', keyB.file, 'listen-port', '51821', 'peer', keyA.pub, ...psk, 'allowed-ips', '10.9.0.1/32,fd99::1/128', 'endpoint', ep(0, 51820)]);
-  for (const [ns, dev, n] of [[nsA, ifA, 1], [nsB, ifB, 2]] as const) {
-    await lab.exec(ns, 'ip', ['addr', 'add', `10.9.0.${n}/24`, 'dev', dev]);
-    await lab.exec(ns, 'ip', ['addr', 'add', `fd99::${n}/64`, 'dev', dev, 'nodad']);
-    if (opts.mtu) await lab.exec(ns, 'ip', ['link', 'set', dev, 'mtu', String(opts.mtu)]);
-    await lab.exec(ns, 'ip', ['link', 'set', dev, 'up']);
-  }
-  return { lab, nsA, nsB, ifA, ifB, keyA, keyB };
+  return lab.wgPair(implA, implB, opts);
 }
 
 async function ping(tn: Tunnel, from: 'A' | 'B', dst: string, extra: string[] = []): Promise<string> {
@@ -167,5 +137,4 @@ let n = 0; const next = () => { if (n === msgs.length) return d.close(); d.send(
   await ping(tn, 'B', '10.9.0.1');
   await ping(tn, 'A', 'fd99::2');
   t.is(await wgShow(tn, 'A', 'endpoints'), before, 'the endpoint did not move to the junk source port');
-  void createSocket;
 });

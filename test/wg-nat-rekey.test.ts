@@ -59,21 +59,7 @@ test('a session with wireguard-go survives a rekey (traffic for 130 s, no stall)
   t.timeout(200_000);
   const lab = new Lab('rk');
   t.teardown(() => lab.cleanup());
-  const nsA = await lab.ns('A');
-  const nsB = await lab.ns('B');
-  await lab.veth(nsA, ['fd00:b1::1/64'], nsB, ['fd00:b1::2/64']);
-  const ifA = lab.name('wa');
-  const ifB = lab.name('wb');
-  await lab.wg(nsA, 'sixpn', ifA);
-  await lab.wg(nsB, 'wggo', ifB);
-  const kA = await lab.genkey();
-  const kB = await lab.genkey();
-  await lab.exec(nsA, 'wg', ['set', ifA, 'private-key', kA.file, 'listen-port', '51820', 'peer', kB.pub, 'allowed-ips', 'fd99::2/128', 'endpoint', '[fd00:b1::2]:51821']);
-  await lab.exec(nsB, 'wg', ['set', ifB, 'private-key', kB.file, 'listen-port', '51821', 'peer', kA.pub, 'allowed-ips', 'fd99::1/128', 'endpoint', '[fd00:b1::1]:51820']);
-  for (const [ns, dev, n] of [[nsA, ifA, 1], [nsB, ifB, 2]] as const) {
-    await lab.exec(ns, 'ip', ['addr', 'add', `fd99::${n}/64`, 'dev', dev, 'nodad']);
-    await lab.exec(ns, 'ip', ['link', 'set', dev, 'up']);
-  }
+  const { nsA, ifA } = await lab.wgPair('sixpn', 'wggo', { outer: 6 });
   // 1300 pings, one per 100 ms: a stall of more than a second shows up as a run of losses
   const out = await lab.exec(nsA, 'ping', ['-c', '1300', '-i', '0.1', '-W', '1', 'fd99::2'], { timeout: 180_000 }).catch((e: Error) => e.message);
   const m = /(\d+) packets transmitted, (\d+) received/.exec(out);

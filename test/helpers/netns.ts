@@ -90,6 +90,35 @@ export class Lab {
     else await this.exec(ns, 'wireguard-go', [ifname]);
   }
 
+  /**
+   * Two namespaces A and B joined by a veth (fd00:b1::1|2/64 and 192.168.241.1|2/24), a
+   * WireGuard interface in each (`implA`, `implB`) peered with the other over IPv6 or IPv4
+   * outside, ports 51820/51821, tunnel addresses 10.9.0.1|2/24 and fd99::1|2/64 inside.
+   */
+  async wgPair(implA: 'sixpn' | 'wggo', implB: 'sixpn' | 'wggo', opts: { outer?: 4 | 6; psk?: boolean; mtu?: number; vethMtu?: number } = {}): Promise<WgPair> {
+    const outer = opts.outer ?? 6;
+    const nsA = await this.ns('A');
+    const nsB = await this.ns('B');
+    await this.veth(nsA, ['fd00:b1::1/64', '192.168.241.1/24'], nsB, ['fd00:b1::2/64', '192.168.241.2/24'], opts.vethMtu);
+    const ifA = this.name('wa');
+    const ifB = this.name('wb');
+    await this.wg(nsA, implA, ifA);
+    await this.wg(nsB, implB, ifB);
+    const keyA = await this.genkey();
+    const keyB = await this.genkey();
+    const psk = opts.psk ? ['preshared-key', this.file('psk', (await this.genkey()).priv)] : [];
+    const ep = (i: 1 | 2, port: number) => (outer === 6 ? `[fd00:b1::${i}]:${port}` : `192.168.241.${i}:${port}`);
+    await this.exec(nsA, 'wg', ['set', ifA, 'private-key', keyA.file, 'listen-port', '51820', 'peer', keyB.pub, ...psk, 'allowed-ips', '10.9.0.2/32,fd99::2/128', 'endpoint', ep(2, 51821)]);
+    await this.exec(nsB, 'wg', ['set', ifB, 'private-key', keyB.file, 'listen-port', '51821', 'peer', keyA.pub, ...psk, 'allowed-ips', '10.9.0.1/32,fd99::1/128', 'endpoint', ep(1, 51820)]);
+    for (const [ns, dev, n] of [[nsA, ifA, 1], [nsB, ifB, 2]] as const) {
+      await this.exec(ns, 'ip', ['addr', 'add', `10.9.0.${n}/24`, 'dev', dev]);
+      await this.exec(ns, 'ip', ['addr', 'add', `fd99::${n}/64`, 'dev', dev, 'nodad']);
+      if (opts.mtu) await this.exec(ns, 'ip', ['link', 'set', dev, 'mtu', String(opts.mtu)]);
+      await this.exec(ns, 'ip', ['link', 'set', dev, 'up']);
+    }
+    return { lab: this, nsA, nsB, ifA, ifB, keyA, keyB };
+  }
+
   async cleanup(): Promise<void> {
     for (const c of this.children) c.kill('SIGKILL');
     for (const ns of this.namespaces) {
@@ -107,6 +136,16 @@ export class Lab {
     for (const i of this.ifnames) rmSync(`/var/run/wireguard/${i}.sock`, { force: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+export interface WgPair {
+  lab: Lab;
+  nsA: string;
+  nsB: string;
+  ifA: string;
+  ifB: string;
+  keyA: { pub: string; file: string };
+  keyB: { pub: string; file: string };
 }
 
 export async function sh(cmd: string, args: string[], opts: { timeout?: number; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<string> {
