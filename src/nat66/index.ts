@@ -8,6 +8,10 @@
 //   fragments  inbound non-first fragments follow their first fragment
 //   list       `conntrack -L`-style listing
 //   build      UDP and TCP packet builders (tests, benchmarks, probes)
+//   slots      machine names ↔ the slot numbers Nat66 and Egress use
+// The I/O side is imported from its own files, so this surface stays free of native code:
+//   egress     Egress: Nat66 on the egress TUN — batches, delivery to machines, tick, status
+//   kernel     the host kernel's side: forwarding sysctls, the /128 route, proxy NDP
 
 export * from './constants.ts';
 export { Nat66, Nat66Counters, type Nat66Options } from './nat.ts';
@@ -16,3 +20,4 @@ export { tcpTrack, tcpTimeout, tcpMayCreate } from './tcp.ts';
 export { parseQuoted } from './icmp.ts';
 export { conntrackList } from './list.ts';
 export { buildUdp, buildTcp } from './build.ts';
+export { MachineSlots } from './slots.ts';
