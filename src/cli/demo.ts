@@ -224,6 +224,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     check('dig AAAA web.internal from web1 lists the 3 web machines', r.ok && webAddrs.length === 3, webAddrs.join(' '));
     r = await run('ip', ['netns', 'exec', m.led1.id, 'dig', '+time=2', '+tries=1', 'AAAA', 'web.internal']);
     check('the same question from led1 (initech) gets NXDOMAIN', /status: NXDOMAIN/.test(r.out));
+    r = await dig('web2', '+tcp', 'AAAA', `${m.db2.id}.vm.db.internal`);
+    check('dig +tcp (DNS over TCP) from web2 finds db2 by machine id', r.ok && r.out.trim() === addr('db2'), r.out.trim());
     r = await dig('db1', 'TXT', '_apps.internal');
     check('dig TXT _apps.internal from db1 lists acme\'s apps', /db,web/.test(r.out), r.out.trim());
 

@@ -1,6 +1,8 @@
 /**
  * sixpn DNS: the `.internal` server (`InternalResolver` over a `DnsView`) and the forwarder for
- * other names, both sans-IO. The UDP/TCP sockets belong to the router.
+ * other names, both sans-IO. The I/O around them (UDP in-process, TCP through a TUN the host
+ * kernel terminates, upstream sockets) is `service.ts`, used by src/router/host.ts and not
+ * exported here so that importing the sans-IO parts loads no native code.
  */
 export type { DnsAsker, DnsMachine, DnsPeer, DnsView } from './view.ts';
 export { ANSWER_FORWARD, DEFAULT_MAX_UDP_PAYLOAD, DEFAULT_TTL_S, InternalResolver, answer } from './resolver.ts';

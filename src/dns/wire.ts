@@ -82,9 +82,14 @@ export function put16(buf: Uint8Array, off: number, v: number): void {
 }
 
 const UPPER = /[A-Z]+/g;
-/** RFC 4343 §3: case folds for ASCII letters only. */
+const toLower = (m: string) => m.toLowerCase();
+/** RFC 4343 §3: case folds for ASCII letters only. Returns `s` itself when it has none. */
 export function asciiLower(s: string): string {
-  return s.replace(UPPER, (m) => m.toLowerCase());
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) return s.replace(UPPER, toLower);
+  }
+  return s;
 }
 
 /**
@@ -113,7 +118,9 @@ export function readName(buf: Uint8Array, off: number, end: number, labels?: str
     wireLen += 1 + len;
     if (wireLen > MAX_NAME_LEN || pos + 1 + len > end) return -1;
     if (labels !== undefined) {
-      labels.push(String.fromCharCode.apply(null, buf.subarray(pos + 1, pos + 1 + len) as unknown as number[]));
+      let label = '';
+      for (let j = pos + 1; j <= pos + len; j++) label += String.fromCharCode(buf[j]);
+      labels.push(label);
     }
     pos += 1 + len;
   }
@@ -231,6 +238,14 @@ function optionsWellFormed(buf: Uint8Array, pos: number, end: number): boolean {
 const EMPTY = new Uint8Array(0);
 const DICT_SEP = '\u0100'; // not a latin1 char: cannot occur inside a label
 
+/** keys[i] = lower[i … n) joined by DICT_SEP: the dictionary key of each suffix. */
+function suffixKeys(lower: readonly string[], keys: string[]): string[] {
+  const n = lower.length;
+  keys.length = n;
+  for (let i = n - 1; i >= 0; i--) keys[i] = i === n - 1 ? lower[i] : lower[i] + DICT_SEP + keys[i + 1];
+  return keys;
+}
+
 /**
  * Writes a message into a caller's buffer up to `limit`. Every write checks the bound; the first
  * one that does not fit sets `overflow` and later writes do nothing, so a caller writes a whole
@@ -244,6 +259,9 @@ export class MessageWriter {
   overflow = false;
   #dict = new Map<string, number>();
   #dictOrder: string[] = [];
+  #keys: string[] = [];
+  #firstAt: number[] = []; // offsets of the first name's labels, not yet in the dictionary
+  #firstLower: string[] = [];
 
   reset(buf: Uint8Array, limit: number): void {
     this.buf = buf;
@@ -252,10 +270,12 @@ export class MessageWriter {
     this.overflow = false;
     this.#dict.clear();
     this.#dictOrder.length = 0;
+    this.#firstAt.length = 0;
   }
 
   /** Returns to `mark` (a former `pos`), forgetting names written after it. */
   rollback(mark: number): void {
+    this.#materialize();
     this.pos = mark;
     this.overflow = false;
     for (let k = this.#dictOrder.at(-1); k !== undefined && this.#dict.get(k)! >= mark; k = this.#dictOrder.at(-1)) {
@@ -312,8 +332,13 @@ export class MessageWriter {
    * already written becomes a pointer; new suffixes below offset 0x3fff are remembered.
    */
   name(labels: readonly string[], lower: readonly string[]): void {
+    // The first name of a message (the question) has nothing to point at, and is often the only
+    // name written: its suffixes enter the dictionary only when another name comes.
+    if (this.#dict.size === 0 && this.#firstAt.length === 0) return this.#firstName(labels, lower);
+    this.#materialize();
+    const keys = suffixKeys(lower, this.#keys);
     for (let i = 0; i < labels.length; i++) {
-      const key = lower.slice(i).join(DICT_SEP);
+      const key = keys[i];
       const at = this.#dict.get(key);
       if (at !== undefined) {
         this.u16(0xc000 | at);
@@ -329,6 +354,32 @@ export class MessageWriter {
       for (let j = 0; j < label.length; j++) this.buf[this.pos++] = label.charCodeAt(j);
     }
     this.u8(0);
+  }
+
+  #firstName(labels: readonly string[], lower: readonly string[]): void {
+    const first = this.#firstLower;
+    for (let i = 0; i < lower.length; i++) first[i] = lower[i];
+    first.length = lower.length;
+    for (let i = 0; i < labels.length; i++) {
+      const label = labels[i];
+      if (!this.#room(1 + label.length)) return;
+      if (this.pos <= MAX_PTR_OFFSET) this.#firstAt.push(this.pos);
+      this.buf[this.pos++] = label.length;
+      for (let j = 0; j < label.length; j++) this.buf[this.pos++] = label.charCodeAt(j);
+    }
+    this.u8(0);
+  }
+
+  /** Enters the suffixes of the first name into the dictionary. */
+  #materialize(): void {
+    const at = this.#firstAt;
+    if (at.length === 0) return;
+    const keys = suffixKeys(this.#firstLower, this.#keys);
+    for (let i = 0; i < at.length; i++) {
+      this.#dict.set(keys[i], at[i]);
+      this.#dictOrder.push(keys[i]);
+    }
+    at.length = 0;
   }
 
   /** Start of a resource record after its owner (RFC 1035 §4.1.3); returns the RDLENGTH offset. */

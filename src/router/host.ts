@@ -6,14 +6,8 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { DNS_PORT } from '../topology/host-config.ts';
-import {
-  InternalResolver, ANSWER_FORWARD,
-} from '../dns/index.ts';
-import {
-  IPPROTO_UDP, IPV6_OFF_DST, IPV6_OFF_SRC, Ipv6Info, PARSE_OK, formatAddress, meshHostPrefix, parsePacket,
-  writeChecksum,
-} from '../ipv6/index.ts';
+import { DnsService } from '../dns/service.ts';
+import { formatAddress, meshHostPrefix } from '../ipv6/index.ts';
 import { TunBatch, close as closeFd, fdUnwatch, fdWatch, ip, tunOpen, type FdWatch } from '../tun/index.ts';
 import {
   describeDiff, dnsView, readPrivateKey, resolveLocalHost, topologyDigest, watchTopology,
@@ -62,9 +56,7 @@ export class SixpnHost {
   private readonly tunIn = new TunBatch(64, SLOT, { headroom: HEADROOM });
   private readonly hostOfPeer = new Map<WgPeer, number>();
   private readonly externalOfPeer = new Map<WgPeer, Peer>();
-  private readonly resolver: InternalResolver;
-  private readonly dnsOut = new Uint8Array(HEADROOM + 65_536);
-  private readonly dnsInfo = new Ipv6Info();
+  private dnsService: DnsService | null = null; // fdaa::3 and the orgs' ::3 (src/dns/service.ts)
   private readonly ticker: NodeJS.Timeout;
   private ticks = 0;
   private busy: Promise<void> = Promise.resolve(); // machine setup runs one change at a time
@@ -100,12 +92,11 @@ export class SixpnHost {
     };
     this.gateway.device.setPrivateKey(key);
     this.gateway.bind(local.listenPort + 1);
-    this.resolver = new InternalResolver(dnsView(() => this.topology));
     this.router = new Router(this.topology, this.host.id, {
       toMachine: (m, buf, off, len) => this.queueMachine(m, buf, off, len),
       toMesh: (_host, buf, off, len) => this.port.device.sendPacket(buf, off, len),
       toPeer: (_peer, buf, off, len) => this.gateway.device.sendPacket(buf, off, len),
-      toDns: (buf, off, len) => this.dns(buf, off, len),
+      toDns: (buf, off, len) => this.dnsService?.packet(buf, off, len),
       toEgress: () => false,
     }, { meshMtu: MACHINE_MTU });
     this.ticker = setInterval(() => this.tick(), TICK_MS);
@@ -120,6 +111,7 @@ export class SixpnHost {
     try {
       h.syncMesh();
       h.syncGateway();
+      h.dnsService = await h.startDns(config);
       await h.syncMachines();
       const meshName = config.meshInterface ?? `6pn-${h.host.name}`.slice(0, 15);
       h.uapi = await UapiServer.listen(meshName, h.port.uapi, {
@@ -146,6 +138,7 @@ export class SixpnHost {
     this.router.setTopology(next);
     this.syncMesh();
     this.syncGateway();
+    void this.dnsService?.sync();
     this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
   }
 
@@ -306,31 +299,23 @@ export class SixpnHost {
     this.pending.clear();
   }
 
-  /** UDP queries to the DNS address are answered here, from the topology (src/dns). */
-  private dns(buf: Uint8Array, off: number, len: number): void {
-    const info = this.dnsInfo;
-    if (parsePacket(buf, off, len, info) !== PARSE_OK || info.protocol !== IPPROTO_UDP || info.fragment) return;
-    const u = info.l4Off;
-    if (((buf[u + 2] << 8) | buf[u + 3]) !== DNS_PORT) return; // TCP and other ports: not served here yet
-    const query = buf.subarray(u + 8, off + info.packetLen);
-    const out = this.dnsOut;
-    const at = HEADROOM + 48; // IPv6 + UDP header go in front
-    const n = this.resolver.answer(query, buf.subarray(off + IPV6_OFF_SRC, off + IPV6_OFF_SRC + 16), 'udp', out.subarray(at));
-    if (n <= 0 || n === ANSWER_FORWARD) return;
-    // reply: addresses and ports swapped
-    const p = HEADROOM;
-    out[p] = 0x60; out[p + 1] = 0; out[p + 2] = 0; out[p + 3] = 0;
-    const plen = 8 + n;
-    out[p + 4] = plen >> 8; out[p + 5] = plen & 0xff; out[p + 6] = IPPROTO_UDP; out[p + 7] = 64;
-    out.set(buf.subarray(off + IPV6_OFF_DST, off + IPV6_OFF_DST + 16), p + IPV6_OFF_SRC);
-    out.set(buf.subarray(off + IPV6_OFF_SRC, off + IPV6_OFF_SRC + 16), p + IPV6_OFF_DST);
-    out[p + 40] = buf[u + 2]; out[p + 41] = buf[u + 3]; out[p + 42] = buf[u]; out[p + 43] = buf[u + 1];
-    out[p + 44] = plen >> 8; out[p + 45] = plen & 0xff; out[p + 46] = 0; out[p + 47] = 0;
-    writeChecksum(out, p, p + 40, plen, IPPROTO_UDP);
-    const asker = this.topology.machineAt(out, p + IPV6_OFF_DST);
-    if (asker !== undefined && asker.host === this.host.id) return this.queueMachine(asker, out, p, 40 + plen);
-    const peer = this.topology.peerAt(out, p + IPV6_OFF_DST);
-    if (peer !== undefined && peer.gateway === this.host.id) this.gateway.device.sendPacket(out, p, 40 + plen);
+  // ---- DNS: the service answers; replies come back through router.fromLocal ----
+
+  private startDns(config: HostConfig): Promise<DnsService> {
+    const local = () => [...this.topology.machinesOnHost(this.host.id), ...this.topology.peersOnGateway(this.host.id)];
+    return DnsService.start({
+      view: dnsView(() => this.topology),
+      upstreams: config.dnsUpstream, // empty: the host's /etc/resolv.conf
+      networks: () => local().map((x) => x.network),
+      log: this.log,
+      mtu: MACHINE_MTU,
+    }, {
+      deliver: (buf, off, len) => this.router.fromLocal(buf, off, len),
+      flush: () => {
+        this.flushMachines();
+        this.gateway.flush();
+      },
+    });
   }
 
   private tick(): void {
@@ -378,6 +363,7 @@ export class SixpnHost {
         lastHandshakeUnixMs: wp.lastHandshakeUnixMs,
       })),
       router: Object.fromEntries(COUNTERS.map((c) => [c, this.router.counters[c]])),
+      dns: this.dnsService === null ? null : { ...this.dnsService.counters },
       mesh: { ...d.counters },
       peers: [...this.hostOfPeer].map(([p, id]) => ({
         host: this.topology.host(id)?.name ?? id,
@@ -406,6 +392,7 @@ export class SixpnHost {
     this.machines.clear();
     this.port.close();
     this.gateway.close();
+    await this.dnsService?.close();
     await this.uapi?.close();
     await this.gatewayUapi?.close();
     if (this.status) {

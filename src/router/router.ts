@@ -177,6 +177,28 @@ export class Router {
     this.unreachable(buf, off, info.packetLen, ICMPV6_UNREACH_ADDR, fromHost);
   }
 
+  /**
+   * A packet from this host's own DNS service (src/dns/service.ts): a reply from a DNS address
+   * (fdaa::3 or an org's ::3) to a machine or external peer of this host: TCP or UDP from port
+   * 53, or ICMPv6. The org ::3 only answers its own org; anything else is dropped.
+   */
+  fromLocal(buf: Uint8Array, off: number, len: number): void {
+    const info = this.info;
+    if (parsePacket(buf, off, len, info) !== PARSE_OK) return void this.counters.dropped_malformed++;
+    const src = off + IPV6_OFF_SRC;
+    const dst = off + IPV6_OFF_DST;
+    if (!isOrgDns(buf, src) || !isSixpn(buf, dst)) return void this.counters.dropped_not_unicast++;
+    const dns = (info.protocol === IPPROTO_TCP || info.protocol === IPPROTO_UDP) && !info.fragment && info.l4Len >= 4 &&
+      buf[info.l4Off] === 0 && buf[info.l4Off + 1] === 53;
+    if (!dns && info.protocol !== IPPROTO_ICMPV6) return void this.counters.dropped_spoofed++;
+    if (!isGlobalDns(buf, src) && getNetwork(buf, src) !== getNetwork(buf, dst)) return void this.counters.dropped_cross_org++;
+    const target = this.topology.machineAt(buf, dst);
+    if (target !== undefined) return this.deliver(target, buf, off, info.packetLen, null);
+    const peer = this.topology.peerAt(buf, dst);
+    if (peer !== undefined && peer.gateway === this.hostId) return this.toPeer(peer, buf, off, info.packetLen);
+    this.counters.dropped_no_route++;
+  }
+
   // ---------------------------------------------------------------------------------------
   // Forwarding
 

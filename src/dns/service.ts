@@ -1,0 +1,523 @@
+/**
+ * The live DNS service of one host: the I/O around the sans-IO `InternalResolver` and
+ * `Forwarder`. Not exported from `index.ts` (that stays sans-IO); `src/router/host.ts` uses it.
+ *
+ * The router hands it every packet addressed to a DNS address (fdaa::3, or an org's ::3) from a
+ * machine or external peer of this host (`packet`); replies go back as whole IPv6 packets through
+ * `io.deliver` (the router's `fromLocal`, which delivers only packets from a DNS address to a
+ * machine or peer of this host and of the same org).
+ *
+ * - UDP to port 53, unfragmented (nearly every query), is answered in-process: `.internal` names
+ *   by the resolver, other names through a UDP forwarder to the upstream resolvers (a normal
+ *   socket in the host namespace). The reply packet is built here, addresses and ports swapped.
+ *   A reply that would not fit the path MTU is cut to header and question with TC=1, so the
+ *   client retries over TCP (upstreams size their replies to the client's EDNS buffer, which can
+ *   exceed the tunnel's MTU).
+ * - Everything else (TCP, fragments, ICMPv6 echo, other ports) is written unchanged into a TUN
+ *   in the host namespace (`6pndns`) that owns fdaa::3/128 and the ::3/128 of every org present
+ *   on this host, with fdaa::/16 routed back through it. The kernel's own TCP stack terminates
+ *   the connections with the machine's source address preserved — that address is how the
+ *   resolver knows the asker and its org — and node:net servers bound to the DNS addresses
+ *   answer. Whatever the kernel sends out of that TUN (segments, RSTs, ICMPv6) goes back to the
+ *   router. TCP queries for other names are forwarded upstream over TCP, one connection per query.
+ *
+ * Bounds: TCP connections in total, idle time per connection, forwarded queries in flight per
+ * connection and in total, bytes queued for a slow reader (its reading pauses), one upstream
+ * TCP connection per forwarded TCP query, each closed after its reply or the timeout. Malformed
+ * input gets FORMERR, a closed connection or nothing; never an exception out of a handler.
+ */
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
+import {
+  IPPROTO_UDP, IPV6_OFF_DST, IPV6_OFF_SRC, Ipv6Info, PARSE_OK, encodeSixpn, formatAddress, parseAddress, parsePacket,
+  writeChecksum,
+} from '../ipv6/index.ts';
+import { TunBatch, close as closeFd, fdUnwatch, fdWatch, ip, tunOpen, type FdWatch } from '../tun/index.ts';
+import { DNS_PORT, FWD_CLIENT, FWD_NONE, FWD_UPSTREAM, Forwarder, parseResolvConf, type ForwardAction, type Upstream } from './forwarder.ts';
+import { ANSWER_FORWARD, InternalResolver, type ResolverOptions } from './resolver.ts';
+import { TCP_LENGTH_LEN, TcpDeframer, frameTcp } from './tcp.ts';
+import type { DnsView } from './view.ts';
+import {
+  DNS_HEADER_LEN, FLAG_TC, HDR_OFF_ANCOUNT, HDR_OFF_ARCOUNT, HDR_OFF_NSCOUNT, HDR_OFF_QDCOUNT, RCODE_SERVFAIL,
+  TCP_MESSAGE_MAX, put16, readName, u16, writeHeaderOnly,
+} from './wire.ts';
+
+export interface DnsServiceLog {
+  error(msg: string): void;
+  info(msg: string): void;
+}
+
+export interface DnsServiceIO {
+  /** A reply packet (IPv6, from a DNS address) for the router to deliver. */
+  deliver(buf: Uint8Array, off: number, len: number): void;
+  /** Called after replies were delivered outside the router's own path (sockets, timers, TUN). */
+  flush(): void;
+}
+
+export interface DnsServiceOptions {
+  readonly view: DnsView;
+  /** Resolvers for names outside `.internal`; default: the nameservers of /etc/resolv.conf. */
+  readonly upstreams?: readonly Upstream[];
+  /** Org network ids whose ::3 this host answers at (besides fdaa::3); read at every `sync()`. */
+  readonly networks: () => Iterable<number>;
+  readonly log: DnsServiceLog;
+  /** The kernel side's TUN in this namespace; default `6pndns`. */
+  readonly ifname?: string;
+  /** MTU toward machines and peers: UDP replies must fit; default 1420. */
+  readonly mtu?: number;
+  readonly resolver?: ResolverOptions;
+  /** Per-upstream timeout of forwarded queries; default 2000 ms. */
+  readonly forwardTimeoutMs?: number;
+  /** DNS-over-TCP connections open at once (RFC 7766 §6.2.2); default 256. */
+  readonly maxTcpConnections?: number;
+  /** A connection with nothing to do for this long is closed (RFC 7766 §6.2.3); default 10 s. */
+  readonly tcpIdleMs?: number;
+}
+
+export const DNS_TUN = '6pndns';
+const HEADROOM = 16; // in front of every packet handed to the router: the WireGuard devices seal in place
+const IP_UDP_LEN = 48;
+const PAYLOAD_AT = HEADROOM + IP_UDP_LEN; // replies are written here, headers go in front
+const MAX_INFLIGHT_PER_CONN = 32; // forwarded queries of one TCP connection
+const MAX_TCP_OUTSTANDING = 256; // forwarded TCP queries, each with its own upstream connection
+const MAX_QUEUED_PER_CONN = 256 * 1024; // unread replies: pause reading the client's queries
+const TUN_SLOT = 2048;
+
+interface UdpClient {
+  readonly asker: Uint8Array; // the machine or peer (reply destination)
+  readonly server: Uint8Array; // the DNS address it asked (reply source)
+  readonly port: number;
+}
+
+interface TcpClient {
+  readonly sock: Socket;
+  readonly asker: Uint8Array;
+  readonly deframer: TcpDeframer;
+  inflight: number;
+  closed: boolean;
+}
+
+interface Kernel {
+  fd: number;
+  name: string;
+  watch: FdWatch | null;
+  readonly inb: TunBatch;
+  readonly outb: TunBatch;
+}
+
+/** Upstreams from the host config, else /etc/resolv.conf; never a 6PN address (a loop). */
+export function hostUpstreams(configured: readonly Upstream[] | undefined, resolvConf = '/etc/resolv.conf'): Upstream[] {
+  let list: readonly Upstream[] = configured ?? [];
+  if (list.length === 0) {
+    try {
+      list = parseResolvConf(readFileSync(resolvConf, 'utf8'));
+    } catch {
+      list = [];
+    }
+  }
+  const seen = new Set<string>();
+  const out: Upstream[] = [];
+  for (const u of list) {
+    const k = upstreamKey(u.address, u.port);
+    if (k === undefined || seen.has(k) || /^fdaa:/i.test(k)) continue;
+    seen.add(k);
+    out.push({ address: u.address, port: u.port });
+  }
+  return out;
+}
+
+/** The address and port as the socket layer reports a sender: canonical text, no zone. */
+function upstreamKey(address: string, port: number): string | undefined {
+  const a = address.replace(/%.*$/, '');
+  if (isIP(a) === 4) return `${a}|${port}`;
+  const b = new Uint8Array(16);
+  return isIP(a) === 6 && parseAddress(a, b, 0) ? `${formatAddress(b, 0)}|${port}` : undefined;
+}
+
+export class DnsService {
+  readonly resolver: InternalResolver;
+  readonly upstreams: readonly Upstream[];
+  readonly ifname: string;
+  readonly mtu: number;
+  readonly tcpIdleMs: number;
+  readonly maxTcpConnections: number;
+  readonly counters = { udpQueries: 0, udpForwarded: 0, udpTruncated: 0, tcpConnections: 0, tcpRefused: 0, tcpQueries: 0, tcpForwarded: 0, toKernel: 0, fromKernel: 0 };
+  readonly #io: DnsServiceIO;
+  readonly #opts: DnsServiceOptions;
+  readonly #log: DnsServiceLog;
+  readonly #udpFwd: Forwarder<UdpClient> | null;
+  readonly #tcpFwd: Forwarder<TcpClient> | null;
+  readonly #upIndex = new Map<string, number>();
+  readonly #info = new Ipv6Info();
+  readonly #pkt = new Uint8Array(PAYLOAD_AT + TCP_MESSAGE_MAX);
+  readonly #tcpOut = new Uint8Array(TCP_LENGTH_LEN + TCP_MESSAGE_MAX);
+  readonly #pktOut = this.#pkt.subarray(PAYLOAD_AT);
+  readonly #tcpMsg = this.#tcpOut.subarray(TCP_LENGTH_LEN);
+  readonly #servers = new Map<string, Server>(); // DNS address text → its TCP server
+  readonly #conns = new Set<TcpClient>();
+  readonly #upTcp = new Set<Socket>();
+  #udp4: UdpSocket | null = null;
+  #udp6: UdpSocket | null = null;
+  #kernel: Kernel | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #syncing: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  private constructor(opts: DnsServiceOptions, io: DnsServiceIO) {
+    this.#opts = opts;
+    this.#io = io;
+    this.#log = opts.log;
+    this.upstreams = hostUpstreams(opts.upstreams);
+    this.upstreams.forEach((u, i) => this.#upIndex.set(upstreamKey(u.address, u.port)!, i));
+    const forward = this.upstreams.length > 0;
+    this.resolver = new InternalResolver(opts.view, { ...opts.resolver, forwardExternal: forward });
+    const timeoutMs = opts.forwardTimeoutMs;
+    this.#udpFwd = forward ? new Forwarder<UdpClient>({ upstreams: this.upstreams, timeoutMs }) : null;
+    this.#tcpFwd = forward ? new Forwarder<TcpClient>({ upstreams: this.upstreams, timeoutMs, maxOutstanding: MAX_TCP_OUTSTANDING }) : null;
+    this.ifname = opts.ifname ?? DNS_TUN;
+    this.mtu = opts.mtu ?? 1420;
+    this.tcpIdleMs = opts.tcpIdleMs ?? 10_000;
+    this.maxTcpConnections = opts.maxTcpConnections ?? 256;
+  }
+
+  /**
+   * Starts the service. UDP works at once; the kernel side (TUN, addresses, TCP servers) is set
+   * up here too, and if it cannot be (no TUN, no IPv6), that is logged and only UDP is served.
+   */
+  static async start(opts: DnsServiceOptions, io: DnsServiceIO): Promise<DnsService> {
+    const s = new DnsService(opts, io);
+    const up = s.upstreams.map((u) => (u.address.includes(':') ? `[${u.address}]:${u.port}` : `${u.address}:${u.port}`));
+    try {
+      await s.#openKernel();
+      await s.sync();
+      opts.log.info(`dns: fdaa::3 and each org's ::3, UDP in-process, TCP through ${s.ifname}; upstreams ${up.join(', ') || 'none (other names REFUSED)'}`);
+    } catch (err) {
+      opts.log.error(`dns: only UDP is served (the kernel side failed: ${(err as Error).message})`);
+    }
+    return s;
+  }
+
+  /** Brings the DNS addresses and their TCP servers in line with `networks()` (call on topology changes). */
+  sync(): Promise<void> {
+    this.#syncing = this.#syncing.then(() => this.#syncNow()).catch((e: Error) => this.#log.error(`dns: ${e.message}`));
+    return this.#syncing;
+  }
+
+  // ---- from the router ----
+
+  /** A packet (from a machine or peer of this host) addressed to a DNS address. */
+  packet(buf: Uint8Array, off: number, len: number): void {
+    if (this.#closed) return;
+    const info = this.#info;
+    if (parsePacket(buf, off, len, info) !== PARSE_OK) return;
+    const u = info.l4Off;
+    if (info.protocol === IPPROTO_UDP && !info.fragment && info.l4Len >= 8 && u16(buf, u + 2) === DNS_PORT) {
+      const ulen = u16(buf, u + 4);
+      if (ulen < 8 + DNS_HEADER_LEN || ulen > info.l4Len) return;
+      return this.#udpQuery(buf, off, u, ulen);
+    }
+    this.#toKernel(buf, off, info.packetLen);
+  }
+
+  // ---- UDP, in-process ----
+
+  #udpQuery(buf: Uint8Array, off: number, u: number, ulen: number): void {
+    this.counters.udpQueries++;
+    const query = buf.subarray(u + 8, u + ulen);
+    const asker = buf.subarray(off + IPV6_OFF_SRC, off + IPV6_OFF_SRC + 16);
+    const server = buf.subarray(off + IPV6_OFF_DST, off + IPV6_OFF_DST + 16);
+    const port = u16(buf, u);
+    const out = this.#pktOut;
+    const n = this.resolver.answer(query, asker, 'udp', out);
+    if (n > 0) return this.#udpReply(server, asker, port, n);
+    if (n !== ANSWER_FORWARD || this.#udpFwd === null) return;
+    this.counters.udpForwarded++;
+    const client: UdpClient = { asker: asker.slice(), server: server.slice(), port };
+    this.#udpAction(this.#udpFwd.query(query, client, performance.now(), out));
+    this.#arm();
+  }
+
+  /** Sends the reply at `#pkt[PAYLOAD_AT …)` as a UDP packet from `server`:53 to `asker`:`port`. */
+  #udpReply(server: Uint8Array, asker: Uint8Array, port: number, n: number): void {
+    const out = this.#pkt;
+    if (IP_UDP_LEN + n > this.mtu) {
+      n = this.#truncate(out.subarray(PAYLOAD_AT, PAYLOAD_AT + n));
+      if (n === 0) return;
+      this.counters.udpTruncated++;
+    }
+    const p = HEADROOM;
+    const plen = 8 + n;
+    out[p] = 0x60; out[p + 1] = 0; out[p + 2] = 0; out[p + 3] = 0;
+    out[p + 4] = plen >> 8; out[p + 5] = plen & 0xff; out[p + 6] = IPPROTO_UDP; out[p + 7] = 64;
+    out.set(server, p + IPV6_OFF_SRC);
+    out.set(asker, p + IPV6_OFF_DST);
+    put16(out, p + 40, DNS_PORT);
+    put16(out, p + 42, port);
+    put16(out, p + 44, plen);
+    put16(out, p + 46, 0);
+    writeChecksum(out, p, p + 40, plen, IPPROTO_UDP);
+    this.#io.deliver(out, p, 40 + plen);
+  }
+
+  /** Cuts a reply to its header and question with TC set (RFC 2181 §9); 0 if it has no question. */
+  #truncate(msg: Uint8Array): number {
+    if (u16(msg, HDR_OFF_QDCOUNT) !== 1) return 0;
+    const end = readName(msg, DNS_HEADER_LEN, msg.length);
+    if (end < 0 || end + 4 > msg.length) return 0;
+    msg[2] |= FLAG_TC >>> 8;
+    put16(msg, HDR_OFF_ANCOUNT, 0);
+    put16(msg, HDR_OFF_NSCOUNT, 0);
+    put16(msg, HDR_OFF_ARCOUNT, 0);
+    return end + 4;
+  }
+
+  /** An action of the UDP forwarder whose bytes are at `#pkt[PAYLOAD_AT …)`. */
+  #udpAction(a: ForwardAction<UdpClient>): void {
+    if (a.kind === FWD_CLIENT) return this.#udpReply(a.client!.server, a.client!.asker, a.client!.port, a.length);
+    if (a.kind !== FWD_UPSTREAM) return;
+    const up = this.upstreams[a.upstream];
+    const sock = this.#upstreamSocket(isIP(up.address.replace(/%.*$/, '')) === 4 ? 4 : 6);
+    // dgram may hold the bytes until the send completes: give it its own copy
+    const bytes = Buffer.from(this.#pkt.subarray(PAYLOAD_AT, PAYLOAD_AT + a.length));
+    sock?.send(bytes, up.port, up.address, () => undefined);
+  }
+
+  #upstreamSocket(family: 4 | 6): UdpSocket | null {
+    let s = family === 4 ? this.#udp4 : this.#udp6;
+    if (s !== null || this.#closed) return s;
+    s = createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+    s.on('error', (e) => this.#log.error(`dns: upstream socket: ${e.message}`));
+    s.on('message', (msg, rinfo) => this.#fromUpstream(msg, rinfo));
+    s.bind(0);
+    s.unref();
+    if (family === 4) this.#udp4 = s;
+    else this.#udp6 = s;
+    return s;
+  }
+
+  #fromUpstream(msg: Buffer, rinfo: RemoteInfo): void {
+    const i = this.#upIndex.get(upstreamKey(rinfo.address, rinfo.port) ?? '');
+    if (i === undefined || this.#udpFwd === null || this.#closed) return;
+    const a = this.#udpFwd.reply(msg, i, performance.now(), this.#pktOut);
+    if (a.kind === FWD_NONE) return;
+    this.#udpAction(a);
+    this.#io.flush();
+  }
+
+  // ---- timeouts of forwarded queries ----
+
+  #arm(): void {
+    if (this.#timer !== null || this.#closed) return;
+    const a = this.#udpFwd?.nextDeadline();
+    const b = this.#tcpFwd?.nextDeadline();
+    const next = a === undefined ? b : b === undefined ? a : Math.min(a, b);
+    if (next === undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#poll();
+    }, Math.max(1, Math.ceil(next - performance.now()) + 1));
+    this.#timer.unref();
+  }
+
+  #poll(): void {
+    if (this.#closed) return;
+    const now = performance.now();
+    if (this.#udpFwd !== null) {
+      for (let a = this.#udpFwd.poll(now, this.#pktOut); a.kind !== FWD_NONE; a = this.#udpFwd.poll(now, this.#pktOut)) {
+        this.#udpAction(a);
+      }
+    }
+    if (this.#tcpFwd !== null) {
+      for (let a = this.#tcpFwd.poll(now, this.#tcpMsg); a.kind !== FWD_NONE; a = this.#tcpFwd.poll(now, this.#tcpMsg)) {
+        this.#tcpAction(a);
+      }
+    }
+    this.#io.flush();
+    this.#arm();
+  }
+
+  // ---- the kernel side: TUN, addresses, TCP ----
+
+  async #openKernel(): Promise<void> {
+    const tun = tunOpen(this.ifname);
+    const k: Kernel = { fd: tun.fd, name: tun.name, watch: null, inb: new TunBatch(32, TUN_SLOT, { headroom: HEADROOM }), outb: new TunBatch(1, TUN_SLOT) };
+    this.#kernel = k;
+    // no link-local address: the kernel sends no router solicitations or MLD reports out of it
+    await ip(['link', 'set', 'dev', k.name, 'addrgenmode', 'none']);
+    await ip(['link', 'set', 'dev', k.name, 'mtu', String(this.mtu), 'up']);
+    await ip(['-6', 'route', 'replace', 'fdaa::/16', 'dev', k.name]);
+    k.watch = fdWatch(k.fd, () => this.#fromKernel());
+  }
+
+  #toKernel(buf: Uint8Array, off: number, len: number): void {
+    const k = this.#kernel;
+    if (k === null || k.fd < 0 || len > TUN_SLOT) return;
+    k.outb.slab.set(buf.subarray(off, off + len), k.outb.offset(0));
+    k.outb.setLength(0, len);
+    try {
+      k.outb.write(k.fd, 1, 0);
+      this.counters.toKernel++;
+    } catch (err) {
+      this.#log.error(`dns: ${k.name}: ${(err as Error).message}`);
+    }
+  }
+
+  #fromKernel(): void {
+    const k = this.#kernel;
+    if (k === null || k.fd < 0 || this.#closed) return;
+    const b = k.inb;
+    for (let round = 0; round < 4; round++) {
+      let n: number;
+      try {
+        n = b.read(k.fd, 0);
+      } catch (err) {
+        this.#log.error(`dns: ${k.name}: ${(err as Error).message}`);
+        return;
+      }
+      for (let i = 0; i < n; i++) {
+        if (b.error(i) !== 0) continue;
+        this.counters.fromKernel++;
+        this.#io.deliver(b.slab, b.offset(i), b.length(i));
+      }
+      if (n < b.size) break;
+    }
+    this.#io.flush();
+  }
+
+  async #syncNow(): Promise<void> {
+    const k = this.#kernel;
+    if (k === null || this.#closed) return;
+    const want = new Set<string>(['fdaa::3']);
+    const a = new Uint8Array(16);
+    for (const net of this.#opts.networks()) {
+      encodeSixpn(a, 0, net, 0, 0, 3);
+      want.add(formatAddress(a, 0));
+    }
+    for (const [addr, server] of [...this.#servers]) {
+      if (want.has(addr)) continue;
+      this.#servers.delete(addr);
+      server.close();
+      await ip(['-6', 'addr', 'del', `${addr}/128`, 'dev', k.name]).catch(() => undefined);
+    }
+    for (const addr of want) {
+      if (this.#servers.has(addr) || this.#closed) continue;
+      try {
+        await ip(['-6', 'addr', 'replace', `${addr}/128`, 'dev', k.name, 'nodad']);
+        this.#servers.set(addr, await this.#listen(addr));
+      } catch (err) {
+        this.#log.error(`dns: ${addr}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  #listen(addr: string): Promise<Server> {
+    const server = createServer({ noDelay: true }, (s) => this.#accept(s));
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: addr, port: DNS_PORT, exclusive: true }, () => {
+        server.off('error', reject);
+        server.on('error', (e) => this.#log.error(`dns: TCP ${addr}: ${e.message}`));
+        resolve(server);
+      });
+    });
+  }
+
+  #accept(sock: Socket): void {
+    sock.on('error', () => undefined);
+    const asker = new Uint8Array(16);
+    const remote = sock.remoteAddress ?? '';
+    if (this.#closed || this.#conns.size >= this.maxTcpConnections || isIP(remote) !== 6 || !parseAddress(remote, asker, 0)) {
+      this.counters.tcpRefused++;
+      sock.destroy();
+      return;
+    }
+    this.counters.tcpConnections++;
+    const c: TcpClient = { sock, asker, deframer: new TcpDeframer(), inflight: 0, closed: false };
+    this.#conns.add(c);
+    sock.setTimeout(this.tcpIdleMs, () => sock.destroy());
+    sock.on('data', (chunk: Buffer) => this.#tcpData(c, chunk));
+    sock.on('drain', () => sock.resume());
+    sock.on('close', () => {
+      c.closed = true;
+      this.#conns.delete(c);
+    });
+  }
+
+  #tcpData(c: TcpClient, chunk: Buffer): void {
+    if (c.closed) return;
+    if (!c.deframer.push(chunk)) return void c.sock.destroy(); // a length below a DNS header
+    for (let m = c.deframer.next(); m !== undefined && !c.closed; m = c.deframer.next()) this.#tcpQuery(c, m);
+    if (c.sock.writableLength > MAX_QUEUED_PER_CONN) c.sock.pause(); // resumed on 'drain'
+    this.#arm();
+  }
+
+  #tcpQuery(c: TcpClient, msg: Uint8Array): void {
+    this.counters.tcpQueries++;
+    const n = this.resolver.answer(msg, c.asker, 'tcp', this.#tcpMsg);
+    if (n > 0) return this.#tcpWrite(c, n);
+    if (n !== ANSWER_FORWARD || this.#tcpFwd === null) return;
+    if (c.inflight >= MAX_INFLIGHT_PER_CONN) {
+      const len = writeHeaderOnly(msg, this.#tcpMsg, RCODE_SERVFAIL);
+      if (len > 0) this.#tcpWrite(c, len);
+      return;
+    }
+    this.counters.tcpForwarded++;
+    c.inflight++;
+    const a = this.#tcpFwd.query(msg, c, performance.now(), this.#tcpMsg);
+    if (a.kind === FWD_NONE) c.inflight--;
+    this.#tcpAction(a);
+  }
+
+  /** Frames and writes the message at `#tcpOut[2 … 2 + n)`. */
+  #tcpWrite(c: TcpClient, n: number): void {
+    if (c.closed || c.sock.destroyed) return;
+    const len = frameTcp(this.#tcpOut, n);
+    c.sock.write(Buffer.from(this.#tcpOut.subarray(0, len)));
+  }
+
+  /** An action of the TCP forwarder whose bytes are at `#tcpOut[2 …)`. */
+  #tcpAction(a: ForwardAction<TcpClient>): void {
+    if (a.kind === FWD_CLIENT) {
+      a.client!.inflight--;
+      return this.#tcpWrite(a.client!, a.length);
+    }
+    if (a.kind !== FWD_UPSTREAM || this.#closed) return;
+    const i = a.upstream;
+    const up = this.upstreams[i];
+    const frame = Buffer.from(this.#tcpOut.subarray(0, frameTcp(this.#tcpOut, a.length)));
+    const d = new TcpDeframer();
+    const s = connect({ host: up.address, port: up.port, noDelay: true });
+    this.#upTcp.add(s);
+    s.setTimeout(this.#tcpFwd!.timeoutMs, () => s.destroy()); // the forwarder's poll retries or fails it
+    s.on('error', () => undefined);
+    s.on('close', () => this.#upTcp.delete(s));
+    s.on('data', (chunk: Buffer) => {
+      if (!d.push(chunk)) return void s.destroy();
+      const m = d.next();
+      if (m === undefined) return;
+      s.destroy();
+      const r = this.#tcpFwd!.reply(m, i, performance.now(), this.#tcpMsg);
+      if (r.kind === FWD_CLIENT) this.#tcpAction(r);
+    });
+    s.write(frame);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    for (const c of this.#conns) c.sock.destroy();
+    for (const s of this.#upTcp) s.destroy();
+    await Promise.all([...this.#servers.values()].map((s) => new Promise((r) => s.close(r))));
+    this.#servers.clear();
+    this.#udp4?.close();
+    this.#udp6?.close();
+    const k = this.#kernel;
+    if (k !== null && k.fd >= 0) {
+      if (k.watch) fdUnwatch(k.watch);
+      closeFd(k.fd); // the interface, its addresses and the route go with it
+      k.fd = -1;
+    }
+  }
+}
