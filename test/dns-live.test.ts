@@ -13,7 +13,7 @@ const DIG = '/usr/bin/dig';
 const KDIG = '/usr/bin/kdig';
 const GETENT = '/usr/bin/getent';
 const DNSMASQ = '/usr/sbin/dnsmasq';
-const FUZZ = fileURLToPath(new URL('./helpers/dns-tcp-fuzz.ts', import.meta.url));
+const FUZZ = fileURLToPath(new URL('./helpers/dns-fuzz.ts', import.meta.url));
 const UPSTREAM = 'fd00:6f::53'; // dnsmasq, on the underlay
 const DEAD_UPSTREAM = 'fd00:6f::54'; // nobody
 const BIG = 60; // AAAA records of big.example.test at the upstream: more than a 1420-byte MTU holds
@@ -232,7 +232,7 @@ test.serial('answers follow the topology within one TTL (5 s): stop, start, migr
   t.log(`changes seen after ≤ ${Math.round(ms)} ms`);
 });
 
-test.serial('DNS over TCP under abuse: pipelining, garbage, short frames, mutated queries, idle and too many connections', async (t) => {
+test.serial('DNS under abuse: TCP pipelining, garbage, short frames, mutated queries, idle and too many connections; UDP garbage', async (t) => {
   if (!lab) return t.pass('needs root');
   t.timeout(90_000);
   const r = await lab.exec('w08', process.execPath, [FUZZ, 'fdaa::3', '10000', '256'], { timeout: 80_000 });
@@ -247,6 +247,8 @@ test.serial('DNS over TCP under abuse: pipelining, garbage, short frames, mutate
   t.is(x.mutatedTooBig, 0);
   t.true((x.floodAnswered as number) <= 256 && (x.floodAnswered as number) >= 240, `answered ${x.floodAnswered}`);
   t.is(x.afterwards, 40);
+  t.is(x.udpAmplified, 0);
+  t.true((x.udpReplies as number) > 0);
   t.true(x.idleClosed);
   t.true((x.idleMs as number) >= 9500 && (x.idleMs as number) < 14_000, `idle closed after ${x.idleMs} ms`);
   // the host is still up and answers UDP

@@ -427,7 +427,10 @@ export class DnsService {
     sock.on('error', () => undefined);
     const asker = new Uint8Array(16);
     const remote = sock.remoteAddress ?? '';
-    if (this.#closed || this.#conns.size >= this.maxTcpConnections || isIP(remote) !== 6 || !parseAddress(remote, asker, 0)) {
+    // only machines and peers reach the DNS addresses through the TUN: a connection from
+    // elsewhere (the host's uplink, when it forwards) is closed before it is read
+    const sixpn = isIP(remote) === 6 && parseAddress(remote, asker, 0) && asker[0] === 0xfd && asker[1] === 0xaa;
+    if (this.#closed || this.#conns.size >= this.maxTcpConnections || !sixpn) {
       this.counters.tcpRefused++;
       sock.destroy();
       return;

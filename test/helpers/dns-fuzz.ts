@@ -1,7 +1,9 @@
-// DNS-over-TCP abuse, run inside a machine namespace by test/dns-live.test.ts:
-//   node dns-tcp-fuzz.ts SERVER [idleMs] [maxConnections]
-// Pipelined queries, garbage, short and oversized frames, mutated queries, an idle half-sent
-// frame, more connections than the server takes; then one good query. Prints one JSON object.
+// DNS abuse, run inside a machine namespace by test/dns-live.test.ts:
+//   node dns-fuzz.ts SERVER [idleMs] [maxConnections]
+// TCP: pipelined queries, garbage, short frames, mutated queries, an idle half-sent frame, more
+// connections than the server takes. UDP: random and mutated datagrams. Then one good query.
+// Prints one JSON object.
+import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
 
@@ -144,7 +146,41 @@ const idle = exchange(Buffer.from([0, 100, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), idle
   for (const s of socks) s?.destroy();
   await sleep(300);
 }
-// 6. the server still answers
+// 6. UDP: random datagrams (ID = index) and mutated queries; an answer to garbage is never
+// longer than the garbage (no amplification)
+{
+  const u = createSocket('udp6');
+  await new Promise<void>((r) => u.bind(0, r));
+  const sent = new Map<number, number>();
+  let replies = 0;
+  let amplified = 0;
+  u.on('message', (m) => {
+    replies++;
+    const n = sent.get(m.readUInt16BE(0));
+    if (n !== undefined && m.length > n) amplified++;
+  });
+  const base = query(0, 'web.internal');
+  for (let i = 0; i < 3000; i++) {
+    let d: Buffer;
+    if (i % 2 === 0) {
+      d = randomBytes(randomInt(2, 600));
+      d.writeUInt16BE(i, 0);
+      sent.set(i, d.length);
+    } else {
+      d = Buffer.from(base);
+      for (let k = randomInt(1, 6); k > 0; k--) d[randomInt(2, d.length)] = randomInt(0, 256);
+      d.writeUInt16BE(0x8000 | i, 0);
+    }
+    u.send(d, 53, server);
+    if (i % 100 === 99) await sleep(5);
+  }
+  await sleep(500);
+  u.close();
+  result.udpSent = 3000;
+  result.udpReplies = replies;
+  result.udpAmplified = amplified;
+}
+// 7. the server still answers
 {
   const r = await exchange(frame(query(0x7777, 'web.internal')), 3000);
   const m = messages(r.got)[0];
