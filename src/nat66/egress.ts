@@ -23,15 +23,26 @@
 // through Nat66.inbound; DELIVER calls deliver(nat.machine, …); then afterRound() once.
 // Expiry: one coarse interval tick (Nat66.tick with a work budget). No per-packet allocation:
 // the batches, the ICMPv6 scratch buffer and the copy view are allocated once.
+//
+// Offloads (`vnetHdr: true`, for a router whose machine TUNs are vnet_hdr queues too): every
+// packet, both ways, is framed by a 10-byte virtio_net_hdr, and the egress TUN takes and hands
+// over 64 KB TCP segments (TSO/GSO), so one translation covers up to 45 wire packets. A segment
+// with NEEDS_CSUM carries in its checksum field the pseudo-header sum, not yet complemented;
+// the field is prepared around the translation (partial.ts).
 
 import { addressBytes, formatAddress } from '../ipv6/index.ts';
 import {
+  TUN_F_CSUM,
+  TUN_F_TSO6,
+  TUN_F_TSO_ECN,
   TunBatch,
+  VNET_HDR_LEN,
   close as closeFd,
   fdUnwatch,
   fdWatch,
   ip,
   tunOpen,
+  tunSetOffload,
   type FdWatch,
 } from '../tun/index.ts';
 import { NAT66_DELIVER, NAT66_FORWARD, NAT66_HAIRPIN, NAT66_REJECT } from './constants.ts';
@@ -39,6 +50,7 @@ import {
   addProxyNeighbour, defaultUplink, deleteProxyNeighbour, enableForwarding, isOnLink,
 } from './kernel.ts';
 import { Nat66, type Nat66Options } from './nat.ts';
+import { PartialChecksum, VIRTIO_NET_HDR_LEN } from './partial.ts';
 
 // ---- Implementation constants ----
 
@@ -50,6 +62,10 @@ export const EGRESS_TICK_BUDGET = 100_000; // sessions one tick may expire (the 
 export const EGRESS_READ_ROUNDS = 8; // batches read per readiness callback before yielding to the loop
 export const EGRESS_REJECTS_PER_S = 100; // ICMPv6 "administratively prohibited" sent per second, at most (RFC 4443 §2.4 f)
 const ICMP_ERROR_ROOM = 1280; // an ICMPv6 error never exceeds the minimum MTU (RFC 4443 §2.4 c)
+const GSO_MAX = 65_536; // an IPv6 packet without jumbogram: 40 + 65,535 bytes at most
+
+/** The offloads an offload-mode egress TUN takes (TUNSETOFFLOAD). */
+export const EGRESS_OFFLOADS = TUN_F_CSUM | TUN_F_TSO6 | TUN_F_TSO_ECN;
 
 /** Hands a packet to machine `slot`. buf[off, off + len) is valid only during the call. */
 export type DeliverFn = (slot: number, buf: Uint8Array, off: number, len: number) => void;
@@ -79,6 +95,11 @@ export interface EgressOptions {
   /** Source of the ICMPv6 errors sent to machines (default: the egress address). */
   errorSource?: string;
   rejectsPerSecond?: number;
+  /**
+   * Offload mode: packets in send() and deliver() start with a virtio_net_hdr (VNET_HDR_LEN
+   * bytes, counted in len), and the egress TUN passes 64 KB TCP segments (default false).
+   */
+  vnetHdr?: boolean;
   /** Set the sysctls (default true); false: the caller has done it. */
   configureKernel?: boolean;
   onError?: (err: Error) => void;
@@ -125,6 +146,8 @@ export class Egress {
   readonly netns: string | undefined;
   readonly uplink: string | undefined;
   readonly fd: number;
+  /** VNET_HDR_LEN in offload mode, else 0: bytes in front of every packet. */
+  readonly hdr: number;
   readonly counters = new EgressCounters();
   private readonly deliver: DeliverFn;
   private readonly afterRound: (() => void) | undefined;
@@ -143,7 +166,8 @@ export class Egress {
     this.flush();
   };
   private readonly in: TunBatch;
-  private readonly icmp = new Uint8Array(ICMP_ERROR_ROOM);
+  private readonly partial = new PartialChecksum();
+  private readonly icmp = new Uint8Array(VNET_HDR_LEN + ICMP_ERROR_ROOM); // (zeroed header +) error
   private readonly errorSource: Uint8Array;
   private readonly rejectsPerSecond: number;
   private rejectWindowMs = -Infinity;
@@ -167,8 +191,10 @@ export class Egress {
     this.now = opts.now ?? (() => performance.now());
     this.onError = opts.onError ?? (() => undefined);
     this.proxyNdp = opts.proxyNdp ?? 'auto';
+    this.hdr = opts.vnetHdr === true ? VNET_HDR_LEN : 0;
+    if (this.hdr !== 0 && VNET_HDR_LEN !== VIRTIO_NET_HDR_LEN) throw new Error(`egress: unexpected virtio_net_hdr size ${VNET_HDR_LEN}`);
     const mtu = opts.mtu ?? EGRESS_MTU;
-    const slot = Math.max(2048, (mtu + 64 + 63) & ~63);
+    const slot = this.hdr !== 0 ? GSO_MAX + 64 : Math.max(2048, (mtu + 64 + 63) & ~63);
     const size = opts.batchSize ?? EGRESS_BATCH;
     this.out = new TunBatch(size, slot);
     this.in = new TunBatch(size, slot);
@@ -185,9 +211,10 @@ export class Egress {
     const netns = opts.netns;
     const mtu = opts.mtu ?? EGRESS_MTU;
     const uplink = opts.uplink ?? (await defaultUplink(netns));
-    const tun = tunOpen(opts.ifname ?? EGRESS_IFNAME);
+    const tun = tunOpen(opts.ifname ?? EGRESS_IFNAME, { vnetHdr: opts.vnetHdr === true });
     let e: Egress | null = null;
     try {
+      if (opts.vnetHdr === true) tunSetOffload(tun.fd, EGRESS_OFFLOADS);
       if (netns !== undefined) await ip(['link', 'set', 'dev', tun.name, 'netns', netns]);
       // No link-local address: the kernel sends no RS/MLD into the TUN (kernel.ts, item 5).
       await ip(['link', 'set', 'dev', tun.name, 'addrgenmode', 'none'], { netns });
@@ -263,6 +290,10 @@ export class Egress {
       c.oversize++;
       return true;
     }
+    if (len < this.hdr) {
+      c.droppedOut++;
+      return true;
+    }
     if (this.outCount === 0) {
       this.nowMs = this.now();
       if (!this.flushQueued) {
@@ -276,8 +307,11 @@ export class Egress {
     }
     const i = this.outCount;
     const at = b.offset(i);
+    const h = this.hdr;
     this.srcView.copy(b.slab, at, off, off + len);
-    const v = this.nat.outbound(b.slab, at, len, slot, egress, this.nowMs);
+    const partial = h !== 0 && this.partial.open(b.slab, at, len);
+    const v = this.nat.outbound(b.slab, at + h, len - h, slot, egress, this.nowMs);
+    if (partial) this.partial.close(b.slab);
     if (v === NAT66_FORWARD) {
       b.setLength(i, len);
       if (++this.outCount === b.size) this.flush();
@@ -286,7 +320,7 @@ export class Egress {
       this.deliver(this.nat.machine, b.slab, at, len);
     } else if (v === NAT66_REJECT) {
       c.rejected++;
-      this.prohibited(slot, b.slab, at, len);
+      this.prohibited(slot, b.slab, at + h, len - h);
     } else {
       c.droppedOut++;
     }
@@ -372,6 +406,7 @@ export class Egress {
     }
     const b = this.in;
     const nat = this.nat;
+    const h = this.hdr;
     let delivered = 0;
     for (let round = 0; round < EGRESS_READ_ROUNDS; round++) {
       let n: number;
@@ -391,7 +426,10 @@ export class Egress {
         c.fromTun++;
         const off = b.offset(i);
         const len = b.length(i);
-        if (nat.inbound(b.slab, off, len, now) === NAT66_DELIVER) {
+        const partial = h !== 0 && this.partial.open(b.slab, off, len);
+        const v = nat.inbound(b.slab, off + h, len - h, now);
+        if (partial) this.partial.close(b.slab);
+        if (v === NAT66_DELIVER) {
           delivered++;
           this.deliver(nat.machine, b.slab, off, len);
         } else {
@@ -419,13 +457,15 @@ export class Egress {
       c.prohibitedLimited++;
       return;
     }
-    const n = this.nat.buildProhibited(this.icmp, 0, this.errorSource, 0, buf, off, len);
+    const h = this.hdr; // offload mode: a zeroed virtio_net_hdr in front (no offload asked)
+    const n = this.nat.buildProhibited(this.icmp, h, this.errorSource, 0, buf, off, len);
     if (n <= 0) {
       c.prohibitedLimited++;
       return;
     }
     this.rejectsLeft--;
     c.prohibitedSent++;
-    this.deliver(slot, this.icmp, 0, n);
+    this.deliver(slot, this.icmp, 0, h + n);
   }
 }
+

@@ -9,6 +9,7 @@
 //   k1 ─veth┤ hostK: kernel forwarding, nft masquerade ─────uplink ┘
 //   k2 ─veth┘
 //   p1 ─TUN── hostP: like hostS, its egress address on-link on the uplink (proxy NDP)
+//   o1 ─TUN── hostO: like hostS in offload mode: vnet_hdr TUNs, 64 KB TCP segments (TSO/GSO)
 //
 // hostS's egress address 2001:db8:e::5 is routed by the provider router to hostS's uplink
 // address, the way a provider routes a /128 to a host; the host kernel does not own it. hostK's
@@ -19,9 +20,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Egress, type EgressOptions } from '../../src/nat66/egress.ts';
+import { EGRESS_OFFLOADS, Egress, type EgressOptions } from '../../src/nat66/egress.ts';
 import type { Nat66Options } from '../../src/nat66/index.ts';
-import { TunBatch, close as closeFd, fdUnwatch, fdWatch, ip, tunOpen, type FdWatch } from '../../src/tun/index.ts';
+import { fold, pseudoHeaderSum } from '../../src/ipv6/index.ts';
+import {
+  TunBatch, VNET_HDR_LEN, close as closeFd, fdUnwatch, fdWatch, ip, tunOpen, tunSetOffload, type FdWatch,
+} from '../../src/tun/index.ts';
 import { Lab, sh } from './netns.ts';
 
 export const NFT = '/usr/sbin/nft'; // full path: under npx, node_modules/.bin has an unrelated `nft`
@@ -31,6 +35,7 @@ const ROUTER_INET = '2001:db8:f::1';
 export const EGRESS_S = '2001:db8:e::5';
 export const EGRESS_K = '2001:db8:2::6';
 export const EGRESS_P = '2001:db8:3::11';
+export const EGRESS_O = '2001:db8:e::9';
 export const MACHINE_MTU = 1420;
 const AGENT = fileURLToPath(new URL('./nat66-agent.ts', import.meta.url));
 
@@ -48,6 +53,7 @@ export interface LabOptions {
   onLink?: boolean; // also hostP with an on-link egress address (default false)
   onLinkNat?: Nat66Options; // hostP's translator options (over the scaled timeouts)
   linux?: boolean; // also hostK (default true)
+  offload?: boolean; // also hostO, Egress and machine TUNs in offload mode (default false)
   machines?: number; // per site (default 2)
   agents?: boolean; // socket agents in the machines and the internet (default true)
   egress?: Partial<EgressOptions>;
@@ -142,14 +148,24 @@ export class SixpnSite implements NatSite {
   readonly egress: string;
   readonly machines: TunMachine[] = [];
   engine!: Egress;
-  private readonly inBatch = new TunBatch(64, 2048);
+  readonly vnetHdr: boolean;
+  private readonly hdr: number; // virtio_net_hdr bytes in front of each packet (offload mode)
+  private readonly slot: number;
+  private readonly inBatch: TunBatch;
   private readonly pending = new Set<TunMachine>();
   fromMachines = 0; // packets read from machine TUNs
   toEgress = 0; // … of them handed to Egress.send (global destinations)
+  readonly largest = { out: 0, in: 0 }; // IPv6 packet bytes (offload mode: 64 KB segments)
+  partialChecked = 0; // offload mode: NEEDS_CSUM packets delivered, their pseudo-header sum checked
+  partialBad = 0; // … that did not match the translated header
 
-  constructor(host: string, egress: string) {
+  constructor(host: string, egress: string, vnetHdr = false) {
     this.host = host;
     this.egress = egress;
+    this.vnetHdr = vnetHdr;
+    this.hdr = vnetHdr ? VNET_HDR_LEN : 0;
+    this.slot = vnetHdr ? 65_600 : 2048;
+    this.inBatch = new TunBatch(64, this.slot);
   }
 
   async entries(): Promise<number> {
@@ -167,10 +183,11 @@ export class SixpnSite implements NatSite {
 
   async addMachine(lab: Lab, name: string, addr: string): Promise<TunMachine> {
     const ns = await lab.ns(name);
-    const tun = tunOpen(lab.name(`t${name}`));
+    const tun = tunOpen(lab.name(`t${name}`), { vnetHdr: this.vnetHdr });
+    if (this.vnetHdr) tunSetOffload(tun.fd, EGRESS_OFFLOADS); // the machine's kernel sends 64 KB TCP segments
     const m: TunMachine = {
       name, ns, addr, agent: null, slot: this.machines.length, app: 'app', ifname: tun.name, fd: tun.fd, watch: null,
-      out: new TunBatch(64, 2048), outCount: 0, delivered: 0,
+      out: new TunBatch(64, this.slot), outCount: 0, delivered: 0,
     };
     this.machines.push(m);
     await ip(['link', 'set', 'dev', tun.name, 'netns', ns]);
@@ -186,14 +203,17 @@ export class SixpnSite implements NatSite {
   // hop limit decremented; the rest (neighbour discovery, MLD, 6PN) is not this harness's.
   private fromMachine(m: TunMachine): void {
     const b = this.inBatch;
+    const h = this.hdr;
     for (let round = 0; round < 4; round++) {
       const n = m.fd < 0 ? 0 : b.read(m.fd, 0);
       for (let i = 0; i < n; i++) {
         const off = b.offset(i);
+        const ip6 = off + h;
         this.fromMachines++;
-        if (b.error(i) !== 0 || (b.slab[off + 24] & 0xe0) !== 0x20 || b.slab[off + 7] <= 1) continue;
-        b.slab[off + 7]--;
+        if (b.error(i) !== 0 || (b.slab[ip6 + 24] & 0xe0) !== 0x20 || b.slab[ip6 + 7] <= 1) continue;
+        b.slab[ip6 + 7]--;
         this.toEgress++;
+        if (b.length(i) - h > this.largest.out) this.largest.out = b.length(i) - h;
         this.engine.send(m.slot, b.slab, off, b.length(i), this.engine.egressOf(m.app));
       }
       if (n < b.size) break;
@@ -205,12 +225,25 @@ export class SixpnSite implements NatSite {
   deliver(slot: number, buf: Uint8Array, off: number, len: number): void {
     const m = this.machines[slot];
     if (m === undefined || m.fd < 0 || len > m.out.slotSize) return;
+    if (len - this.hdr > this.largest.in) this.largest.in = len - this.hdr;
+    if (this.hdr !== 0 && (buf[off] & 1) !== 0) this.checkPartial(buf, off);
     if (m.outCount === m.out.size) this.flushMachine(m);
     const i = m.outCount++;
     m.out.slab.set(buf.subarray(off, off + len), m.out.offset(i));
     m.out.setLength(i, len);
     m.delivered++;
     this.pending.add(m);
+  }
+
+  // A NEEDS_CSUM packet's checksum field must hold the pseudo-header sum of its (translated)
+  // header: what the kernel would have put there for these addresses.
+  private checkPartial(buf: Uint8Array, off: number): void {
+    const ip6 = off + this.hdr;
+    const pos = ip6 + (buf[off + 6] | (buf[off + 7] << 8)) + (buf[off + 8] | (buf[off + 9] << 8));
+    const want = fold(pseudoHeaderSum(buf, ip6, (buf[ip6 + 4] << 8) | buf[ip6 + 5], buf[ip6 + 6])) & 0xffff;
+    const have = (buf[pos] << 8) | buf[pos + 1];
+    this.partialChecked++;
+    if (!(have === want || (have === 0 && want === 0xffff) || (have === 0xffff && want === 0))) this.partialBad++;
   }
 
   flushMachines(): void {
@@ -268,6 +301,7 @@ export class Nat66Lab {
   sixpn!: SixpnSite;
   linux: LinuxSite | null = null;
   onLink: SixpnSite | null = null;
+  offload: SixpnSite | null = null;
   inetAgent: Agent | null = null;
   private readonly agents: Agent[] = [];
 
@@ -310,6 +344,11 @@ export class Nat66Lab {
       this.onLink = await this.sixpnSite('p', '3', EGRESS_P, true, 1, { nat: { ...nat, ...opts.onLinkNat }, tickMs: t ? 100 : undefined });
     }
 
+    // hostO: offload mode
+    if (opts.offload === true) {
+      this.offload = await this.sixpnSite('o', '4', EGRESS_O, false, 1, { nat, tickMs: t ? 100 : undefined, vnetHdr: true });
+    }
+
     // hostK: kernel masquerade
     if (opts.linux !== false) {
       const host = await lab.ns('k');
@@ -348,7 +387,7 @@ export class Nat66Lab {
     if (opts.agents !== false) {
       this.inetAgent = await Agent.start(lab, this.inet);
       this.agents.push(this.inetAgent);
-      for (const site of [...this.sites, ...(this.onLink ? [this.onLink] : [])]) {
+      for (const site of [...this.sites, ...(this.onLink ? [this.onLink] : []), ...(this.offload ? [this.offload] : [])]) {
         for (const m of site.machines) {
           m.agent = await Agent.start(lab, m.ns);
           this.agents.push(m.agent);
@@ -362,7 +401,7 @@ export class Nat66Lab {
   ): Promise<SixpnSite> {
     const lab = this.lab;
     const host = await lab.ns(`h${tag}`);
-    const site = new SixpnSite(host, egress);
+    const site = new SixpnSite(host, egress, extra.vnetHdr === true);
     const [, up] = await lab.veth(this.router, [`2001:db8:${net}::1/64`], host, [`2001:db8:${net}::2/64`]);
     await ip(['-6', 'route', 'add', 'default', 'via', `2001:db8:${net}::1`, 'dev', up], { netns: host });
     if (!onLink) await ip(['-6', 'route', 'add', `${egress}/128`, 'via', `2001:db8:${net}::2`], { netns: this.router });
@@ -374,7 +413,8 @@ export class Nat66Lab {
       deliver: (slot, buf, off, len) => site.deliver(slot, buf, off, len),
       afterRound: () => site.flushMachines(),
     });
-    for (let i = 1; i <= count; i++) await site.addMachine(lab, `${tag === 's' ? 'm' : tag}${i}`, `fdaa:0:18:a7b:${tag === 's' ? '7d' : '7f'}:0:${i}:2`);
+    const instance = { s: '7d', p: '7f', o: '80' }[tag] ?? '81';
+    for (let i = 1; i <= count; i++) await site.addMachine(lab, `${tag === 's' ? 'm' : tag}${i}`, `fdaa:0:18:a7b:${instance}:0:${i}:2`);
     return site;
   }
 
@@ -401,6 +441,7 @@ export class Nat66Lab {
     for (const a of this.agents) a.close();
     await this.sixpn?.close().catch(() => undefined);
     await this.onLink?.close().catch(() => undefined);
+    await this.offload?.close().catch(() => undefined);
     await this.lab.cleanup();
   }
 }

@@ -1,0 +1,137 @@
+// npm run bench:nat66 — SNAT66 end to end (issue 5), on the namespace lab of the tests
+// (test/helpers/nat66.ts) with 1500-byte links:
+//   1. iperf3 TCP machine → internet through sixpn (this process plays the router's part: the
+//      machine's TUN fd and the Egress live here, one thread) and through the Linux kernel
+//      (veth + nftables masquerade) in the same run, interleaved, median of RUNS. sixpn twice:
+//      plain TUNs (one packet per read and write, as the router's machine TUNs are today) and
+//      offload mode (vnet_hdr TUNs both sides: 64 KB TCP segments, Egress `vnetHdr: true`);
+//   2. new UDP flows per second: the core alone (bench/nat66-core.ts, a new mapping per flow,
+//      table filling to 1,000,000 entries), and through Egress.send with the TUN writes and
+//      the kernel's forwarding (each packet a new flow, dropped by the provider router);
+//   3. bytes per table entry at 1,000,000 entries (bench/nat66-core.ts: the typed arrays).
+// Prints the machine and Node version; the last line is one JSON object.
+// Env: RUNS (3), SECONDS (3, per iperf3 run), FLOWS (200000, through Egress).
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { addressBytes, writeU16, writeU32 } from '../src/ipv6/index.ts';
+import { buildUdp } from '../src/nat66/index.ts';
+import { INET_A, Nat66Lab, sleep } from '../test/helpers/nat66.ts';
+import { fmt, machineDescription, median } from './lib.ts';
+
+const RUNS = Number(process.env.RUNS ?? 3);
+const SECONDS = Number(process.env.SECONDS ?? 3);
+const FLOWS = Number(process.env.FLOWS ?? 200_000);
+const CORE = fileURLToPath(new URL('./nat66-core.ts', import.meta.url));
+const BLACKHOLE = '2001:db8:dead::'; // the provider router discards it: flow packets go nowhere
+
+if (process.getuid?.() !== 0) {
+  console.error('bench:nat66 needs root (network namespaces, TUN devices)');
+  process.exit(1);
+}
+
+function execOut(cmd: string, args: string[], env?: NodeJS.ProcessEnv, timeout = 120_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout, env: env ?? process.env, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout),
+    );
+  });
+}
+
+console.log(machineDescription());
+console.log(`runs: ${RUNS} × ${SECONDS} s per side (median reported), iperf3 ${(await execOut('iperf3', ['--version'])).split('\n')[0]}\n`);
+
+const lab = await Nat66Lab.create({ inetMtu: 1500, machines: 1, agents: false, offload: true });
+let result: Record<string, unknown>;
+try {
+  lab.start(lab.inet, 'iperf3', ['-s', '-B', INET_A, '-p', '5201']);
+  await lab.exec(lab.router, 'ip', ['-6', 'route', 'add', 'blackhole', `${BLACKHOLE}/48`]);
+  await sleep(300);
+
+  // 1. iperf3, interleaved
+  const sixpnGbps: number[] = [];
+  const offloadGbps: number[] = [];
+  const kernelGbps: number[] = [];
+  const cpu: number[] = [];
+  const offloadCpu: number[] = [];
+  const iperf = async (ns: string): Promise<number> => {
+    const out = await lab.exec(ns, 'iperf3', ['-c', INET_A, '-p', '5201', '-t', String(SECONDS), '-O', '1', '-J'], 60_000);
+    const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
+    return j.end.sum_received.bits_per_second / 1e9;
+  };
+  // the share of a core this process used during `body`
+  const measured = async (body: () => Promise<number>, cpuOut: number[]): Promise<number> => {
+    const c0 = process.cpuUsage();
+    const w0 = performance.now();
+    const r = await body();
+    const c = process.cpuUsage(c0);
+    cpuOut.push((c.user + c.system) / 1000 / (performance.now() - w0));
+    return r;
+  };
+  for (let run = 0; run < RUNS; run++) {
+    sixpnGbps.push(await measured(() => iperf(lab.sixpn.machines[0].ns), cpu));
+    offloadGbps.push(await measured(() => iperf(lab.offload!.machines[0].ns), offloadCpu));
+    kernelGbps.push(await iperf(lab.linux!.machines[0].ns));
+    console.log(
+      `run ${run + 1}: sixpn ${sixpnGbps[run].toFixed(2)} Gbit/s (this process ${(cpu[run] * 100).toFixed(0)}% of a core), ` +
+        `sixpn offload ${offloadGbps[run].toFixed(2)} Gbit/s (${(offloadCpu[run] * 100).toFixed(0)}%), kernel ${kernelGbps[run].toFixed(2)} Gbit/s`,
+    );
+  }
+
+  // 2b. new flows through Egress.send: TUN writes and kernel forwarding included
+  const egress = lab.sixpn.engine;
+  const before = egress.size;
+  const pkt = new Uint8Array(256);
+  const src = addressBytes(lab.sixpn.machines[0].addr);
+  const dst = addressBytes(BLACKHOLE);
+  const payload = new Uint8Array(64);
+  const len = buildUdp(pkt, 0, src, 0, dst, 0, 1024, 9, payload, 0, payload.length);
+  const slots = 64; // the per-machine limit (16,384 sessions) spread over 64 slots
+  const t0 = performance.now();
+  for (let i = 0; i < FLOWS; i++) {
+    writeU16(pkt, 40, 1024 + (i % 60_000)); // source port (the UDP checksum is not checked on the way out)
+    writeU32(pkt, 24 + 12, 0x10000 + Math.floor(i / 60_000) * 64 + (i & 63)); // destination, low 32 bits
+    egress.send(i & (slots - 1), pkt, 0, len);
+  }
+  egress.flush();
+  const flowSeconds = (performance.now() - t0) / 1000;
+  const created = egress.size - before;
+  const io = egress.status().io;
+  console.log(`\nnew UDP flows through Egress.send + TUN + kernel forwarding: ${fmt(FLOWS / flowSeconds)}/s (${created} sessions created, ${io.tunWriteErrors} write errors)`);
+
+  // 2a, 3. the core, in its own process (table filled to 1,000,000 entries)
+  const coreOut = await execOut(process.execPath, [CORE], { ...process.env, RUNS: String(RUNS), ENTRIES: '1000000' }, 300_000);
+  const core = JSON.parse(coreOut.trim().split('\n').at(-1)!) as Record<string, number>;
+  console.log(`core (bench/nat66-core.ts): new flows/s ${fmt(core.newFlowsNewMappingPerS)} with a new mapping each, ${fmt(core.newFlowsExistingMappingPerS)} on existing mappings; ${core.tableBytesPerEntry} bytes per entry at 1,000,000`);
+
+  const s = median(sixpnGbps);
+  const o = median(offloadGbps);
+  const k = median(kernelGbps);
+  result = {
+    machine: machineDescription().split('\n')[0].replace(/^machine: /, ''),
+    node: process.version,
+    runs: RUNS,
+    seconds: SECONDS,
+    sixpn_gbps: Math.round(s * 1000) / 1000,
+    kernel_gbps: Math.round(k * 1000) / 1000,
+    ratio: Math.round((s / k) * 1000) / 1000,
+    sixpn_runs_gbps: sixpnGbps.map((x) => Math.round(x * 1000) / 1000),
+    kernel_runs_gbps: kernelGbps.map((x) => Math.round(x * 1000) / 1000),
+    sixpn_process_cpu: Math.round(median(cpu) * 100) / 100,
+    sixpn_offload_gbps: Math.round(o * 1000) / 1000,
+    ratio_offload: Math.round((o / k) * 1000) / 1000,
+    sixpn_offload_runs_gbps: offloadGbps.map((x) => Math.round(x * 1000) / 1000),
+    sixpn_offload_process_cpu: Math.round(median(offloadCpu) * 100) / 100,
+    new_flows_per_s: core.newFlowsNewMappingPerS,
+    new_flows_existing_mapping_per_s: core.newFlowsExistingMappingPerS,
+    new_flows_per_s_through_tun: Math.round(FLOWS / flowSeconds),
+    bytes_per_entry: core.tableBytesPerEntry,
+    entries: 1_000_000,
+  };
+  console.log(`\nTCP machine → internet, MTU 1420 inside, 1500 outside, median of ${RUNS}:`);
+  console.log(`  sixpn, plain TUNs        ${s.toFixed(2)} Gbit/s  ratio ${(s / k).toFixed(3)}`);
+  console.log(`  sixpn, offload mode      ${o.toFixed(2)} Gbit/s  ratio ${(o / k).toFixed(3)}`);
+  console.log(`  kernel nft masquerade    ${k.toFixed(2)} Gbit/s`);
+} finally {
+  await lab.cleanup();
+}
+console.log(JSON.stringify(result));
