@@ -66,6 +66,9 @@ export async function runDemo(argv: string[]): Promise<number> {
   ];
   const m = Object.fromEntries(machines.map((x) => [x.key, x]));
   const laptopNs = `sxl${tag}`;
+  const internetNs = `sxi${tag}`;
+  const SERVER = '2001:db8:f::1'; // an "Internet" server (documentation prefix, inside our namespaces)
+  const egressOf = (i: number) => `2001:db8:e::${i + 1}`;
   const laptopIf = `sxl${tag}wg`;
   const procs: ChildProcess[] = [];
   const checks: Check[] = [];
@@ -90,7 +93,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       await run('ip', ['netns', 'del', ns]);
       rmSync(join('/etc/netns', ns), { recursive: true, force: true });
     }
-    for (const ns of [laptopNs]) {
+    for (const ns of [laptopNs, internetNs]) {
       for (const pid of (await run('ip', ['netns', 'pids', ns])).out.split(/\s+/).filter((x) => /^\d+$/.test(x))) {
         try {
           process.kill(Number(pid), 'SIGKILL');
@@ -124,6 +127,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       await must('ip', ['-n', h.ns, 'link', 'set', `${h.ns}e`, 'name', 'eth0']);
       await must('ip', ['-n', h.ns, 'addr', 'add', `${h.addr}/64`, 'dev', 'eth0', 'nodad']);
       await must('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
+      await must('ip', ['-n', h.ns, '-6', 'route', 'add', 'default', 'via', 'fd00:6e::99', 'dev', 'eth0']);
       const priv = generatePrivateKeyBytes();
       writeFileSync(join(dir, `${h.name}.key`), keyToBase64(priv) + '\n', { mode: 0o600 });
       keys[h.name] = keyToBase64(new StaticIdentity(chosenBackend, priv).publicKey);
@@ -142,7 +146,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     const doc = {
       version: 1,
       orgs: [{ name: 'acme', network: '0x18' }, { name: 'initech', network: '0x863' }],
-      hosts: hosts.map((h) => ({ name: h.name, id: h.id, region: h.region, publicKey: keys[h.name], endpoint: `[${h.addr}]:51820` })),
+      hosts: hosts.map((h, i) => ({ name: h.name, id: h.id, region: h.region, publicKey: keys[h.name], endpoint: `[${h.addr}]:51820`, egress: egressOf(i) })),
       apps: [{ name: 'web', org: 'acme' }, { name: 'db', org: 'acme' }, { name: 'ledger', org: 'initech' }],
       machines: machines.map((x) => ({ id: x.id, app: x.app, region: x.region, host: x.host, instance: x.instance, state: 'started' })),
       peers: [{ name: 'laptop', org: 'acme', gateway: 'ams1', publicKey: keyToBase64(new StaticIdentity(chosenBackend, laptopKey).publicKey), address: `${laptopText}/120` }],
@@ -155,6 +159,18 @@ export async function runDemo(argv: string[]): Promise<number> {
       return formatAddress(b, 0);
     };
     console.log(`sixpn demo ${tag}: 3 hosts, 2 orgs (acme, initech), 3 apps, 7 machines; files in ${dir}\n`);
+
+    // ---- the "Internet": a server behind the underlay, routing each host's egress address to it ----
+    await must('ip', ['netns', 'add', internetNs]);
+    await must('ip', ['link', 'add', `${internetNs}u`, 'type', 'veth', 'peer', 'name', `${internetNs}e`]);
+    await must('ip', ['link', 'set', `${internetNs}u`, 'netns', underlay]);
+    await must('ip', ['link', 'set', `${internetNs}e`, 'netns', internetNs]);
+    await must('ip', ['-n', underlay, 'link', 'set', `${internetNs}u`, 'master', 'br0', 'up']);
+    await must('ip', ['-n', internetNs, 'addr', 'add', 'fd00:6e::99/64', 'dev', `${internetNs}e`, 'nodad']);
+    await must('ip', ['-n', internetNs, 'link', 'set', `${internetNs}e`, 'up']);
+    await must('ip', ['-n', internetNs, 'link', 'set', 'lo', 'up']);
+    await must('ip', ['-n', internetNs, 'addr', 'add', `${SERVER}/128`, 'dev', 'lo']);
+    for (const [i, h] of hosts.entries()) await must('ip', ['-n', internetNs, '-6', 'route', 'add', `${egressOf(i)}/128`, 'via', h.addr]);
 
     // ---- one `sixpn up` per host ----
     // nsenter --net, not `ip netns exec`: the host joins its network namespace but keeps the
@@ -250,6 +266,19 @@ export async function runDemo(argv: string[]): Promise<number> {
     check('… resolves db.internal at its org\'s fdaa:0:18::3', r.ok && r.out.trim().split('\n').filter(Boolean).length === 2, r.out.trim().replace(/\n/g, ' '));
     r = await run('ip', ['netns', 'exec', laptopNs, 'ping', '-6', '-c', '1', '-W', '1', addr('led1', 0x863)]);
     check('… and cannot reach initech', !r.ok);
+
+    // ---- SNAT66: machines reach the Internet from their host's egress address ----
+    const whoami = spawn('ip', ['netns', 'exec', internetNs, 'ncat', '-6', '-l', '-k', '8000', '--sh-exec', 'echo $NCAT_REMOTE_ADDR'], { stdio: 'ignore' });
+    procs.push(whoami);
+    await sleep(400);
+    r = await ping('web1', SERVER);
+    check(`ping web1 → ${SERVER} on the Internet, through ams1's SNAT66`, r.ok, `rtt ${rtt(r.out)} ms`);
+    r = await run('ip', ['netns', 'exec', m.led2.id, 'ncat', '-6', '-w', '3', '--recv-only', SERVER, '8000']);
+    check('TCP from led2 (syd1): the server sees syd1\'s egress address', r.ok && r.out.trim() === egressOf(2), r.out.trim());
+    r = await run('ip', ['netns', 'exec', internetNs, 'ncat', '-6', '-w', '1', egressOf(0), '8000']);
+    check('nothing from the Internet reaches a machine unsolicited', !r.ok, 'no answer to an inbound SYN');
+    r = await run(process.execPath, [SIXPN_CLI, 'conntrack', 'ams1']);
+    check('`sixpn conntrack ams1` lists web1\'s flow', r.ok && r.out.includes(`src=${addr('web1')}`), r.out.trim().split('\n')[0]?.slice(0, 70) ?? '');
 
     // ---- stop a machine ----
     let d = JSON.parse(readFileSync(topoFile, 'utf8'));

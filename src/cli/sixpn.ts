@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { runDemo } from './demo.ts';
 import { runNoiseDemo } from './demo-noise.ts';
-import { status, up } from './up.ts';
+import { conntrack, status, up } from './up.ts';
 
 const USAGE = `usage: sixpn <command>
 
@@ -10,7 +10,9 @@ commands:
   up -c HOST_CONFIG [--host H] [--private-key F] [--listen-port N] [--topology F] …
             run this host's 6PN router (one per host)
   status [HOST] [--json]
-            counters, machines and mesh peers of the running routers
+            counters, machines, mesh peers and the SNAT66 table size of the running routers
+  conntrack [HOST]
+            the SNAT66 connection table, as conntrack -L prints it
   demo [--keep]
             the live multi-host demo: 3 hosts, 2 orgs, 7 machines on this machine;
             prints what it checked (exit 1 if a check fails)
@@ -25,6 +27,8 @@ async function main(argv: string[]): Promise<number> {
       return up(rest);
     case 'status':
       return status(rest);
+    case 'conntrack':
+      return conntrack(rest);
     case 'demo':
       parseArgs({ args: rest, options: { keep: { type: 'boolean' } }, allowPositionals: false });
       return runDemo(rest);

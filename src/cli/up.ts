@@ -32,33 +32,50 @@ export async function up(argv: string[]): Promise<number> {
   });
 }
 
-function fetchStatus(path: string): Promise<Record<string, unknown>> {
+/** Asks a running `sixpn up` over its status socket: "status" (JSON) or "conntrack" (text). */
+function ask(path: string, what: 'status' | 'conntrack'): Promise<string> {
   return new Promise((resolve, reject) => {
     let data = '';
-    const c = connect(path);
+    const c = connect(path, () => c.write(`${what}\n`));
     c.on('data', (d) => (data += d.toString()));
-    c.on('end', () => {
-      try {
-        resolve(JSON.parse(data) as Record<string, unknown>);
-      } catch (err) {
-        reject(err);
-      }
-    });
+    c.on('end', () => resolve(data));
     c.on('error', reject);
   });
 }
 
+async function fetchStatus(path: string): Promise<Record<string, unknown>> {
+  return JSON.parse(await ask(path, 'status')) as Record<string, unknown>;
+}
+
+function runningHosts(names: string[]): string[] {
+  if (names.length > 0) return names;
+  try {
+    return readdirSync(STATUS_DIR).filter((f) => f.endsWith('.sock')).map((f) => f.slice(0, -5));
+  } catch {
+    return [];
+  }
+}
+
+/** `sixpn conntrack [HOST]`: the SNAT66 table, as `conntrack -L` prints it. */
+export async function conntrack(argv: string[]): Promise<number> {
+  const hosts = runningHosts(argv.filter((a) => !a.startsWith('--')));
+  if (hosts.length === 0) {
+    console.error('sixpn conntrack: no running `sixpn up` found (nothing in /run/sixpn)');
+    return 1;
+  }
+  let entries = 0;
+  for (const h of hosts) {
+    const text = await ask(statusSocketPath(h), 'conntrack');
+    process.stdout.write(text);
+    entries += text.split('\n').filter(Boolean).length;
+  }
+  console.error(`sixpn conntrack: ${entries} flow entries have been shown.`);
+  return 0;
+}
+
 export async function status(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
-  const names = argv.filter((a) => !a.startsWith('--'));
-  let hosts = names;
-  if (hosts.length === 0) {
-    try {
-      hosts = readdirSync(STATUS_DIR).filter((f) => f.endsWith('.sock')).map((f) => f.slice(0, -5));
-    } catch {
-      hosts = [];
-    }
-  }
+  const hosts = runningHosts(argv.filter((a) => !a.startsWith('--')));
   if (hosts.length === 0) {
     console.error('sixpn status: no running `sixpn up` found (nothing in /run/sixpn)');
     return 1;
@@ -89,6 +106,8 @@ export async function status(argv: string[]): Promise<number> {
     }
     console.log('  router counters:');
     for (const [k, v] of Object.entries(router)) if (v !== 0) console.log(`    ${k.padEnd(22)} ${v}`);
+    const egress = s.egress as Record<string, unknown> | null;
+    if (egress) console.log(`  egress: ${JSON.stringify(egress)}`);
     const meshDrops = Object.entries(mesh).filter(([k, v]) => v !== 0 && k !== 'rxDatagrams');
     if (meshDrops.length) console.log(`  mesh: ${meshDrops.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   }

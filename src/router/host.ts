@@ -7,6 +7,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { DnsService } from '../dns/service.ts';
+import { Egress } from '../nat66/egress.ts';
 import { formatAddress, meshHostPrefix } from '../ipv6/index.ts';
 import { TunBatch, close as closeFd, fdUnwatch, fdWatch, ip, tunOpen, type FdWatch } from '../tun/index.ts';
 import {
@@ -27,6 +28,7 @@ const TICK_MS = 100;
 
 interface LocalMachine {
   machine: Machine;
+  slot: number; // its number for SNAT66 (src/nat66)
   ns: string;
   ifname: string;
   fd: number;
@@ -57,6 +59,9 @@ export class SixpnHost {
   private readonly hostOfPeer = new Map<WgPeer, number>();
   private readonly externalOfPeer = new Map<WgPeer, Peer>();
   private dnsService: DnsService | null = null; // fdaa::3 and the orgs' ::3 (src/dns/service.ts)
+  private egress: Egress | null = null; // SNAT66 to the Internet, when the host has an egress address
+  private readonly egressAddress: Uint8Array | undefined;
+  private readonly slots: Array<LocalMachine | null> = []; // egress slot → machine
   private readonly ticker: NodeJS.Timeout;
   private ticks = 0;
   private busy: Promise<void> = Promise.resolve(); // machine setup runs one change at a time
@@ -78,6 +83,7 @@ export class SixpnHost {
     this.topology = this.watcher.current;
     const local = resolveLocalHost(config, this.topology);
     this.host = local.host;
+    this.egressAddress = local.egress;
     this.port = new WgPort(log, (buf, off, len, peer) => this.fromMesh(buf, off, len, peer), { mtu: MACHINE_MTU });
     this.port.afterRound = () => {
       this.flushMachines();
@@ -97,7 +103,11 @@ export class SixpnHost {
       toMesh: (_host, buf, off, len) => this.port.device.sendPacket(buf, off, len),
       toPeer: (_peer, buf, off, len) => this.gateway.device.sendPacket(buf, off, len),
       toDns: (buf, off, len) => this.dnsService?.packet(buf, off, len),
-      toEgress: () => false,
+      toEgress: (m, buf, off, len) => {
+        const lm = this.machines.get(m.id);
+        if (this.egress === null || lm === undefined) return false;
+        return this.egress.send(lm.slot, buf, off, len, this.egress.egressOf(m.app));
+      },
     }, { meshMtu: MACHINE_MTU });
     this.ticker = setInterval(() => this.tick(), TICK_MS);
   }
@@ -112,6 +122,18 @@ export class SixpnHost {
       h.syncMesh();
       h.syncGateway();
       h.dnsService = await h.startDns(config);
+      if (h.egressAddress !== undefined) {
+        h.egress = await Egress.open({
+          address: formatAddress(h.egressAddress, 0),
+          deliver: (slot, buf, off, len) => {
+            const lm = h.slots[slot];
+            if (lm) h.queueMachine(lm.machine, buf, off, len);
+          },
+          afterRound: () => h.flushMachines(),
+          ...(config.uplink ? { uplink: config.uplink } : {}),
+          onError: (e) => log.error(`egress: ${e.message}`),
+        });
+      }
       await h.syncMachines();
       const meshName = config.meshInterface ?? `6pn-${h.host.name}`.slice(0, 15);
       h.uapi = await UapiServer.listen(meshName, h.port.uapi, {
@@ -214,7 +236,9 @@ export class SixpnHost {
     // in the namespace when the new host moves its own in
     const ifname = `6pn${(m.host & 0xffff).toString(16).padStart(4, '0')}${(m.instance >>> 0).toString(16).padStart(8, '0')}`;
     const tun = tunOpen(ifname);
-    const lm: LocalMachine = { machine: m, ns, ifname: tun.name, fd: tun.fd, watch: null, out: new TunBatch(32, SLOT), outCount: 0 };
+    let slot = this.slots.indexOf(null);
+    if (slot < 0) slot = this.slots.push(null) - 1;
+    const lm: LocalMachine = { machine: m, slot, ns, ifname: tun.name, fd: tun.fd, watch: null, out: new TunBatch(32, SLOT), outCount: 0 };
     try {
       await ip(['link', 'set', 'dev', tun.name, 'netns', ns]);
       await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -231,6 +255,7 @@ export class SixpnHost {
       throw err;
     }
     lm.watch = fdWatch(lm.fd, () => this.fromMachineTun(lm));
+    this.slots[slot] = lm;
     return lm;
   }
 
@@ -238,6 +263,10 @@ export class SixpnHost {
     if (lm.watch) fdUnwatch(lm.watch);
     lm.watch = null;
     this.pending.delete(lm);
+    if (this.slots[lm.slot] === lm) {
+      this.egress?.forgetMachine(lm.slot); // its mappings go with it
+      this.slots[lm.slot] = null;
+    }
     closeFd(lm.fd); // the interface disappears with its last fd
     lm.fd = -1;
   }
@@ -338,9 +367,17 @@ export class SixpnHost {
     mkdirSync(STATUS_DIR, { recursive: true });
     const path = statusSocketPath(this.host.name);
     rmSync(path, { force: true });
+    // one request line: "status" (JSON) or "conntrack" (conntrack -L style lines)
     const server = createServer((c) => {
       c.on('error', () => undefined);
-      c.end(JSON.stringify(this.snapshot()) + '\n');
+      c.setTimeout(2000, () => c.destroy());
+      let line = '';
+      c.on('data', (d) => {
+        line += d.toString();
+        if (!line.includes('\n')) return;
+        if (line.startsWith('conntrack')) c.end((this.egress?.list() ?? []).map((l) => `${l}\n`).join(''));
+        else c.end(JSON.stringify(this.snapshot()) + '\n');
+      });
     });
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
     return server;
@@ -364,6 +401,7 @@ export class SixpnHost {
       })),
       router: Object.fromEntries(COUNTERS.map((c) => [c, this.router.counters[c]])),
       dns: this.dnsService === null ? null : { ...this.dnsService.counters },
+      egress: this.egress === null ? null : this.egress.status(),
       mesh: { ...d.counters },
       peers: [...this.hostOfPeer].map(([p, id]) => ({
         host: this.topology.host(id)?.name ?? id,
@@ -393,6 +431,7 @@ export class SixpnHost {
     this.port.close();
     this.gateway.close();
     await this.dnsService?.close();
+    await this.egress?.close();
     await this.uapi?.close();
     await this.gatewayUapi?.close();
     if (this.status) {
