@@ -20,6 +20,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { threadId } from 'node:worker_threads';
 import { EGRESS_OFFLOADS, Egress, type EgressOptions } from '../../src/nat66/egress.ts';
 import type { Nat66Options } from '../../src/nat66/index.ts';
 import { fold, pseudoHeaderSum } from '../../src/ipv6/index.ts';
@@ -295,7 +296,8 @@ async function sysctl(ns: string, ...kv: string[]): Promise<void> {
 }
 
 export class Nat66Lab {
-  readonly lab = new Lab('n6');
+  // ava runs test files in worker threads of one process: the thread joins the pid in names
+  readonly lab = new Lab(`n${(threadId % 36).toString(36)}`);
   router = '';
   inet = '';
   sixpn!: SixpnSite;
