@@ -478,3 +478,61 @@ test('27. counters: every name in COUNTERS starts at zero and only the named one
   r.fromMachine(A1, p, 0, p.length);
   t.deepEqual(Object.entries(r.counters).filter(([, v]) => v !== 0), [['forwarded_local', 1]]);
 });
+
+// ---- Regressions: the four router bugs the replay and property tests found ----
+
+test('28. only global unicast goes to egress: link-local, loopback, unspecified and other ULA destinations do not', (t) => {
+  for (const [dst, path, counters] of [
+    ['fe80::1', '', 'ams1.dropped_not_unicast'],
+    ['::1', '', 'ams1.dropped_not_unicast'],
+    ['::', '', 'ams1.dropped_not_unicast'],
+    ['fc00::1', 'ams1 toMachine acmeweb0000a01', 'ams1.dropped_no_route ams1.icmp_sent'],
+    ['fdab::1', 'ams1 toMachine acmeweb0000a01', 'ams1.dropped_no_route ams1.icmp_sent'],
+    ['2001:db8::1', 'ams1 toEgress acmeweb0000a01', 'ams1.forwarded_egress'],
+  ] as const) {
+    const net = new Net(T, { egress: true });
+    const j = net.fromMachine(A1, from(A1, dst));
+    t.is(Net.counterText(j), counters, dst);
+    if (path.includes('toMachine')) icmpError(t, j.delivered[0].bytes, { type: 1, code: 0, by: AMS1, to: A1.address });
+    if (path.includes('toEgress')) t.is(j.exits.length, 1, `${dst} leaves through egress`);
+    if (path === '') t.is(j.exits.length + j.delivered.length, 0, `${dst}: nothing sent`);
+  }
+});
+
+test('29. hop limit expiring on the way to an external peer: Time Exceeded goes back over the mesh', (t) => {
+  const net = new Net(T);
+  const p = from(B1, 'fdaa:0:18:a7b:1:0:a:2', { hopLimit: 2 }); // ord1's B1 → ams1's laptop
+  const j = net.fromMachine(B1, p);
+  t.is(Net.counterText(j), 'ams1.dropped_hop_limit ams1.icmp_sent ord1.forwarded_local ord1.forwarded_mesh');
+  t.is(j.delivered.length, 1);
+  t.is(j.delivered[0].target, B1.id, 'the error reaches the sender on ord1');
+  const quote = Buffer.from(p);
+  quote[7] = 1;
+  icmpError(t, j.delivered[0].bytes, { type: 3, code: 0, by: AMS1, to: B1.address, hl: 63, quote });
+});
+
+test('30. errors about a packet sent to an old address quote the old address (PMTUD, hop limit, stopped)', (t) => {
+  // Packet Too Big: the moved machine is on another host, the packet is larger than the mesh MTU
+  let net = new Net(T, { meshMtu: 1280 });
+  const big = from(A1, MOVED_OLD, { proto: 'tcp', payload: new Uint8Array(1300) });
+  let j = net.fromMachine(A1, big);
+  t.is(Net.counterText(j), 'ams1.dropped_too_big ams1.icmp_sent');
+  icmpError(t, j.delivered[0].bytes, { type: 2, code: 0, param: 1280, by: AMS1, to: A1.address, quote: big });
+  // Time Exceeded
+  net = new Net(T);
+  const hl1 = from(A1, MOVED_OLD, { hopLimit: 1 });
+  j = net.fromMachine(A1, hl1);
+  t.is(Net.counterText(j), 'ams1.dropped_hop_limit ams1.icmp_sent');
+  icmpError(t, j.delivered[0].bytes, { type: 3, code: 0, by: AMS1, to: A1.address, quote: hl1 });
+});
+
+test('31. a machine sending to its own old address: the request keeps its source, only replies are rewritten', (t) => {
+  const net = new Net(T);
+  const p = from(MOVED_LOCAL, MOVED_LOCAL_OLD, { id: 777 });
+  const j = net.fromMachine(MOVED_LOCAL, p);
+  t.is(Net.counterText(j), 'ams1.forwarded_local ams1.migrated_rewrite');
+  const b = j.delivered[0].bytes;
+  t.is(text(b, IPV6_OFF_SRC), MOVED_LOCAL.addressText, 'source unchanged');
+  t.is(text(b, IPV6_OFF_DST), MOVED_LOCAL.addressText, 'destination rewritten to the new address');
+  t.true(checksumValid(b));
+});

@@ -21,6 +21,7 @@ import {
   ICMPV6_UNREACH_ADMIN,
   ICMPV6_UNREACH_NO_ROUTE,
   IPV6_OFF_DST,
+  IPV6_OFF_HOP_LIMIT,
   IPV6_OFF_SRC,
   IPPROTO_ICMPV6,
   IPPROTO_TCP,
@@ -93,6 +94,11 @@ function flowPorts(buf: Uint8Array, info: Ipv6Info): number {
   }
   if (info.protocol === IPPROTO_ICMPV6) return (buf[info.l4Off + 4] << 8) | buf[info.l4Off + 5];
   return 0;
+}
+
+function isUnspecifiedOrLoopback(buf: Uint8Array, off: number): boolean {
+  for (let i = 0; i < 15; i++) if (buf[off + i] !== 0) return false;
+  return buf[off + 15] <= 1;
 }
 
 function hex16(buf: Uint8Array, off: number): string {
@@ -173,7 +179,7 @@ export class Router {
     const target = this.topology.machineAt(buf, dst);
     if (target !== undefined) return this.deliver(target, buf, off, info.packetLen, fromHost);
     const peer = this.topology.peerAt(buf, dst);
-    if (peer !== undefined && peer.gateway === this.hostId) return this.toPeer(peer, buf, off, info.packetLen);
+    if (peer !== undefined && peer.gateway === this.hostId) return this.toPeer(peer, buf, off, info.packetLen, fromHost);
     this.unreachable(buf, off, info.packetLen, ICMPV6_UNREACH_ADDR, fromHost);
   }
 
@@ -195,7 +201,7 @@ export class Router {
     const target = this.topology.machineAt(buf, dst);
     if (target !== undefined) return this.deliver(target, buf, off, info.packetLen, null);
     const peer = this.topology.peerAt(buf, dst);
-    if (peer !== undefined && peer.gateway === this.hostId) return this.toPeer(peer, buf, off, info.packetLen);
+    if (peer !== undefined && peer.gateway === this.hostId) return this.toPeer(peer, buf, off, info.packetLen, null);
     this.counters.dropped_no_route++;
   }
 
@@ -212,7 +218,13 @@ export class Router {
       return this.io.toDns(buf, off, len);
     }
     if (!isSixpn(buf, dst)) {
-      // 8. the Internet
+      // 8. the Internet: global unicast (2000::/3) only; loopback, unspecified, link-local,
+      // other unique-local prefixes and the like are not routed anywhere
+      if ((buf[dst] & 0xe0) !== 0x20) {
+        if (buf[dst] === 0xfe || isUnspecifiedOrLoopback(buf, dst)) return void this.counters.dropped_not_unicast++;
+        this.counters.dropped_no_route++;
+        return this.icmpError(buf, off, len, 1, ICMPV6_UNREACH_NO_ROUTE, null);
+      }
       if (machine !== null && this.io.toEgress(machine, buf, off, len)) return void this.counters.forwarded_egress++;
       this.counters.dropped_no_egress++;
       return this.icmpError(buf, off, len, 1, ICMPV6_UNREACH_NO_ROUTE, null);
@@ -227,10 +239,19 @@ export class Router {
     if (target === undefined) {
       const moved = t.movedFrom(buf, dst);
       if (moved !== undefined && moved.machine.network === network) {
-        this.rememberMigratedFlow(buf, off, moved.previous.address, moved.machine.address);
-        this.rewrite(buf, off, IPV6_OFF_DST, moved.machine.address);
+        // errors about this packet must quote the address the sender used: check first
+        const m = moved.machine;
+        if (m.host === this.hostId && !m.started) return this.unreachable(buf, off, len, ICMPV6_UNREACH_ADDR, null);
+        if (m.host !== this.hostId && len > this.meshMtu) {
+          this.counters.dropped_too_big++;
+          return this.icmpError(buf, off, len, 2, this.meshMtu, null);
+        }
+        if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return this.timeExceeded(buf, off, len, null);
+        this.rememberMigratedFlow(buf, off, moved.previous.address, m.address);
+        this.rewrite(buf, off, IPV6_OFF_DST, m.address);
         this.counters.migrated_rewrite++;
-        target = moved.machine;
+        if (m.host === this.hostId) return this.deliver(m, buf, off, len, null, true);
+        return this.toMesh(m.host, buf, off, len);
       }
     }
     if (target !== undefined) {
@@ -240,7 +261,7 @@ export class Router {
     // 6. an external peer's /120
     const p = t.peerAt(buf, dst);
     if (p !== undefined) {
-      if (p.gateway === this.hostId) return this.toPeer(p, buf, off, len);
+      if (p.gateway === this.hostId) return this.toPeer(p, buf, off, len, null);
       return this.toMesh(p.gateway, buf, off, len);
     }
     // 5./7. nothing lives there: a known host means an unknown or stopped machine
@@ -250,11 +271,12 @@ export class Router {
     this.icmpError(buf, off, len, 1, ICMPV6_UNREACH_NO_ROUTE, null);
   }
 
-  private deliver(target: Machine, buf: Uint8Array, off: number, len: number, fromHost: number | null): void {
+  /** `rewritten`: the request that was just rewritten to the new address (not a reply). */
+  private deliver(target: Machine, buf: Uint8Array, off: number, len: number, fromHost: number | null, rewritten = false): void {
     if (target.host !== this.hostId) return void this.counters.dropped_not_local++;
     if (!target.started) return this.unreachable(buf, off, len, ICMPV6_UNREACH_ADDR, fromHost);
     if (decrementHopLimit(buf, off) === 0) return this.timeExceeded(buf, off, len, fromHost);
-    this.restoreMigratedSource(buf, off);
+    if (!rewritten) this.restoreMigratedSource(buf, off);
     this.counters.forwarded_local++;
     this.io.toMachine(target, buf, off, len);
   }
@@ -274,8 +296,8 @@ export class Router {
     this.io.toMesh(host, buf, off, len);
   }
 
-  private toPeer(peer: Peer, buf: Uint8Array, off: number, len: number): void {
-    if (decrementHopLimit(buf, off) === 0) return this.timeExceeded(buf, off, len, null);
+  private toPeer(peer: Peer, buf: Uint8Array, off: number, len: number, fromHost: number | null): void {
+    if (decrementHopLimit(buf, off) === 0) return this.timeExceeded(buf, off, len, fromHost);
     this.counters.forwarded_peer++;
     this.io.toPeer(peer, buf, off, len);
   }
@@ -353,16 +375,22 @@ export class Router {
           ? buildPacketTooBig(out, o, this.routerAddr, 0, buf, off, len, param)
           : buildTimeExceeded(out, o, this.routerAddr, 0, buf, off, len, param);
     if (n <= 0) return;
-    this.counters.icmp_sent++;
     if (fromHost !== null) {
       swapPacket(out, o, SWAP_BOTH);
+      this.counters.icmp_sent++;
       this.io.toMesh(fromHost, out, o, n);
       return;
     }
     const t = this.topology;
     const m = t.machineAt(out, o + IPV6_OFF_DST);
-    if (m !== undefined && m.host === this.hostId) return this.io.toMachine(m, out, o, n);
+    if (m !== undefined && m.host === this.hostId) {
+      this.counters.icmp_sent++;
+      return this.io.toMachine(m, out, o, n);
+    }
     const p = t.peerAt(out, o + IPV6_OFF_DST);
-    if (p !== undefined && p.gateway === this.hostId) this.io.toPeer(p, out, o, n);
+    if (p !== undefined && p.gateway === this.hostId) {
+      this.counters.icmp_sent++;
+      this.io.toPeer(p, out, o, n);
+    }
   }
 }
