@@ -81,7 +81,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     for (const p of procs) p.kill('SIGTERM');
     await sleep(300);
     for (const p of procs) p.kill('SIGKILL');
-    for (const ns of [...hosts.map((h) => h.ns), underlay, ...machines.map((x) => x.id)]) {
+    for (const ns of [...hosts.map((h) => h.ns), underlay, ...machines.map((x) => x.id), id('web4')]) {
       const pids = (await run('ip', ['netns', 'pids', ns])).out.split(/\s+/).filter((x) => /^\d+$/.test(x));
       for (const pid of pids) {
         try {
@@ -300,6 +300,28 @@ export async function runDemo(argv: string[]): Promise<number> {
     check('… and still at its old address (rewritten by the router)', r.ok, oldDb2);
     r = await tcp('web1', oldDb2);
     check('… TCP to the old address reaches the echo server', r.ok && r.out.includes('hello-6pn'));
+
+    // ---- machines added and removed, and a bad edit, while everything runs ----
+    const newId = id('web4');
+    d = JSON.parse(readFileSync(topoFile, 'utf8'));
+    d.machines.push({ id: newId, app: 'web', region: 'ord', host: 'ord1', instance: 0x104, state: 'started' });
+    await edit(d);
+    const web4 = new Uint8Array(16);
+    machineAddress(web4, 0, 0x18, hosts[1].id, 0x104);
+    r = await ping('web1', formatAddress(web4, 0));
+    check('a machine added to the topology comes up on ord1 and is reachable', r.ok, formatAddress(web4, 0));
+    d = JSON.parse(readFileSync(topoFile, 'utf8'));
+    d.machines = d.machines.filter((x: { id: string }) => x.id !== newId);
+    await edit(d);
+    r = await run('ip', ['-n', newId, '-o', 'link', 'show']);
+    check('… and removed again: its interface is gone', !/6pn/.test(r.out));
+    await run('ip', ['netns', 'del', newId]);
+    writeFileAtomic(topoFile, readFileSync(topoFile, 'utf8').replace('"acme"', '"acme", "network": "not a number", "x"'));
+    await sleep(2500);
+    r = await ping('web1', addr('web2'), 1);
+    const refused = hosts.every((h) => /topology edit refused/.test(readFileSync(join(dir, `${h.name}.log`), 'utf8')));
+    check('a broken topology edit is refused by every host, which keep forwarding', r.ok && refused);
+    writeFileAtomic(topoFile, JSON.stringify(d, null, 2));
 
     // ---- the mesh through the stock wg tool ----
     r = await run('wg', ['show', `6pn${tag}1`, 'latest-handshakes']);

@@ -367,16 +367,23 @@ export class SixpnHost {
     mkdirSync(STATUS_DIR, { recursive: true });
     const path = statusSocketPath(this.host.name);
     rmSync(path, { force: true });
-    // one request line: "status" (JSON) or "conntrack" (conntrack -L style lines)
+    // a request line "conntrack" gets conntrack -L style lines; "status", or nothing within
+    // 200 ms (a plain reader such as `socat - UNIX:…`), gets the status as JSON
     const server = createServer((c) => {
       c.on('error', () => undefined);
-      c.setTimeout(2000, () => c.destroy());
       let line = '';
+      let answered = false;
+      const answer = (conntrack: boolean) => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(silent);
+        if (conntrack) c.end((this.egress?.list() ?? []).map((l) => `${l}\n`).join(''));
+        else c.end(JSON.stringify(this.snapshot()) + '\n');
+      };
+      const silent = setTimeout(() => answer(false), 200);
       c.on('data', (d) => {
         line += d.toString();
-        if (!line.includes('\n')) return;
-        if (line.startsWith('conntrack')) c.end((this.egress?.list() ?? []).map((l) => `${l}\n`).join(''));
-        else c.end(JSON.stringify(this.snapshot()) + '\n');
+        if (line.includes('\n')) answer(line.startsWith('conntrack'));
       });
     });
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
