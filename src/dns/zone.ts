@@ -24,7 +24,7 @@
  */
 import type { DnsAsker, DnsMachine, DnsPeer, DnsView } from './view.ts';
 import { asciiLower } from './wire.ts';
-import { formatIp6 } from './_ip6.ts';
+import { formatAddress } from '../ipv6/index.ts';
 import { regionDistanceKm, type LatLon } from './regions.ts';
 
 export const ZONE_APEX = 'internal';
@@ -179,7 +179,7 @@ function instances(view: DnsView, org: string): string {
   const entries: string[] = [];
   for (const app of [...view.apps(org)].sort()) {
     for (const m of view.machines(org, app)) {
-      if (m.started) entries.push(`instance=${m.id},app=${app},ip=${formatIp6(m.address)},region=${m.region}`);
+      if (m.started) entries.push(`instance=${m.id},app=${app},ip=${formatAddress(m.address, 0)},region=${m.region}`);
     }
   }
   return entries.join(';');
