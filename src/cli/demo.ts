@@ -132,7 +132,6 @@ export async function runDemo(argv: string[]): Promise<number> {
       writeFileSync(join(dir, `${h.name}.key`), keyToBase64(priv) + '\n', { mode: 0o600 });
       keys[h.name] = keyToBase64(new StaticIdentity(chosenBackend, priv).publicKey);
       writeFileSync(join(dir, `${h.name}.json`), JSON.stringify({ host: h.name, privateKeyFile: `${h.name}.key`, listenPort: 51820, topology: 'topology.json', meshInterface: `6pn${tag}${i + 1}` }));
-      void i;
     }
 
     // an external computer ("laptop") joins acme as a standard WireGuard peer of ams1's gateway
@@ -322,6 +321,13 @@ export async function runDemo(argv: string[]): Promise<number> {
     const refused = hosts.every((h) => /topology edit refused/.test(readFileSync(join(dir, `${h.name}.log`), 'utf8')));
     check('a broken topology edit is refused by every host, which keep forwarding', r.ok && refused);
     writeFileAtomic(topoFile, JSON.stringify(d, null, 2));
+
+    // ---- a machine's interface deleted from inside its namespace is recreated ----
+    const dbIf = (await must('ip', ['-n', m.db1.id, '-o', 'link', 'show'])).match(/\d+: (6pn[0-9a-f]+)/)?.[1] ?? '';
+    await must('ip', ['-n', m.db1.id, 'link', 'del', dbIf]);
+    const back = await waitFor(async () => (await run('ip', ['-n', m.db1.id, '-6', 'addr', 'show', 'scope', 'global'])).out.includes(addr('db1')), 10_000);
+    r = back ? await ping('web1', addr('db1')) : { ok: false, out: '' };
+    check('db1\'s interface deleted inside its namespace: ams1 recreates it, db1 is reachable again', back && r.ok);
 
     // ---- the mesh through the stock wg tool ----
     r = await run('wg', ['show', `6pn${tag}1`, 'latest-handshakes']);

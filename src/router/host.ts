@@ -70,12 +70,11 @@ export class SixpnHost {
 
   private constructor(config: HostConfig, log: Logger, key: Uint8Array, pollMs: number) {
     this.log = log;
-    const self = this;
     this.watcher = watchTopology(
       config.topology,
       (next, diff) => {
         log.info(`topology changed: ${describeDiff(diff).join('; ')}`);
-        self.apply(next);
+        this.apply(next);
       },
       (err) => log.error(`topology edit refused, keeping the running state: ${err.message}`),
       { intervalMs: pollMs },
@@ -281,8 +280,12 @@ export class SixpnHost {
       try {
         n = b.read(lm.fd, 0);
       } catch (err) {
-        this.log.error(`machine ${lm.machine.id}: ${(err as Error).message}`);
-        return this.teardown(lm);
+        // the interface went away (deleted in the namespace): set it up again on the next retry
+        this.log.error(`machine ${lm.machine.id}: ${(err as Error).message} (recreating its interface)`);
+        this.teardown(lm);
+        if (this.machines.get(lm.machine.id) === lm) this.machines.delete(lm.machine.id);
+        this.retrySetup = true;
+        return;
       }
       for (let i = 0; i < n; i++) if (b.error(i) === 0) this.router.fromMachine(lm.machine, b.slab, b.offset(i), b.length(i));
       if (n < b.size) break;
