@@ -1,7 +1,7 @@
 // sixpn-wg against wireguard-go (Debian's) and against itself, in network namespaces, driven
 // by the stock `wg`, checked with ping and iperf3 (issue 6, behaviours 1–3, 5, 6, 8).
 import test, { type ExecutionContext } from 'ava';
-import { Lab, isRoot, type WgPair } from './helpers/netns.ts';
+import { Lab, SIXPN_WG, isRoot, type WgPair } from './helpers/netns.ts';
 
 type Impl = 'sixpn' | 'wggo';
 type Tunnel = WgPair;
@@ -137,4 +137,10 @@ let n = 0; const next = () => { if (n === msgs.length) return d.close(); d.send(
   await ping(tn, 'B', '10.9.0.1');
   await ping(tn, 'A', 'fd99::2');
   t.is(await wgShow(tn, 'A', 'endpoints'), before, 'the endpoint did not move to the junk source port');
+  // and each was counted: `sixpn-wg --stats` shows the drops per reason
+  const stats = Object.fromEntries((await tn.lab.exec(tn.nsA, SIXPN_WG, ['--stats', tn.ifA], { env: { ...process.env, SIXPN_NODE: process.execPath } }))
+    .trim().split('\n').map((l) => l.trim().split(/\s+/)).map(([k, v]) => [k, Number(v)]));
+  t.true(stats.rxDatagrams >= 2000, `rxDatagrams ${stats.rxDatagrams}`);
+  const dropped = stats.rxInvalid + stats.rxMac + stats.rxNoKeypair + stats.rxAuthFailed + stats.rxHandshakeRejected;
+  t.true(dropped >= 1900, `dropped ${dropped}: ${JSON.stringify(stats)}`);
 });

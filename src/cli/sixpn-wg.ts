@@ -3,10 +3,12 @@
 // itself and returns once that copy has created the TUN and the UAPI socket.
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { UapiServer, isValidInterfaceName } from '../uapi/index.ts';
+import { connect } from 'node:net';
+import { UapiServer, isValidInterfaceName, uapiSocketPath } from '../uapi/index.ts';
 import { WgHost, type Logger } from '../wg/host.ts';
 
 const USAGE = `usage: sixpn-wg [-f|--foreground] INTERFACE-NAME
+       sixpn-wg --stats INTERFACE-NAME     datagrams received and dropped, per reason
 
 A userspace WireGuard implementation, configured with wg(8) through
 /var/run/wireguard/INTERFACE-NAME.sock. LOG_LEVEL=debug|verbose|error|silent (default error).
@@ -85,7 +87,36 @@ function detach(name: string): Promise<number> {
   });
 }
 
+/** `--stats IFNAME`: asks the running daemon for its counters (a `stats=1` UAPI request). */
+function stats(name: string): Promise<number> {
+  return new Promise((resolve) => {
+    let data = '';
+    const c = connect(uapiSocketPath(name), () => c.write('stats=1\n\n'));
+    c.on('data', (d) => {
+      data += d.toString();
+      if (!data.includes('errno=')) return;
+      c.end();
+      const lines = data.trim().split('\n');
+      const errno = Number(lines.pop()!.slice(6));
+      if (errno !== 0) {
+        console.error(`sixpn-wg: ${name}: stats failed (errno ${errno})`);
+        return resolve(1);
+      }
+      for (const l of lines) {
+        const [k, v] = l.split('=');
+        console.log(`${k.padEnd(20)} ${v}`);
+      }
+      resolve(0);
+    });
+    c.on('error', (e) => {
+      console.error(`sixpn-wg: ${name}: ${e.message}`);
+      resolve(1);
+    });
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--stats' && argv.length === 2) return stats(argv[1]);
   let foregroundMode = false;
   const rest: string[] = [];
   for (const a of argv) {

@@ -34,11 +34,13 @@ import { formatCidr, formatEndpoint, parseCidr, parseEndpoint, parseHexKey, pars
 
 export type UapiRequest =
   | { kind: 'get' }
+  | { kind: 'stats' } // sixpn's own: `stats=1\n\n` → counters as key=value lines (wg never sends it)
   | { kind: 'set'; set: UapiSet }
   /** Reply `errno=N`, then close the connection: the parser reads nothing more. */
   | { kind: 'error'; errno: number };
 
 const GET: UapiRequest = Object.freeze({ kind: 'get' });
+const STATS: UapiRequest = Object.freeze({ kind: 'stats' });
 
 const ST_OP = 0; // expecting get=1 or set=1
 const ST_GET_END = 1; // after get=1\n, expecting the "\n" that ends it
@@ -89,13 +91,17 @@ export class UapiParser {
     return this.state !== ST_OP || this.carryLen > 0 || this.skipping;
   }
 
+  /** The request (get or stats) whose closing empty line is awaited in ST_GET_END. */
+  private readOnly: UapiRequest = GET;
+
   next(): UapiRequest | null {
     for (;;) {
       switch (this.state) {
         case ST_OP: {
           const r = this.readLine();
           if (r === LINE_MORE) return null;
-          if (r === LINE_OK && this.line === 'get=1') {
+          if (r === LINE_OK && (this.line === 'get=1' || this.line === 'stats=1')) {
+            this.readOnly = this.line === 'get=1' ? GET : STATS;
             this.state = ST_GET_END;
           } else if (r === LINE_OK && this.line === 'set=1') {
             this.beginSet();
@@ -112,7 +118,7 @@ export class UapiParser {
           this.advance(1);
           if (b !== NL) return this.close(UAPI_EINVAL);
           this.state = ST_OP;
-          return GET;
+          return this.readOnly;
         }
         case ST_SET: {
           const r = this.readLine();

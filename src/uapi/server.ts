@@ -16,7 +16,7 @@ import { chmod, link, lstat as lstatAsync, mkdir, mkdtemp, rm, unlink } from 'no
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { UapiDevice } from './types.ts';
-import { UAPI_ENOANO, UAPI_SOCKET_DIR, UAPI_SOCKET_SUFFIX } from './constants.ts';
+import { UAPI_ENOANO, UAPI_EPROTO, UAPI_SOCKET_DIR, UAPI_SOCKET_SUFFIX } from './constants.ts';
 import { UapiParser, formatErrno, formatGet, type UapiRequest } from './protocol.ts';
 
 export interface UapiServerOptions {
@@ -251,6 +251,10 @@ export class UapiServer {
       s.cork();
       for (const chunk of reply) s.write(chunk, 'latin1');
       s.uncork();
+    } else if (req.kind === 'stats') {
+      const stats = this.device.uapiStats?.();
+      if (stats === undefined) s.write(formatErrno(UAPI_EPROTO));
+      else s.write(Object.entries(stats).map(([k, v]) => `${k}=${v}\n`).join('') + formatErrno(0));
     } else if (req.kind === 'set') {
       let r: number;
       try {

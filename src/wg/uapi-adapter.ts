@@ -44,6 +44,10 @@ export class DeviceUapi implements UapiDevice {
     };
   }
 
+  uapiStats(): Record<string, number> {
+    return { ...this.device.counters, peers: this.device.peers.size };
+  }
+
   uapiSet(set: UapiSet): number {
     const d = this.device;
     if (set.listenPort !== undefined && (set.listenPort === 0 || set.listenPort !== d.listenPort)) {
