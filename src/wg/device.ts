@@ -18,7 +18,6 @@ import { randomInt } from 'node:crypto';
 import {
   CookieChecker,
   KEEPALIVE_TIMEOUT_MS,
-  MAX_HANDSHAKE_ATTEMPTS,
   MESSAGE_COOKIE_REPLY,
   MESSAGE_COOKIE_REPLY_SIZE,
   MESSAGE_INITIATION,
@@ -51,6 +50,17 @@ import { AllowedIps } from './allowedips.ts';
 import { Endpoint } from './endpoint.ts';
 import { MAX_STAGED_PACKETS, Peer } from './peer.ts';
 import { RateLimiter } from './ratelimiter.ts';
+import {
+  tickPeer,
+  timersAnyAuthenticatedPacketReceived,
+  timersAnyAuthenticatedPacketSent,
+  timersAnyAuthenticatedPacketTraversal,
+  timersDataReceived,
+  timersDataSent,
+  timersHandshakeComplete,
+  timersHandshakeInitiated,
+  timersSessionDerived,
+} from './timers.ts';
 
 export interface DeviceIO {
   /** Sends buf[off..off+len] to `to` (from `to.local` when set). Valid only during the call. */
@@ -100,7 +110,6 @@ export interface DeviceCounters {
 type IndexEntry = { peer: Peer; keypair: Keypair | null };
 
 const UNDER_LOAD_DURATION_MS = 1000;
-const ZERO_KEY_MATERIAL_AFTER_MS = REJECT_AFTER_TIME_MS * 3;
 const HEADROOM = MESSAGE_TRANSPORT_HEADER_SIZE;
 
 export class Device {
@@ -217,7 +226,7 @@ export class Device {
     const kp = this.sendableKeypair(peer);
     if (kp !== null && peer.staged.length === 0) {
       this.sealAndSend(peer, kp, buf, off - HEADROOM, len);
-      this.timersDataSent(peer);
+      timersDataSent(peer, this.clock.now(), this.jitter());
       this.keepKeyFreshSending(peer, kp);
       return;
     }
@@ -265,7 +274,7 @@ export class Device {
     }
     for (const p of peer.staged.splice(0)) {
       this.sealAndSend(peer, kp, p.buf, 0, p.len);
-      this.timersDataSent(peer);
+      timersDataSent(peer, this.clock.now(), this.jitter());
     }
     this.keepKeyFreshSending(peer, kp);
   }
@@ -277,8 +286,8 @@ export class Device {
       return;
     }
     this.sendTo(peer, buf, msgOff, n);
-    this.timersAnyAuthenticatedPacketTraversal(peer);
-    this.timersAnyAuthenticatedPacketSent(peer);
+    timersAnyAuthenticatedPacketTraversal(peer, this.clock.now());
+    timersAnyAuthenticatedPacketSent(peer);
   }
 
   private sendTo(peer: Peer, buf: Uint8Array, off: number, len: number): void {
@@ -330,11 +339,10 @@ export class Device {
       return;
     }
     hs.cookies.addMacs(msg, MESSAGE_INITIATION_SIZE, now);
-    this.timersAnyAuthenticatedPacketTraversal(peer);
-    this.timersAnyAuthenticatedPacketSent(peer);
+    timersAnyAuthenticatedPacketTraversal(peer, this.clock.now());
+    timersAnyAuthenticatedPacketSent(peer);
     this.sendTo(peer, msg, 0, MESSAGE_INITIATION_SIZE);
-    // timersHandshakeInitiated
-    peer.retransmitHandshakeAt = now + REKEY_TIMEOUT_MS + this.jitter();
+    timersHandshakeInitiated(peer, now, this.jitter());
   }
 
   private newIndex(entry: IndexEntry): number {
@@ -464,9 +472,9 @@ export class Device {
     hs.cookies.addMacs(resp, MESSAGE_RESPONSE_SIZE, now);
     const kp = hs.deriveKeypair(now)!;
     this.installKeypair(peer, kp);
-    this.timersSessionDerived(peer, now);
-    this.timersAnyAuthenticatedPacketTraversal(peer);
-    this.timersAnyAuthenticatedPacketSent(peer);
+    timersSessionDerived(peer, now);
+    timersAnyAuthenticatedPacketTraversal(peer, this.clock.now());
+    timersAnyAuthenticatedPacketSent(peer);
     this.sendTo(peer, resp, 0, MESSAGE_RESPONSE_SIZE);
   }
 
@@ -483,10 +491,10 @@ export class Device {
     this.updateEndpoint(peer, from);
     const kp = hs.deriveKeypair(now)!;
     this.installKeypair(peer, kp);
-    this.timersSessionDerived(peer, now);
-    this.timersHandshakeComplete(peer);
-    this.timersAnyAuthenticatedPacketTraversal(peer);
-    this.timersAnyAuthenticatedPacketReceived(peer);
+    timersSessionDerived(peer, now);
+    timersHandshakeComplete(peer, this.clock.wallMs());
+    timersAnyAuthenticatedPacketTraversal(peer, this.clock.now());
+    timersAnyAuthenticatedPacketReceived(peer);
     this.sendKeepalive(peer);
   }
 
@@ -511,14 +519,14 @@ export class Device {
     peer.rxBytes += len;
     this.updateEndpoint(peer, from);
     if (this.receivedWithKeypair(peer, kp)) {
-      this.timersHandshakeComplete(peer);
+      timersHandshakeComplete(peer, this.clock.wallMs());
       this.sendStaged(peer);
     }
     this.keepKeyFreshReceiving(peer, now);
-    this.timersAnyAuthenticatedPacketTraversal(peer);
-    this.timersAnyAuthenticatedPacketReceived(peer);
+    timersAnyAuthenticatedPacketTraversal(peer, this.clock.now());
+    timersAnyAuthenticatedPacketReceived(peer);
     if (n === 0) return; // keepalive
-    this.timersDataReceived(peer, now);
+    timersDataReceived(peer, now);
 
     // the inner packet: a well-formed IP header whose source this peer may use
     const p = off + MESSAGE_TRANSPORT_HEADER_SIZE;
@@ -556,85 +564,12 @@ export class Device {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Timers (whitepaper §6.2–§6.5; wireguard-go timers.go)
+  // Timers (timers.ts)
 
   /** Runs every timer that is due. Call often (every 100 ms or so) and after moving the clock. */
   tick(): void {
     const now = this.clock.now();
-    for (const peer of this.peers.values()) {
-      if (now >= peer.retransmitHandshakeAt) {
-        peer.retransmitHandshakeAt = Infinity;
-        this.expiredRetransmitHandshake(peer, now);
-      }
-      if (now >= peer.sendKeepaliveAt) {
-        peer.sendKeepaliveAt = Infinity;
-        this.sendKeepalive(peer);
-        if (peer.needAnotherKeepalive) {
-          peer.needAnotherKeepalive = false;
-          peer.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT_MS;
-        }
-      }
-      if (now >= peer.newHandshakeAt) {
-        // data was sent and nothing came back for KEEPALIVE + REKEY_TIMEOUT: new handshake
-        peer.newHandshakeAt = Infinity;
-        peer.endpoint?.clearLocal();
-        this.sendInitiation(peer, false);
-      }
-      if (now >= peer.zeroKeyMaterialAt) {
-        peer.zeroKeyMaterialAt = Infinity;
-        this.expireSessions(peer);
-      }
-      if (now >= peer.persistentKeepaliveAt) {
-        peer.persistentKeepaliveAt = Infinity;
-        if (peer.persistentKeepaliveS > 0) this.sendKeepalive(peer);
-      }
-    }
+    for (const peer of this.peers.values()) tickPeer(this, peer, now);
     this.rateLimiter.sweep(now);
-  }
-
-  private expiredRetransmitHandshake(peer: Peer, now: number): void {
-    if (peer.handshakeAttempts >= MAX_HANDSHAKE_ATTEMPTS) {
-      // give up: drop what waited, stop keepalives, and forget the keys in 3 × REJECT_AFTER_TIME
-      peer.sendKeepaliveAt = Infinity;
-      this.counters.txStagedDropped += peer.staged.length;
-      peer.staged.length = 0;
-      if (peer.zeroKeyMaterialAt === Infinity) peer.zeroKeyMaterialAt = now + ZERO_KEY_MATERIAL_AFTER_MS;
-      return;
-    }
-    peer.handshakeAttempts++;
-    peer.endpoint?.clearLocal();
-    this.sendInitiation(peer, true);
-  }
-
-  private timersDataSent(peer: Peer): void {
-    if (peer.newHandshakeAt === Infinity) peer.newHandshakeAt = this.clock.now() + KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS + this.jitter();
-  }
-
-  private timersDataReceived(peer: Peer, now: number): void {
-    if (peer.sendKeepaliveAt === Infinity) peer.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT_MS;
-    else peer.needAnotherKeepalive = true;
-  }
-
-  private timersAnyAuthenticatedPacketSent(peer: Peer): void {
-    peer.sendKeepaliveAt = Infinity;
-  }
-
-  private timersAnyAuthenticatedPacketReceived(peer: Peer): void {
-    peer.newHandshakeAt = Infinity;
-  }
-
-  private timersHandshakeComplete(peer: Peer): void {
-    peer.retransmitHandshakeAt = Infinity;
-    peer.handshakeAttempts = 0;
-    peer.sentLastMinuteHandshake = false;
-    peer.lastHandshakeUnixMs = this.clock.wallMs();
-  }
-
-  private timersSessionDerived(peer: Peer, now: number): void {
-    peer.zeroKeyMaterialAt = now + ZERO_KEY_MATERIAL_AFTER_MS;
-  }
-
-  private timersAnyAuthenticatedPacketTraversal(peer: Peer): void {
-    if (peer.persistentKeepaliveS > 0) peer.persistentKeepaliveAt = this.clock.now() + peer.persistentKeepaliveS * 1000;
   }
 }
