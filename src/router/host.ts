@@ -3,13 +3,20 @@
 // address, MTU and routes, brings up the mesh WireGuard device (src/wg) toward every other
 // host, and runs the router between them. Topology edits apply as they are saved; a bad edit is
 // refused and the running state kept. `sixpn status` reads the counters over a unix socket.
+// With "offload": true in the host config (issue 5), machine TUNs and the egress are vnet_hdr
+// queues with TSO and checksum offload: a machine's 64 KB TCP segments go whole to the egress
+// and to machines of this host, and are cut into ordinary packets (src/router/offload.ts) for
+// everything else; the router's checks run on every packet either way.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { DnsService } from '../dns/service.ts';
 import { Egress } from '../nat66/egress.ts';
 import { formatAddress, meshHostPrefix } from '../ipv6/index.ts';
-import { TunBatch, close as closeFd, fdUnwatch, fdWatch, ip, tunOpen, type FdWatch } from '../tun/index.ts';
+import {
+  TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TunBatch, VNET_HDR_LEN as TUN_VNET_HDR_LEN, close as closeFd, fdUnwatch,
+  fdWatch, ip, tunOpen, tunSetOffload, type FdWatch,
+} from '../tun/index.ts';
 import {
   describeDiff, dnsView, readPrivateKey, resolveLocalHost, topologyDigest, watchTopology,
   type HostConfig, type Host, type Machine, type Peer, type Topology, type TopologyWatcher,
@@ -18,6 +25,7 @@ import { UapiServer } from '../uapi/index.ts';
 import { Endpoint } from '../wg/endpoint.ts';
 import type { Peer as WgPeer } from '../wg/peer.ts';
 import { WgPort, type Logger } from '../wg/port.ts';
+import { VNET_GSO_NONE, VNET_HDR_LEN, completeChecksum, gsoSegment, vnetOffloaded } from './offload.ts';
 import { COUNTERS, Router } from './router.ts';
 
 export const MACHINE_MTU = 1420;
@@ -25,6 +33,21 @@ export const STATUS_DIR = '/run/sixpn';
 const HEADROOM = 16;
 const SLOT = 2048;
 const TICK_MS = 100;
+// Offload mode ("offload": true): machine TUNs are vnet_hdr queues taking these offloads, and a
+// slot holds a 64 KB segment with its virtio_net_hdr, the mesh headroom and the tag behind.
+export const MACHINE_OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+const VNET_SLOT = 65_536 + 256;
+const VNET_OUT_BATCH = 16;
+const SEG_AT = 32; // where a piece of a cut segment starts in the scratch buffer (headroom, header)
+
+/** Offload mode's own counts (in `sixpn status` as "offload"). */
+export class OffloadCounters {
+  whole = 0; // offloaded packets passed on unchanged (egress, a machine of this host)
+  segmented = 0; // 64 KB segments cut into MSS-sized packets
+  segments = 0; // … the packets they gave
+  checksummed = 0; // partial checksums completed
+  invalid = 0; // offloaded packets that could not be cut or completed: dropped
+}
 
 interface LocalMachine {
   machine: Machine;
@@ -55,7 +78,14 @@ export class SixpnHost {
   private status: Server | null = null;
   private readonly machines = new Map<string, LocalMachine>();
   private readonly pending = new Set<LocalMachine>(); // machines with packets waiting to be written
-  private readonly tunIn = new TunBatch(64, SLOT, { headroom: HEADROOM });
+  private readonly tunIn: TunBatch;
+  private readonly offload: boolean;
+  readonly offloadCounters = new OffloadCounters();
+  private readonly seg: Uint8Array; // offload mode: the piece of a segment being routed
+  private egressScratch: Uint8Array | null = null; // offload mode: a plain packet for the egress, header in front
+  // offload mode: the packet being routed from a machine, whose virtio_net_hdr is just in front
+  private curBuf: Uint8Array | null = null;
+  private curOff = -1;
   private readonly hostOfPeer = new Map<WgPeer, number>();
   private readonly externalOfPeer = new Map<WgPeer, Peer>();
   private dnsService: DnsService | null = null; // fdaa::3 and the orgs' ::3 (src/dns/service.ts)
@@ -70,6 +100,10 @@ export class SixpnHost {
 
   private constructor(config: HostConfig, log: Logger, key: Uint8Array, pollMs: number) {
     this.log = log;
+    this.offload = config.offload === true;
+    if (this.offload && TUN_VNET_HDR_LEN !== VNET_HDR_LEN) throw new Error(`unexpected virtio_net_hdr size ${TUN_VNET_HDR_LEN}`);
+    this.tunIn = new TunBatch(64, this.offload ? VNET_SLOT : SLOT, { headroom: HEADROOM });
+    this.seg = new Uint8Array(this.offload ? VNET_SLOT : 0);
     this.watcher = watchTopology(
       config.topology,
       (next, diff) => {
@@ -98,14 +132,26 @@ export class SixpnHost {
     this.gateway.device.setPrivateKey(key);
     this.gateway.bind(local.listenPort + 1);
     this.router = new Router(this.topology, this.host.id, {
-      toMachine: (m, buf, off, len) => this.queueMachine(m, buf, off, len),
+      toMachine: (m, buf, off, len) => {
+        if (!this.offload) this.queueMachine(m, buf, off, len);
+        else if (buf === this.curBuf && off === this.curOff) this.queueMachine(m, buf, off - VNET_HDR_LEN, len + VNET_HDR_LEN);
+        else this.queuePlain(m, buf, off, len);
+      },
       toMesh: (_host, buf, off, len) => this.port.device.sendPacket(buf, off, len),
       toPeer: (_peer, buf, off, len) => this.gateway.device.sendPacket(buf, off, len),
       toDns: (buf, off, len) => this.dnsService?.packet(buf, off, len),
       toEgress: (m, buf, off, len) => {
         const lm = this.machines.get(m.id);
         if (this.egress === null || lm === undefined) return false;
-        return this.egress.send(lm.slot, buf, off, len, this.egress.egressOf(m.app));
+        const id = this.egress.egressOf(m.app);
+        if (!this.offload) return this.egress.send(lm.slot, buf, off, len, id);
+        if (buf === this.curBuf && off === this.curOff) return this.egress.send(lm.slot, buf, off - VNET_HDR_LEN, len + VNET_HDR_LEN, id);
+        // not a machine's packet as read (the router only sends those here): a zero header in front
+        const s = (this.egressScratch ??= new Uint8Array(VNET_SLOT));
+        if (len + VNET_HDR_LEN > s.length) return true;
+        s.fill(0, 0, VNET_HDR_LEN);
+        s.set(buf.subarray(off, off + len), VNET_HDR_LEN);
+        return this.egress.send(lm.slot, s, 0, len + VNET_HDR_LEN, id);
       },
     }, { meshMtu: MACHINE_MTU });
     this.ticker = setInterval(() => this.tick(), TICK_MS);
@@ -130,6 +176,7 @@ export class SixpnHost {
           },
           afterRound: () => h.flushMachines(),
           ...(config.uplink ? { uplink: config.uplink } : {}),
+          ...(h.offload ? { vnetHdr: true } : {}),
           onError: (e) => log.error(`egress: ${e.message}`),
         });
       }
@@ -234,11 +281,13 @@ export class SixpnHost {
     // unique per host and machine: during a migration the old host's interface may still be
     // in the namespace when the new host moves its own in
     const ifname = `6pn${(m.host & 0xffff).toString(16).padStart(4, '0')}${(m.instance >>> 0).toString(16).padStart(8, '0')}`;
-    const tun = tunOpen(ifname);
+    const tun = tunOpen(ifname, { vnetHdr: this.offload });
     let slot = this.slots.indexOf(null);
     if (slot < 0) slot = this.slots.push(null) - 1;
-    const lm: LocalMachine = { machine: m, slot, ns, ifname: tun.name, fd: tun.fd, watch: null, out: new TunBatch(32, SLOT), outCount: 0 };
+    const out = this.offload ? new TunBatch(VNET_OUT_BATCH, VNET_SLOT) : new TunBatch(32, SLOT);
+    const lm: LocalMachine = { machine: m, slot, ns, ifname: tun.name, fd: tun.fd, watch: null, out, outCount: 0 };
     try {
+      if (this.offload) tunSetOffload(tun.fd, MACHINE_OFFLOADS);
       await ip(['link', 'set', 'dev', tun.name, 'netns', ns]);
       await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
       await ip(['-n', ns, 'addr', 'add', `${m.addressText}/112`, 'dev', tun.name, 'nodad']);
@@ -287,12 +336,61 @@ export class SixpnHost {
         this.retrySetup = true;
         return;
       }
-      for (let i = 0; i < n; i++) if (b.error(i) === 0) this.router.fromMachine(lm.machine, b.slab, b.offset(i), b.length(i));
+      if (this.offload) {
+        for (let i = 0; i < n; i++) if (b.error(i) === 0) this.fromMachineVnet(lm.machine, b.slab, b.offset(i), b.length(i));
+      } else {
+        for (let i = 0; i < n; i++) if (b.error(i) === 0) this.router.fromMachine(lm.machine, b.slab, b.offset(i), b.length(i));
+      }
       if (n < b.size) break;
     }
     this.flushMachines();
     this.port.flush();
     this.gateway.flush();
+  }
+
+  /**
+   * Offload mode: a machine's packet behind its virtio_net_hdr at buf[h]. An ordinary one is
+   * routed as always (its header zeroed: passed on with it, it asks nothing). An offloaded one
+   * (a 64 KB TCP segment, a partial checksum) goes whole to the egress or a machine of this
+   * host when the router sends it there; else it is cut into MSS-sized packets, or its checksum
+   * completed (src/router/offload.ts), and those are routed like any.
+   */
+  private fromMachineVnet(m: Machine, buf: Uint8Array, h: number, total: number): void {
+    if (total < VNET_HDR_LEN) return;
+    const off = h + VNET_HDR_LEN;
+    const len = total - VNET_HDR_LEN;
+    const r = this.router;
+    const c = this.offloadCounters;
+    this.curBuf = buf;
+    this.curOff = off;
+    try {
+      if (!vnetOffloaded(buf, h)) {
+        buf.fill(0, h, off);
+        r.fromMachine(m, buf, off, len);
+      } else if (r.fromMachine(m, buf, off, len, true)) {
+        c.whole++;
+      } else if (buf[h + 1] === VNET_GSO_NONE) {
+        if (!completeChecksum(buf, h, off, len)) return void c.invalid++;
+        c.checksummed++;
+        buf.fill(0, h, off);
+        r.fromMachine(m, buf, off, len);
+      } else {
+        const s = this.seg;
+        this.curBuf = s;
+        this.curOff = SEG_AT;
+        let k = 0;
+        for (let n: number; (n = gsoSegment(buf, h, off, len, k, s, SEG_AT)) > 0; k++) {
+          s.fill(0, SEG_AT - VNET_HDR_LEN, SEG_AT); // the mesh may have sealed over it
+          r.fromMachine(m, s, SEG_AT, n);
+        }
+        if (k === 0) return void c.invalid++;
+        c.segmented++;
+        c.segments += k;
+      }
+    } finally {
+      this.curBuf = null;
+      this.curOff = -1;
+    }
   }
 
   private fromMesh(buf: Uint8Array, off: number, len: number, peer: WgPeer): void {
@@ -305,9 +403,23 @@ export class SixpnHost {
     if (p !== undefined) this.router.fromPeer(p, buf, off, len);
   }
 
+  /** Offload mode: a packet without its own virtio_net_hdr gets a zero one in front. */
+  private queuePlain(m: Machine, buf: Uint8Array, off: number, len: number): void {
+    const lm = this.machines.get(m.id);
+    if (lm === undefined || lm.fd < 0 || len + VNET_HDR_LEN > lm.out.slotSize) return;
+    if (lm.outCount === lm.out.size) this.flushMachine(lm);
+    const i = lm.outCount++;
+    const at = lm.out.offset(i);
+    lm.out.slab.fill(0, at, at + VNET_HDR_LEN);
+    lm.out.slab.set(buf.subarray(off, off + len), at + VNET_HDR_LEN);
+    lm.out.setLength(i, len + VNET_HDR_LEN);
+    this.pending.add(lm);
+  }
+
+  /** buf[off, off + len) as is (in offload mode, its virtio_net_hdr included). */
   private queueMachine(m: Machine, buf: Uint8Array, off: number, len: number): void {
     const lm = this.machines.get(m.id);
-    if (lm === undefined || lm.fd < 0 || len > SLOT) return;
+    if (lm === undefined || lm.fd < 0 || len > lm.out.slotSize) return;
     if (lm.outCount === lm.out.size) this.flushMachine(lm);
     const i = lm.outCount++;
     lm.out.slab.set(buf.subarray(off, off + len), lm.out.offset(i));
@@ -412,6 +524,7 @@ export class SixpnHost {
       router: Object.fromEntries(COUNTERS.map((c) => [c, this.router.counters[c]])),
       dns: this.dnsService === null ? null : { ...this.dnsService.counters },
       egress: this.egress === null ? null : this.egress.status(),
+      ...(this.offload ? { offload: { ...this.offloadCounters } } : {}),
       mesh: { ...d.counters },
       peers: [...this.hostOfPeer].map(([p, id]) => ({
         host: this.topology.host(id)?.name ?? id,

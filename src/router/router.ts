@@ -143,17 +143,53 @@ export class Router {
   // ---------------------------------------------------------------------------------------
   // Entry points
 
-  /** A packet read from the TUN of `machine` (a machine of this host). */
-  fromMachine(machine: Machine, buf: Uint8Array, off: number, len: number): void {
+  /**
+   * A packet read from the TUN of `machine` (a machine of this host).
+   *
+   * `whole`: an offloaded packet (src/router/offload.ts: a 64 KB TSO segment, or one with a
+   * partial checksum) that may go on unchanged only to the egress or to a machine of this host.
+   * The checks above the routing run on it as on any packet (they read the IPv6 header, which
+   * every piece of it shares). Returns false when it would go anywhere else — nothing was
+   * sent or counted then: the caller cuts it into ordinary packets and hands each here.
+   */
+  fromMachine(machine: Machine, buf: Uint8Array, off: number, len: number, whole = false): boolean {
     const info = this.info;
-    if (parsePacket(buf, off, len, info) !== PARSE_OK) return void this.counters.dropped_malformed++;
-    if (buf[off + IPV6_OFF_DST] === 0xff || (buf[off + IPV6_OFF_SRC] === 0xfe && (buf[off + IPV6_OFF_SRC + 1] & 0xc0) === 0x80)) {
-      return void this.counters.dropped_not_unicast++;
+    const c = this.counters;
+    if (parsePacket(buf, off, len, info) !== PARSE_OK) {
+      c.dropped_malformed++;
+    } else if (buf[off + IPV6_OFF_DST] === 0xff || (buf[off + IPV6_OFF_SRC] === 0xfe && (buf[off + IPV6_OFF_SRC + 1] & 0xc0) === 0x80)) {
+      c.dropped_not_unicast++;
+    } else if (!prefixMatch(buf, off + IPV6_OFF_SRC, machine.address, 0, 112)) {
+      c.dropped_spoofed++; // anti-spoofing: the TUN names the sender, which may only use its own /112
+    } else if (!machine.started) {
+      c.dropped_unreachable++;
+    } else {
+      if (whole) return this.routeWhole(buf, off, info.packetLen, machine);
+      this.route(buf, off, info.packetLen, machine.network, machine);
     }
-    // anti-spoofing: the TUN names the sender, which may only use its own /112
-    if (!prefixMatch(buf, off + IPV6_OFF_SRC, machine.address, 0, 112)) return void this.counters.dropped_spoofed++;
-    if (!machine.started) return void this.counters.dropped_unreachable++;
-    this.route(buf, off, info.packetLen, machine.network, machine);
+    return true;
+  }
+
+  /**
+   * An offloaded packet from a machine: sent as route() would send each of its pieces, when
+   * that is the egress or a started machine of this host with nothing to rewrite and the hop
+   * limit left; otherwise false (and no side effect). Every refusal, error and other path —
+   * DNS, another org, the mesh, a peer, migration — is left to route() on the pieces.
+   */
+  private routeWhole(buf: Uint8Array, off: number, len: number, machine: Machine): boolean {
+    const dst = off + IPV6_OFF_DST;
+    if (!isSixpn(buf, dst)) {
+      // route() step 8: global unicast only, to the egress (false from toEgress: no egress)
+      if ((buf[dst] & 0xe0) !== 0x20 || !this.io.toEgress(machine, buf, off, len)) return false;
+      this.counters.forwarded_egress++;
+      return true;
+    }
+    if (isGlobalDns(buf, dst) || isOrgDns(buf, dst) || getNetwork(buf, dst) !== machine.network) return false;
+    const target = this.topology.machineAt(buf, dst);
+    if (target === undefined || target.host !== this.hostId || !target.started) return false;
+    if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1 || this.migratedFlows.size !== 0) return false;
+    this.deliver(target, buf, off, len, null);
+    return true;
   }
 
   /** A packet from an external WireGuard peer (the device checked its source is in the /120). */

@@ -11,12 +11,15 @@
 //     "topology": "/etc/sixpn/topology.json",  default /etc/sixpn/topology.json
 //     "dnsUpstream": ["192.0.2.53", "[2001:db8::53]:53"],   resolvers for names outside .internal
 //     "egress": "2001:db8:e::11",              overrides the host's egress address of the topology
-//     "meshInterface": "6pn-ams1"              UAPI name of the mesh (`wg show 6pn-ams1`); the
+//     "meshInterface": "6pn-ams1",             UAPI name of the mesh (`wg show 6pn-ams1`); the
 //                                              gateway is the same with 6pg-; default 6pn-<host>
+//     "offload": true                          machine TUNs and the egress pass 64 KB TCP segments
+//                                              and partial checksums (issue 5); default false
 //   }
 //
 // Flags: --host, --private-key, --listen-port, --uplink, --topology, --dns (repeatable or
-// comma-separated), --egress, and -c/--config FILE; `--flag value` or `--flag=value`.
+// comma-separated), --egress, --offload (alone, or with true or false), and -c/--config FILE; `--flag value`
+// or `--flag=value`.
 
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -42,6 +45,8 @@ export interface HostConfig {
   readonly egress?: Uint8Array;
   /** UAPI name of the mesh WireGuard (`wg show NAME`); default `6pn-<host name>`. */
   readonly meshInterface?: string;
+  /** Machine TUNs and the egress with offloads (TSO, partial checksums); default off. */
+  readonly offload?: boolean;
 }
 
 /** Settings from one source (file or flags), each validated, none required yet. */
@@ -110,6 +115,11 @@ const FIELDS: readonly Field[] = [
     },
   },
   {
+    key: 'offload', flag: '--offload',
+    parse: (v) => v === true || v === 'true' ? true : v === false || v === 'false' ? false
+      : new Error(`${show(v)} is not true or false`),
+  },
+  {
     key: 'egress', flag: '--egress',
     parse: (v) => {
       const a = new Uint8Array(IPV6_ADDR_LEN);
@@ -173,6 +183,7 @@ export function parseHostFlags(
     }
     let value: string;
     if (eq > 0) value = arg.slice(eq + 1);
+    else if (f?.key === 'offload' && argv[i + 1] !== 'true' && argv[i + 1] !== 'false') value = 'true'; // a bare switch
     else if (i + 1 < argv.length) value = argv[++i];
     else {
       problems.push(`${name}: needs a value`);

@@ -26,6 +26,10 @@ export interface LabHost {
   readonly region: string;
   /** `dnsUpstream` of its host config (e.g. `[fd00:6f::53]:53`); default none (→ resolv.conf). */
   readonly dnsUpstream?: readonly string[];
+  /** `egress` of its host config (SNAT66 to the underlay, uplink eth0); default none. */
+  readonly egress?: string;
+  /** `offload` of its host config; default unset (off). */
+  readonly offload?: boolean;
 }
 
 export interface LabMachine {
@@ -191,6 +195,8 @@ export class SixpnLab {
       pub[h.key] = keyToBase64(new StaticIdentity(chosenBackend, priv).publicKey);
       const cfg: Record<string, unknown> = { host: name, privateKeyFile: `${name}.key`, listenPort: 51820, topology: 'topology.json', meshInterface: mesh };
       if (h.dnsUpstream !== undefined) cfg.dnsUpstream = h.dnsUpstream;
+      if (h.egress !== undefined) Object.assign(cfg, { egress: h.egress, uplink: 'eth0' });
+      if (h.offload !== undefined) cfg.offload = h.offload;
       writeFileSync(join(this.dir, `${name}.json`), JSON.stringify(cfg));
     }
     for (const [key, suffix] of Object.entries(spec.extras ?? {})) {
