@@ -5,14 +5,22 @@
 //      (veth + nftables masquerade) in the same run, interleaved, median of RUNS. sixpn twice:
 //      plain TUNs (one packet per read and write, as the router's machine TUNs are today) and
 //      offload mode (vnet_hdr TUNs both sides: 64 KB TCP segments, Egress `vnetHdr: true`);
+//      and through the real router: a `sixpn up` process with "offload": true (its own host
+//      namespace on the provider router, one machine), the whole packet path of src/router;
 //   2. new UDP flows per second: the core alone (bench/nat66-core.ts, a new mapping per flow,
 //      table filling to 1,000,000 entries), and through Egress.send with the TUN writes and
 //      the kernel's forwarding (each packet a new flow, dropped by the provider router);
 //   3. bytes per table entry at 1,000,000 entries (bench/nat66-core.ts: the typed arrays).
 // Prints the machine and Node version; the last line is one JSON object.
-// Env: RUNS (3), SECONDS (3, per iperf3 run), FLOWS (200000, through Egress).
-import { execFile } from 'node:child_process';
+// Env: RUNS (3), SECONDS (3, per iperf3 run), FLOWS (200000, through Egress), ROUTER (1; 0 skips
+// the `sixpn up` run).
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { StaticIdentity, chosenBackend, generatePrivateKeyBytes, keyToBase64 } from '../src/noise/index.ts';
+import { ip } from '../src/tun/index.ts';
 import { addressBytes, writeU16, writeU32 } from '../src/ipv6/index.ts';
 import { buildUdp } from '../src/nat66/index.ts';
 import { INET_A, Nat66Lab, sleep } from '../test/helpers/nat66.ts';
@@ -23,6 +31,9 @@ const SECONDS = Number(process.env.SECONDS ?? 3);
 const FLOWS = Number(process.env.FLOWS ?? 200_000);
 const CORE = fileURLToPath(new URL('./nat66-core.ts', import.meta.url));
 const BLACKHOLE = '2001:db8:dead::'; // the provider router discards it: flow packets go nowhere
+const ROUTER = process.env.ROUTER !== '0';
+const SIXPN_CLI = fileURLToPath(new URL('../src/cli/sixpn.ts', import.meta.url));
+const ROUTER_EGRESS = '2001:db8:e::15';
 
 if (process.getuid?.() !== 0) {
   console.error('bench:nat66 needs root (network namespaces, TUN devices)');
@@ -37,12 +48,92 @@ function execOut(cmd: string, args: string[], env?: NodeJS.ProcessEnv, timeout =
   });
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
+}
+
+function statusOf(sock: string): Promise<Record<string, unknown> | undefined> {
+  return new Promise((resolve) => {
+    let data = '';
+    const c = connect(sock);
+    c.on('data', (d) => (data += d.toString()));
+    c.on('end', () => {
+      try {
+        resolve(JSON.parse(data) as Record<string, unknown>);
+      } catch {
+        resolve(undefined);
+      }
+    });
+    c.on('error', () => resolve(undefined));
+  });
+}
+
+/**
+ * The real router on the lab: a host namespace on the provider router (2001:db8:5::/64, its
+ * egress address routed to it like hostS's), a topology of that one host and one machine, and
+ * `sixpn up` with "offload": true there. Returns the machine's namespace, the process and a
+ * cleanup.
+ */
+async function routerSite(lab: Nat66Lab): Promise<{ ns: string; proc: ChildProcess; close: () => Promise<void> }> {
+  const host = await lab.lab.ns('hr');
+  const [, up] = await lab.lab.veth(lab.router, ['2001:db8:5::1/64'], host, ['2001:db8:5::2/64']);
+  await ip(['-6', 'route', 'add', 'default', 'via', '2001:db8:5::1', 'dev', up], { netns: host });
+  await ip(['-6', 'route', 'add', `${ROUTER_EGRESS}/128`, 'via', '2001:db8:5::2'], { netns: lab.router });
+  const name = lab.lab.name('r');
+  const machineId = `${name}m1`.replace(/[^a-z0-9]/gi, '').padEnd(14, '0').slice(0, 14).toLowerCase();
+  const priv = generatePrivateKeyBytes();
+  const keyFile = lab.lab.file(`${name}.key`, keyToBase64(priv) + '\n');
+  const pub = keyToBase64(new StaticIdentity(chosenBackend, priv).publicKey);
+  const topology = lab.lab.file(`${name}-topology.json`, JSON.stringify({
+    version: 1,
+    orgs: [{ name: 'acme', network: '0x18' }],
+    hosts: [{ name, id: 0x0a7d0001, region: 'ams', publicKey: pub, endpoint: '[2001:db8:5::2]:51820' }],
+    apps: [{ name: 'web', org: 'acme' }],
+    machines: [{ id: machineId, app: 'web', region: 'ams', host: name, instance: '0x101' }],
+  }));
+  const mesh = `6pn${name}`.slice(0, 15);
+  const config = lab.lab.file(`${name}.json`, JSON.stringify({
+    host: name, privateKeyFile: keyFile, listenPort: 51820, topology, egress: ROUTER_EGRESS, uplink: up, offload: true, meshInterface: mesh,
+  }));
+  const logFile = lab.lab.file(`${name}.log`, '');
+  const log = openSync(logFile, 'a');
+  const proc = spawn('/usr/bin/nsenter', [`--net=/run/netns/${host}`, process.execPath, SIXPN_CLI, 'up', '-c', config], {
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  const sock = `/run/sixpn/${name}.sock`;
+  const close = async (): Promise<void> => {
+    if (proc.exitCode === null) proc.kill('SIGTERM');
+    for (let i = 0; i < 40 && proc.exitCode === null && proc.signalCode === null; i++) await sleep(50);
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await ip(['netns', 'del', machineId]).catch(() => undefined);
+    rmSync(join('/etc/netns', machineId), { recursive: true, force: true });
+    rmSync(sock, { force: true });
+    for (const u of [mesh, `6pg${mesh.slice(3)}`]) rmSync(`/var/run/wireguard/${u}.sock`, { force: true });
+  };
+  const end = Date.now() + 30_000;
+  for (;;) {
+    const s = await statusOf(sock);
+    if (s?.machinesReady === true && s.egress !== null) break;
+    if (proc.exitCode !== null || Date.now() > end) {
+      await close();
+      throw new Error(`sixpn up did not come up:\n${readFileSync(logFile, 'utf8')}`);
+    }
+    await sleep(150);
+  }
+  return { ns: machineId, proc, close };
+}
+
 console.log(machineDescription());
 console.log(`runs: ${RUNS} × ${SECONDS} s per side (median reported), iperf3 ${(await execOut('iperf3', ['--version'])).split('\n')[0]}\n`);
 
 const lab = await Nat66Lab.create({ inetMtu: 1500, machines: 1, agents: false, offload: true });
 let result: Record<string, unknown>;
+let router: Awaited<ReturnType<typeof routerSite>> | null = null;
 try {
+  if (ROUTER) router = await routerSite(lab);
   lab.start(lab.inet, 'iperf3', ['-s', '-B', INET_A, '-p', '5201']);
   await lab.exec(lab.router, 'ip', ['-6', 'route', 'add', 'blackhole', `${BLACKHOLE}/48`]);
   await sleep(300);
@@ -51,6 +142,8 @@ try {
   const sixpnGbps: number[] = [];
   const offloadGbps: number[] = [];
   const kernelGbps: number[] = [];
+  const routerGbps: number[] = [];
+  const routerCpu: number[] = [];
   const cpu: number[] = [];
   const offloadCpu: number[] = [];
   const iperf = async (ns: string): Promise<number> => {
@@ -71,9 +164,17 @@ try {
     sixpnGbps.push(await measured(() => iperf(lab.sixpn.machines[0].ns), cpu));
     offloadGbps.push(await measured(() => iperf(lab.offload!.machines[0].ns), offloadCpu));
     kernelGbps.push(await iperf(lab.linux!.machines[0].ns));
+    if (router !== null) {
+      const pid = router.proc.pid!;
+      const c0 = cpuSeconds(pid);
+      const w0 = performance.now();
+      routerGbps.push(await iperf(router.ns));
+      routerCpu.push((cpuSeconds(pid) - c0) / ((performance.now() - w0) / 1000));
+    }
     console.log(
       `run ${run + 1}: sixpn ${sixpnGbps[run].toFixed(2)} Gbit/s (this process ${(cpu[run] * 100).toFixed(0)}% of a core), ` +
-        `sixpn offload ${offloadGbps[run].toFixed(2)} Gbit/s (${(offloadCpu[run] * 100).toFixed(0)}%), kernel ${kernelGbps[run].toFixed(2)} Gbit/s`,
+        `sixpn offload ${offloadGbps[run].toFixed(2)} Gbit/s (${(offloadCpu[run] * 100).toFixed(0)}%), kernel ${kernelGbps[run].toFixed(2)} Gbit/s` +
+        (router !== null ? `, sixpn up offload ${routerGbps[run].toFixed(2)} Gbit/s (its process ${(routerCpu[run] * 100).toFixed(0)}%)` : ''),
     );
   }
 
@@ -126,12 +227,23 @@ try {
     new_flows_per_s_through_tun: Math.round(FLOWS / flowSeconds),
     bytes_per_entry: core.tableBytesPerEntry,
     entries: 1_000_000,
+    ...(router !== null ? {
+      sixpn_router_offload_gbps: Math.round(median(routerGbps) * 1000) / 1000,
+      ratio_router_offload: Math.round((median(routerGbps) / k) * 1000) / 1000,
+      sixpn_router_offload_runs_gbps: routerGbps.map((x) => Math.round(x * 1000) / 1000),
+      sixpn_router_offload_process_cpu: Math.round(median(routerCpu) * 100) / 100,
+    } : {}),
   };
   console.log(`\nTCP machine → internet, MTU 1420 inside, 1500 outside, median of ${RUNS}:`);
   console.log(`  sixpn, plain TUNs        ${s.toFixed(2)} Gbit/s  ratio ${(s / k).toFixed(3)}`);
   console.log(`  sixpn, offload mode      ${o.toFixed(2)} Gbit/s  ratio ${(o / k).toFixed(3)}`);
+  if (router !== null) {
+    const r = median(routerGbps);
+    console.log(`  sixpn up, offload        ${r.toFixed(2)} Gbit/s  ratio ${(r / k).toFixed(3)}  (the real router: src/router, "offload": true)`);
+  }
   console.log(`  kernel nft masquerade    ${k.toFixed(2)} Gbit/s`);
 } finally {
+  await router?.close();
   await lab.cleanup();
 }
 console.log(JSON.stringify(result));
