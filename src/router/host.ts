@@ -3,7 +3,7 @@
 // address, MTU and routes, brings up the mesh WireGuard device (src/wg) toward every other
 // host, and runs the router between them. Topology edits apply as they are saved; a bad edit is
 // refused and the running state kept. `sixpn status` reads the counters over a unix socket.
-// With "offload": true in the host config (issue 5), machine TUNs and the egress are vnet_hdr
+// By default (unless "offload": false in the host config; issue 5), machine TUNs and the egress are vnet_hdr
 // queues with TSO and checksum offload: a machine's 64 KB TCP segments go whole to the egress
 // and to machines of this host, and are cut into ordinary packets (src/router/offload.ts) for
 // everything else; the router's checks run on every packet either way.
@@ -100,7 +100,7 @@ export class SixpnHost {
 
   private constructor(config: HostConfig, log: Logger, key: Uint8Array, pollMs: number) {
     this.log = log;
-    this.offload = config.offload === true;
+    this.offload = config.offload !== false; // default on; "offload": false for plain TUNs
     if (this.offload && TUN_VNET_HDR_LEN !== VNET_HDR_LEN) throw new Error(`unexpected virtio_net_hdr size ${TUN_VNET_HDR_LEN}`);
     this.tunIn = new TunBatch(64, this.offload ? VNET_SLOT : SLOT, { headroom: HEADROOM });
     this.seg = new Uint8Array(this.offload ? VNET_SLOT : 0);

@@ -45,7 +45,7 @@ export interface HostConfig {
   readonly egress?: Uint8Array;
   /** UAPI name of the mesh WireGuard (`wg show NAME`); default `6pn-<host name>`. */
   readonly meshInterface?: string;
-  /** Machine TUNs and the egress with offloads (TSO, partial checksums); default off. */
+  /** Machine TUNs and the egress with offloads (TSO, partial checksums); default on (false: plain TUNs). */
   readonly offload?: boolean;
 }
 

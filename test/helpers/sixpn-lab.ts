@@ -28,7 +28,7 @@ export interface LabHost {
   readonly dnsUpstream?: readonly string[];
   /** `egress` of its host config (SNAT66 to the underlay, uplink eth0); default none. */
   readonly egress?: string;
-  /** `offload` of its host config; default unset (off). */
+  /** `offload` of its host config; default unset (on, as in `sixpn up`). */
   readonly offload?: boolean;
 }
 
