@@ -16,7 +16,7 @@
 // the `sixpn up` run).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { readStatus } from '../src/router/status.ts';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StaticIdentity, chosenBackend, generatePrivateKeyBytes, keyToBase64 } from '../src/noise/index.ts';
@@ -54,21 +54,7 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
 }
 
-function statusOf(sock: string): Promise<Record<string, unknown> | undefined> {
-  return new Promise((resolve) => {
-    let data = '';
-    const c = connect(sock);
-    c.on('data', (d) => (data += d.toString()));
-    c.on('end', () => {
-      try {
-        resolve(JSON.parse(data) as Record<string, unknown>);
-      } catch {
-        resolve(undefined);
-      }
-    });
-    c.on('error', () => resolve(undefined));
-  });
-}
+const statusOf = readStatus;
 
 /**
  * The real router on the lab: a host namespace on the provider router (2001:db8:5::/64, its

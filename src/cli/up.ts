@@ -1,7 +1,7 @@
 // `sixpn up -c HOST_CONFIG [flags]` and `sixpn status [HOST]`.
-import { connect } from 'node:net';
 import { readdirSync } from 'node:fs';
-import { SixpnHost, STATUS_DIR, statusSocketPath } from '../router/host.ts';
+import { SixpnHost } from '../router/host.ts';
+import { STATUS_DIR, askStatus, statusSocketPath } from '../router/status.ts';
 import { loadHostConfig } from '../topology/index.ts';
 import type { Logger } from '../wg/port.ts';
 
@@ -32,19 +32,8 @@ export async function up(argv: string[]): Promise<number> {
   });
 }
 
-/** Asks a running `sixpn up` over its status socket: "status" (JSON) or "conntrack" (text). */
-function ask(path: string, what: 'status' | 'conntrack'): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let data = '';
-    const c = connect(path, () => c.write(`${what}\n`));
-    c.on('data', (d) => (data += d.toString()));
-    c.on('end', () => resolve(data));
-    c.on('error', reject);
-  });
-}
-
 async function fetchStatus(path: string): Promise<Record<string, unknown>> {
-  return JSON.parse(await ask(path, 'status')) as Record<string, unknown>;
+  return JSON.parse(await askStatus(path, 'status')) as Record<string, unknown>;
 }
 
 function runningHosts(names: string[]): string[] {
@@ -65,7 +54,7 @@ export async function conntrack(argv: string[]): Promise<number> {
   }
   let entries = 0;
   for (const h of hosts) {
-    const text = await ask(statusSocketPath(h), 'conntrack');
+    const text = await askStatus(statusSocketPath(h), 'conntrack');
     process.stdout.write(text);
     entries += text.split('\n').filter(Boolean).length;
   }

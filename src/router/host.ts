@@ -27,9 +27,10 @@ import type { Peer as WgPeer } from '../wg/peer.ts';
 import { WgPort, type Logger } from '../wg/port.ts';
 import { VNET_GSO_NONE, VNET_HDR_LEN, completeChecksum, gsoSegment, vnetOffloaded } from './offload.ts';
 import { COUNTERS, Router } from './router.ts';
+import { STATUS_DIR, statusSocketPath } from './status.ts';
+
 
 export const MACHINE_MTU = 1420;
-export const STATUS_DIR = '/run/sixpn';
 const HEADROOM = 16;
 const SLOT = 2048;
 const TICK_MS = 100;
@@ -58,10 +59,6 @@ interface LocalMachine {
   watch: FdWatch | null;
   out: TunBatch;
   outCount: number;
-}
-
-export function statusSocketPath(hostName: string): string {
-  return join(STATUS_DIR, `${hostName}.sock`);
 }
 
 export class SixpnHost {

@@ -6,7 +6,7 @@
 // No traffic leaves the namespaces made here.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
-import { connect } from 'node:net';
+import { readStatus, statusSocketPath } from '../../src/router/status.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,6 @@ import { parseTopology, topologyDigest, writeFileAtomic } from '../../src/topolo
 export const IP = '/usr/sbin/ip';
 const NSENTER = '/usr/bin/nsenter';
 const SIXPN_CLI = fileURLToPath(new URL('../../src/cli/sixpn.ts', import.meta.url));
-const STATUS_DIR = '/run/sixpn';
 const UNDERLAY_PREFIX = 'fd00:6f::';
 
 export interface LabHost {
@@ -286,21 +285,9 @@ export class SixpnLab {
 
   /** The JSON of `sixpn status` of one host (read from its status socket). */
   status(hostKey: string): Promise<Record<string, unknown> | undefined> {
-    const path = join(STATUS_DIR, `${this.hosts.get(hostKey)!.name}.sock`);
-    return new Promise((resolve) => {
-      let data = '';
-      const c = connect(path);
-      c.on('data', (d) => (data += d.toString()));
-      c.on('end', () => {
-        try {
-          resolve(JSON.parse(data) as Record<string, unknown>);
-        } catch {
-          resolve(undefined);
-        }
-      });
-      c.on('error', () => resolve(undefined));
-    });
+    return readStatus(statusSocketPath(this.hosts.get(hostKey)!.name));
   }
+
 
   private async waitApplied(ms: number): Promise<void> {
     const want = topologyDigest(parseTopology(JSON.stringify(this.doc), 'lab'));
@@ -354,7 +341,7 @@ export class SixpnLab {
     for (const h of this.hosts.values()) {
       rmSync(`/var/run/wireguard/${h.mesh}.sock`, { force: true });
       rmSync(`/var/run/wireguard/6pg${h.mesh.slice(3)}.sock`, { force: true });
-      rmSync(join(STATUS_DIR, `${h.name}.sock`), { force: true });
+      rmSync(statusSocketPath(h.name), { force: true });
     }
     for (const p of this.peers.values()) rmSync(`/var/run/wireguard/${p.ifname}.sock`, { force: true });
     rmSync(this.dir, { recursive: true, force: true });
