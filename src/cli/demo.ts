@@ -81,7 +81,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     for (const p of procs) p.kill('SIGTERM');
     await sleep(300);
     for (const p of procs) p.kill('SIGKILL');
-    for (const ns of [...hosts.map((h) => h.ns), underlay, ...machines.map((x) => x.id), id('web4')]) {
+    for (const ns of [...hosts.map((h) => h.ns), underlay, laptopNs, internetNs, ...machines.map((x) => x.id), id('web4')]) {
       const pids = (await run('ip', ['netns', 'pids', ns])).out.split(/\s+/).filter((x) => /^\d+$/.test(x));
       for (const pid of pids) {
         try {
@@ -92,16 +92,6 @@ export async function runDemo(argv: string[]): Promise<number> {
       }
       await run('ip', ['netns', 'del', ns]);
       rmSync(join('/etc/netns', ns), { recursive: true, force: true });
-    }
-    for (const ns of [laptopNs, internetNs]) {
-      for (const pid of (await run('ip', ['netns', 'pids', ns])).out.split(/\s+/).filter((x) => /^\d+$/.test(x))) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      await run('ip', ['netns', 'del', ns]);
     }
     for (let i = 1; i <= hosts.length; i++) {
       rmSync(`/var/run/wireguard/6pn${tag}${i}.sock`, { force: true });
@@ -116,17 +106,21 @@ export async function runDemo(argv: string[]): Promise<number> {
     await must('ip', ['netns', 'add', underlay]);
     await must('ip', ['-n', underlay, 'link', 'add', 'br0', 'type', 'bridge']);
     await must('ip', ['-n', underlay, 'link', 'set', 'br0', 'up']);
+    /** A new namespace with a veth on the underlay bridge (named `dev` inside) at `address`/64. */
+    const onUnderlay = async (ns: string, address: string, dev: string) => {
+      await must('ip', ['netns', 'add', ns]);
+      await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      await must('ip', ['link', 'add', `${ns}u`, 'type', 'veth', 'peer', 'name', `${ns}e`]);
+      await must('ip', ['link', 'set', `${ns}u`, 'netns', underlay]);
+      await must('ip', ['link', 'set', `${ns}e`, 'netns', ns]);
+      await must('ip', ['-n', underlay, 'link', 'set', `${ns}u`, 'master', 'br0', 'up']);
+      if (dev !== `${ns}e`) await must('ip', ['-n', ns, 'link', 'set', `${ns}e`, 'name', dev]);
+      await must('ip', ['-n', ns, 'addr', 'add', `${address}/64`, 'dev', dev, 'nodad']);
+      await must('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+    };
     const keys: Record<string, string> = {};
     for (const [i, h] of hosts.entries()) {
-      await must('ip', ['netns', 'add', h.ns]);
-      await must('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up']);
-      await must('ip', ['link', 'add', `${h.ns}u`, 'type', 'veth', 'peer', 'name', `${h.ns}e`]);
-      await must('ip', ['link', 'set', `${h.ns}u`, 'netns', underlay]);
-      await must('ip', ['link', 'set', `${h.ns}e`, 'netns', h.ns]);
-      await must('ip', ['-n', underlay, 'link', 'set', `${h.ns}u`, 'master', 'br0', 'up']);
-      await must('ip', ['-n', h.ns, 'link', 'set', `${h.ns}e`, 'name', 'eth0']);
-      await must('ip', ['-n', h.ns, 'addr', 'add', `${h.addr}/64`, 'dev', 'eth0', 'nodad']);
-      await must('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
+      await onUnderlay(h.ns, h.addr, 'eth0');
       await must('ip', ['-n', h.ns, '-6', 'route', 'add', 'default', 'via', 'fd00:6e::99', 'dev', 'eth0']);
       const priv = generatePrivateKeyBytes();
       writeFileSync(join(dir, `${h.name}.key`), keyToBase64(priv) + '\n', { mode: 0o600 });
@@ -160,14 +154,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     console.log(`sixpn demo ${tag}: 3 hosts, 2 orgs (acme, initech), 3 apps, 7 machines; files in ${dir}\n`);
 
     // ---- the "Internet": a server behind the underlay, routing each host's egress address to it ----
-    await must('ip', ['netns', 'add', internetNs]);
-    await must('ip', ['link', 'add', `${internetNs}u`, 'type', 'veth', 'peer', 'name', `${internetNs}e`]);
-    await must('ip', ['link', 'set', `${internetNs}u`, 'netns', underlay]);
-    await must('ip', ['link', 'set', `${internetNs}e`, 'netns', internetNs]);
-    await must('ip', ['-n', underlay, 'link', 'set', `${internetNs}u`, 'master', 'br0', 'up']);
-    await must('ip', ['-n', internetNs, 'addr', 'add', 'fd00:6e::99/64', 'dev', `${internetNs}e`, 'nodad']);
-    await must('ip', ['-n', internetNs, 'link', 'set', `${internetNs}e`, 'up']);
-    await must('ip', ['-n', internetNs, 'link', 'set', 'lo', 'up']);
+    await onUnderlay(internetNs, 'fd00:6e::99', `${internetNs}e`);
     await must('ip', ['-n', internetNs, 'addr', 'add', `${SERVER}/128`, 'dev', 'lo']);
     for (const [i, h] of hosts.entries()) await must('ip', ['-n', internetNs, '-6', 'route', 'add', `${egressOf(i)}/128`, 'via', h.addr]);
 
@@ -245,14 +232,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     check('dig TXT _apps.internal from db1 lists acme\'s apps', /db,web/.test(r.out), r.out.trim());
 
     // ---- an external WireGuard peer (wireguard-go) through ams1's gateway ----
-    await must('ip', ['netns', 'add', laptopNs]);
-    await must('ip', ['link', 'add', `${laptopNs}u`, 'type', 'veth', 'peer', 'name', `${laptopNs}e`]);
-    await must('ip', ['link', 'set', `${laptopNs}u`, 'netns', underlay]);
-    await must('ip', ['link', 'set', `${laptopNs}e`, 'netns', laptopNs]);
-    await must('ip', ['-n', underlay, 'link', 'set', `${laptopNs}u`, 'master', 'br0', 'up']);
-    await must('ip', ['-n', laptopNs, 'addr', 'add', 'fd00:6e::100/64', 'dev', `${laptopNs}e`, 'nodad']);
-    await must('ip', ['-n', laptopNs, 'link', 'set', `${laptopNs}e`, 'up']);
-    await must('ip', ['-n', laptopNs, 'link', 'set', 'lo', 'up']);
+    await onUnderlay(laptopNs, 'fd00:6e::100', `${laptopNs}e`);
     await must('ip', ['netns', 'exec', laptopNs, 'wireguard-go', laptopIf]);
     await must('ip', ['netns', 'exec', laptopNs, 'wg', 'set', laptopIf, 'private-key', join(dir, 'laptop.key'), 'peer', keys.ams1,
       'endpoint', '[fd00:6e::1]:51821', 'allowed-ips', 'fdaa:0:18::/48', 'persistent-keepalive', '15']);
