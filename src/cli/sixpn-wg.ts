@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { connect } from 'node:net';
 import { UapiServer, isValidInterfaceName, uapiSocketPath } from '../uapi/index.ts';
-import { WgHost, type Logger } from '../wg/host.ts';
+import { createLogger } from '../log.ts';
+import { WgHost } from '../wg/host.ts';
 
 const USAGE = `usage: sixpn-wg [-f|--foreground] INTERFACE-NAME
        sixpn-wg --stats INTERFACE-NAME     datagrams received and dropped, per reason
@@ -16,19 +17,8 @@ Without -f it detaches once the interface and the socket exist.`;
 
 const READY_FD_ENV = 'SIXPN_WG_READY_FD';
 
-function logger(): Logger {
-  const level = process.env.LOG_LEVEL ?? 'error';
-  const rank = level === 'debug' || level === 'verbose' ? 2 : level === 'silent' ? -1 : level === 'info' ? 1 : 0;
-  const out = (tag: string, msg: string) => process.stderr.write(`${new Date().toISOString()} ${tag}: ${msg}\n`);
-  return {
-    error: (m) => rank >= 0 && out('ERROR', m),
-    info: (m) => rank >= 1 && out('INFO', m),
-    debug: (m) => rank >= 2 && out('DEBUG', m),
-  };
-}
-
 async function foreground(name: string): Promise<number> {
-  const log = logger();
+  const log = createLogger('sixpn-wg', { name: `sixpn-wg[${name}]`, defaultLevel: 'error' });
   let host: WgHost | null = null;
   let server: UapiServer | null = null;
   let done!: (code: number) => void;

@@ -3,23 +3,12 @@ import { readdirSync } from 'node:fs';
 import { SixpnHost } from '../router/host.ts';
 import { STATUS_DIR, askStatus, statusSocketPath } from '../router/status.ts';
 import { loadHostConfig } from '../topology/index.ts';
-import type { Logger } from '../wg/port.ts';
-
-export function logger(name: string): Logger {
-  const level = process.env.LOG_LEVEL ?? 'info';
-  const rank = level === 'debug' || level === 'verbose' ? 2 : level === 'error' ? 0 : level === 'silent' ? -1 : 1;
-  const out = (tag: string, msg: string) => process.stderr.write(`${new Date().toISOString()} ${name} ${tag}: ${msg}\n`);
-  return {
-    error: (m) => rank >= 0 && out('error', m),
-    info: (m) => rank >= 1 && out('info', m),
-    debug: (m) => rank >= 2 && out('debug', m),
-  };
-}
+import { createLogger } from '../log.ts';
 
 export async function up(argv: string[]): Promise<number> {
   const { config, rest } = loadHostConfig(argv);
   if (rest.length > 0) throw new Error(`unknown arguments: ${rest.join(' ')}`);
-  const log = logger(`sixpn[${config.host}]`);
+  const log = createLogger('sixpn', { name: `sixpn[${config.host}]`, defaultLevel: 'info' });
   const host = await SixpnHost.start(config, log);
   return new Promise((resolve) => {
     const stop = (sig: string) => {
