@@ -9,9 +9,10 @@
 //   list       `conntrack -L`-style listing
 //   build      UDP and TCP packet builders (tests, benchmarks, probes)
 //   slots      machine names ↔ the slot numbers Nat66 and Egress use
-// The I/O side is imported from its own files, so this surface stays free of native code:
-//   egress     Egress: Nat66 on the egress TUN — batches, delivery to machines, tick, status
-//   kernel     the host kernel's side: forwarding sysctls, the /128 route, proxy NDP
+//   partial-checksum  translating packets whose checksum the TUN left partial (offload mode)
+// Sans-IO only. The I/O side lives in the host process's edge layer (src/host):
+//   src/host/egress.ts           Egress: Nat66 on the egress TUN — batches, delivery, tick, status
+//   src/host/ipv6-forwarding.ts  the host kernel's side: forwarding sysctls, proxy NDP
 
 export * from './constants.ts';
 export { Nat66, Nat66Counters, type Nat66Options } from './nat.ts';
@@ -21,3 +22,4 @@ export { parseQuoted } from './icmp.ts';
 export { conntrackList } from './list.ts';
 export { buildUdp, buildTcp } from './build.ts';
 export { MachineSlots } from './slots.ts';
+export { PartialChecksum, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_LEN } from './partial-checksum.ts';

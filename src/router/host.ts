@@ -11,7 +11,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { DnsService } from '../dns/service.ts';
-import { Egress } from '../nat66/egress.ts';
+import { Egress } from '../host/egress.ts';
 import { formatAddress, meshHostPrefix } from '../ipv6/index.ts';
 import {
   TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TunBatch, VNET_HDR_LEN as TUN_VNET_HDR_LEN, close as closeFd, fdUnwatch,

@@ -21,7 +21,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { threadId } from 'node:worker_threads';
-import { EGRESS_OFFLOADS, Egress, type EgressOptions } from '../../src/nat66/egress.ts';
+import { EGRESS_OFFLOADS, Egress, type EgressOptions } from '../../src/host/egress.ts';
 import type { Nat66Options } from '../../src/nat66/index.ts';
 import { fold, pseudoHeaderSum } from '../../src/ipv6/index.ts';
 import {

@@ -2,7 +2,7 @@
 // "One host"). The router hands it a machine's packet for a global destination; the packet is
 // translated to the host's egress address (or the machine's app's static one) and written to the
 // egress TUN, and the host kernel forwards it to the uplink. Replies come back to the same TUN
-// (the egress address is routed there, see kernel.ts), go through the reverse lookup, and are
+// (the egress address is routed there, see ipv6-forwarding.ts), go through the reverse lookup, and are
 // handed to the router for the machine — or dropped.
 //
 //   const egress = await Egress.open({
@@ -28,7 +28,7 @@
 // packet, both ways, is framed by a 10-byte virtio_net_hdr, and the egress TUN takes and hands
 // over 64 KB TCP segments (TSO/GSO), so one translation covers up to 45 wire packets. A segment
 // with NEEDS_CSUM carries in its checksum field the pseudo-header sum, not yet complemented;
-// the field is prepared around the translation (partial.ts).
+// the field is prepared around the translation (src/nat66/partial-checksum.ts).
 
 import { addressBytes, formatAddress } from '../ipv6/index.ts';
 import {
@@ -45,12 +45,12 @@ import {
   tunSetOffload,
   type FdWatch,
 } from '../tun/index.ts';
-import { NAT66_DELIVER, NAT66_FORWARD, NAT66_HAIRPIN, NAT66_REJECT } from './constants.ts';
+import {
+  NAT66_DELIVER, NAT66_FORWARD, NAT66_HAIRPIN, NAT66_REJECT, Nat66, PartialChecksum, VIRTIO_NET_HDR_LEN, type Nat66Options,
+} from '../nat66/index.ts';
 import {
   addProxyNeighbour, defaultUplink, deleteProxyNeighbour, enableForwarding, isOnLink,
-} from './kernel.ts';
-import { Nat66, type Nat66Options } from './nat.ts';
-import { PartialChecksum, VIRTIO_NET_HDR_LEN } from './partial.ts';
+} from './ipv6-forwarding.ts';
 
 // ---- Implementation constants ----
 
@@ -204,7 +204,7 @@ export class Egress {
   }
 
   /**
-   * Creates the egress TUN in the host namespace, configures the kernel (kernel.ts), routes the
+   * Creates the egress TUN in the host namespace, configures the kernel (ipv6-forwarding.ts), routes the
    * egress address to the TUN and starts reading it. Throws (and undoes what it did) on failure.
    */
   static async open(opts: EgressOptions): Promise<Egress> {
@@ -216,7 +216,7 @@ export class Egress {
     try {
       if (opts.vnetHdr === true) tunSetOffload(tun.fd, EGRESS_OFFLOADS);
       if (netns !== undefined) await ip(['link', 'set', 'dev', tun.name, 'netns', netns]);
-      // No link-local address: the kernel sends no RS/MLD into the TUN (kernel.ts, item 5).
+      // No link-local address: the kernel sends no RS/MLD into the TUN (ipv6-forwarding.ts, item 5).
       await ip(['link', 'set', 'dev', tun.name, 'addrgenmode', 'none'], { netns });
       await ip(['link', 'set', 'dev', tun.name, 'mtu', String(mtu), 'up'], { netns });
       e = new Egress(opts, tun.fd, tun.name, uplink);
