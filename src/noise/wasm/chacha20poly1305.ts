@@ -1,0 +1,427 @@
+// @ts-nocheck — AssemblyScript source (v128, u32, load<T> …), compiled by `npm run build:wasm`
+// into chacha20poly1305.wasm beside this file; not part of the TypeScript program.
+//
+// ChaCha20-Poly1305 (RFC 8439) with 128-bit SIMD, for sixpn's batch AEAD (../aead-batch.ts).
+//
+// - ChaCha20 (§2.3, §2.4) runs four blocks at a time: sixteen v128 state words, lane j holding
+//   block counter + j, so one i32x4 add/xor/rotate is one step of four quarter-rounds in four
+//   blocks. Rotations by 16 and 8 are byte shuffles (i8x16.shuffle → pshufb); by 12 and 7 two
+//   shifts and an or. The four keystream blocks are transposed back to byte order with
+//   unpack-style shuffles (4 × 4 words per group) and xored 16 bytes at a time.
+// - Poly1305 (§2.5) on five 26-bit limbs with 64-bit products (25 i64.mul per block; s = 5·r
+//   precomputed). Wasm has no 64×64→128 multiply, so 44-bit limbs would need four multiplies per
+//   product; 26-bit limbs are the fastest exact representation here.
+// - The AEAD (§2.8): one-time Poly1305 key = first 32 bytes of block 0; blocks 1.. encrypt. The
+//   first four-block call yields the Poly1305 key and the first 192 bytes of keystream at once.
+//   The MAC input is aad ‖ pad16 ‖ ciphertext ‖ pad16 ‖ len(aad) u64le ‖ len(ct) u64le, so
+//   every Poly1305 block of the AEAD is a full block (partial ones are zero-padded).
+// - open authenticates first, compares tags in constant time, and decrypts only if they match:
+//   a rejected packet's bytes are left exactly as they came in (ciphertext and tag).
+//
+// Memory: this module owns no layout. The caller passes every pointer: key slots (32 bytes
+// each), records (RECORD_SIZE bytes each), the packet arena bounds and a SCRATCH_SIZE-byte
+// scratch area, which holds key-derived bytes during a call and is zeroed before each call
+// returns. The memory is imported (env.memory, shared) so that one memory can serve several
+// threads, each with its own scratch, records and arena.
+
+// ---- layout constants (mirrored in ../aead-batch.ts) ----
+const SCRATCH_KS: usize = 0; // 256 B: blocks 0..3 (block 0 = Poly1305 key, 1..3 the first 192 B)
+const SCRATCH_TAIL: usize = 256; // 256 B: keystream for a partial last group of blocks
+const SCRATCH_H: usize = 512; // 5 × u64: accumulator limbs
+const SCRATCH_R: usize = 552; // 5 × u32: clamped r limbs
+const SCRATCH_PAD: usize = 576; // 16 B: s, added at the end
+const SCRATCH_BLOCK: usize = 592; // 16 B: a zero-padded partial block
+const SCRATCH_TAG: usize = 608; // 16 B: computed tag
+const SCRATCH_USED: i32 = 624; // SCRATCH_SIZE in ../aead-batch.ts is 1024
+
+// record (u32 words): 0 offset, 1 length, 2 key slot, 3 counter lo, 4 counter hi,
+// 5 aad offset, 6 aad length, 7 result
+const RECORD_SIZE: usize = 32;
+const TAG_SIZE: u32 = 16;
+const MAX_PLAINTEXT: u32 = 65535;
+
+const M26: u64 = 0x3ffffff;
+
+// ---- ChaCha20 ----
+
+// @inline
+function rotl16(x: v128): v128 {
+  return i8x16.shuffle(x, x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+}
+// @inline
+function rotl8(x: v128): v128 {
+  return i8x16.shuffle(x, x, 3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14);
+}
+
+/**
+ * Four ChaCha20 blocks (counters ctr .. ctr+3, nonce words n0 n1 n2, key at `key`). If `xor`,
+ * the 256 bytes at `p` are xored with them in place; otherwise the keystream is stored at `p`.
+ */
+function chacha4(key: usize, ctr: u32, n0: u32, n1: u32, n2: u32, p: usize, xor: bool): void {
+  const k0 = v128.load32_splat(key, 0);
+  const k1 = v128.load32_splat(key, 4);
+  const k2 = v128.load32_splat(key, 8);
+  const k3 = v128.load32_splat(key, 12);
+  const k4 = v128.load32_splat(key, 16);
+  const k5 = v128.load32_splat(key, 20);
+  const k6 = v128.load32_splat(key, 24);
+  const k7 = v128.load32_splat(key, 28);
+  const c12 = i32x4.add(i32x4.splat(ctr), i32x4(0, 1, 2, 3));
+  const c13 = i32x4.splat(n0);
+  const c14 = i32x4.splat(n1);
+  const c15 = i32x4.splat(n2);
+  // "expand 32-byte k"
+  let x0 = i32x4.splat(0x61707865);
+  let x1 = i32x4.splat(0x3320646e);
+  let x2 = i32x4.splat(0x79622d32);
+  let x3 = i32x4.splat(0x6b206574);
+  let x4 = k0, x5 = k1, x6 = k2, x7 = k3;
+  let x8 = k4, x9 = k5, x10 = k6, x11 = k7;
+  let x12 = c12, x13 = c13, x14 = c14, x15 = c15;
+  for (let i = 0; i < 10; i++) {
+    // column round: QR(0,4,8,12) QR(1,5,9,13) QR(2,6,10,14) QR(3,7,11,15), interleaved
+    x0 = i32x4.add(x0, x4); x1 = i32x4.add(x1, x5); x2 = i32x4.add(x2, x6); x3 = i32x4.add(x3, x7);
+    x12 = rotl16(v128.xor(x12, x0)); x13 = rotl16(v128.xor(x13, x1)); x14 = rotl16(v128.xor(x14, x2)); x15 = rotl16(v128.xor(x15, x3));
+    x8 = i32x4.add(x8, x12); x9 = i32x4.add(x9, x13); x10 = i32x4.add(x10, x14); x11 = i32x4.add(x11, x15);
+    x4 = v128.xor(x4, x8); x5 = v128.xor(x5, x9); x6 = v128.xor(x6, x10); x7 = v128.xor(x7, x11);
+    x4 = v128.or(i32x4.shl(x4, 12), i32x4.shr_u(x4, 20)); x5 = v128.or(i32x4.shl(x5, 12), i32x4.shr_u(x5, 20));
+    x6 = v128.or(i32x4.shl(x6, 12), i32x4.shr_u(x6, 20)); x7 = v128.or(i32x4.shl(x7, 12), i32x4.shr_u(x7, 20));
+    x0 = i32x4.add(x0, x4); x1 = i32x4.add(x1, x5); x2 = i32x4.add(x2, x6); x3 = i32x4.add(x3, x7);
+    x12 = rotl8(v128.xor(x12, x0)); x13 = rotl8(v128.xor(x13, x1)); x14 = rotl8(v128.xor(x14, x2)); x15 = rotl8(v128.xor(x15, x3));
+    x8 = i32x4.add(x8, x12); x9 = i32x4.add(x9, x13); x10 = i32x4.add(x10, x14); x11 = i32x4.add(x11, x15);
+    x4 = v128.xor(x4, x8); x5 = v128.xor(x5, x9); x6 = v128.xor(x6, x10); x7 = v128.xor(x7, x11);
+    x4 = v128.or(i32x4.shl(x4, 7), i32x4.shr_u(x4, 25)); x5 = v128.or(i32x4.shl(x5, 7), i32x4.shr_u(x5, 25));
+    x6 = v128.or(i32x4.shl(x6, 7), i32x4.shr_u(x6, 25)); x7 = v128.or(i32x4.shl(x7, 7), i32x4.shr_u(x7, 25));
+    // diagonal round: QR(0,5,10,15) QR(1,6,11,12) QR(2,7,8,13) QR(3,4,9,14)
+    x0 = i32x4.add(x0, x5); x1 = i32x4.add(x1, x6); x2 = i32x4.add(x2, x7); x3 = i32x4.add(x3, x4);
+    x15 = rotl16(v128.xor(x15, x0)); x12 = rotl16(v128.xor(x12, x1)); x13 = rotl16(v128.xor(x13, x2)); x14 = rotl16(v128.xor(x14, x3));
+    x10 = i32x4.add(x10, x15); x11 = i32x4.add(x11, x12); x8 = i32x4.add(x8, x13); x9 = i32x4.add(x9, x14);
+    x5 = v128.xor(x5, x10); x6 = v128.xor(x6, x11); x7 = v128.xor(x7, x8); x4 = v128.xor(x4, x9);
+    x5 = v128.or(i32x4.shl(x5, 12), i32x4.shr_u(x5, 20)); x6 = v128.or(i32x4.shl(x6, 12), i32x4.shr_u(x6, 20));
+    x7 = v128.or(i32x4.shl(x7, 12), i32x4.shr_u(x7, 20)); x4 = v128.or(i32x4.shl(x4, 12), i32x4.shr_u(x4, 20));
+    x0 = i32x4.add(x0, x5); x1 = i32x4.add(x1, x6); x2 = i32x4.add(x2, x7); x3 = i32x4.add(x3, x4);
+    x15 = rotl8(v128.xor(x15, x0)); x12 = rotl8(v128.xor(x12, x1)); x13 = rotl8(v128.xor(x13, x2)); x14 = rotl8(v128.xor(x14, x3));
+    x10 = i32x4.add(x10, x15); x11 = i32x4.add(x11, x12); x8 = i32x4.add(x8, x13); x9 = i32x4.add(x9, x14);
+    x5 = v128.xor(x5, x10); x6 = v128.xor(x6, x11); x7 = v128.xor(x7, x8); x4 = v128.xor(x4, x9);
+    x5 = v128.or(i32x4.shl(x5, 7), i32x4.shr_u(x5, 25)); x6 = v128.or(i32x4.shl(x6, 7), i32x4.shr_u(x6, 25));
+    x7 = v128.or(i32x4.shl(x7, 7), i32x4.shr_u(x7, 25)); x4 = v128.or(i32x4.shl(x4, 7), i32x4.shr_u(x4, 25));
+  }
+  // add the input state (§2.3 step "add the original input words")
+  x0 = i32x4.add(x0, i32x4.splat(0x61707865));
+  x1 = i32x4.add(x1, i32x4.splat(0x3320646e));
+  x2 = i32x4.add(x2, i32x4.splat(0x79622d32));
+  x3 = i32x4.add(x3, i32x4.splat(0x6b206574));
+  x4 = i32x4.add(x4, k0); x5 = i32x4.add(x5, k1); x6 = i32x4.add(x6, k2); x7 = i32x4.add(x7, k3);
+  x8 = i32x4.add(x8, k4); x9 = i32x4.add(x9, k5); x10 = i32x4.add(x10, k6); x11 = i32x4.add(x11, k7);
+  x12 = i32x4.add(x12, c12); x13 = i32x4.add(x13, c13); x14 = i32x4.add(x14, c14); x15 = i32x4.add(x15, c15);
+  // transpose: group g (words 4g..4g+3) of block j goes to p + 64j + 16g
+  emit4(x0, x1, x2, x3, p, xor);
+  emit4(x4, x5, x6, x7, p + 16, xor);
+  emit4(x8, x9, x10, x11, p + 32, xor);
+  emit4(x12, x13, x14, x15, p + 48, xor);
+}
+
+// Transposes four word vectors (a = word 0 of blocks 0..3, …) into four 16-byte rows and
+// stores (or xors) row j at p + 64j.
+// @inline
+function emit4(a: v128, b: v128, c: v128, d: v128, p: usize, xor: bool): void {
+  const ab0 = i8x16.shuffle(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23); // a0 b0 a1 b1
+  const cd0 = i8x16.shuffle(c, d, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23); // c0 d0 c1 d1
+  const ab1 = i8x16.shuffle(a, b, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31); // a2 b2 a3 b3
+  const cd1 = i8x16.shuffle(c, d, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31); // c2 d2 c3 d3
+  const r0 = i8x16.shuffle(ab0, cd0, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+  const r1 = i8x16.shuffle(ab0, cd0, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  const r2 = i8x16.shuffle(ab1, cd1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+  const r3 = i8x16.shuffle(ab1, cd1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  if (xor) {
+    v128.store(p, v128.xor(v128.load(p, 0), r0), 0);
+    v128.store(p, v128.xor(v128.load(p, 64), r1), 64);
+    v128.store(p, v128.xor(v128.load(p, 128), r2), 128);
+    v128.store(p, v128.xor(v128.load(p, 192), r3), 192);
+  } else {
+    v128.store(p, r0, 0);
+    v128.store(p, r1, 64);
+    v128.store(p, r2, 128);
+    v128.store(p, r3, 192);
+  }
+}
+
+/** p[0..n) ^= ks[0..n), n ≤ 256. */
+function xorBytes(p: usize, ks: usize, n: u32): void {
+  let i: u32 = 0;
+  for (; i + 16 <= n; i += 16) v128.store(p + i, v128.xor(v128.load(p + i), v128.load(ks + i)));
+  for (; i < n; i++) store<u8>(p + i, load<u8>(p + i) ^ load<u8>(ks + i));
+}
+
+/**
+ * Xors p[0..n) with the ChaCha20 keystream from block counter `ctr`; `scr` is scratch for a
+ * partial last group of four blocks.
+ */
+function chachaXor(key: usize, ctr: u32, n0: u32, n1: u32, n2: u32, p: usize, n: u32, scr: usize): void {
+  let pos: u32 = 0;
+  for (; pos + 256 <= n; pos += 256) {
+    chacha4(key, ctr, n0, n1, n2, p + pos, true);
+    ctr += 4;
+  }
+  if (pos < n) {
+    chacha4(key, ctr, n0, n1, n2, scr + SCRATCH_TAIL, false);
+    xorBytes(p + pos, scr + SCRATCH_TAIL, n - pos);
+  }
+}
+
+// ---- Poly1305 ----
+
+/** Sets up the state at scr from the 32-byte one-time key at k (r clamped per §2.5.1). */
+function polyInit(scr: usize, k: usize): void {
+  const t0 = <u64>load<u32>(k, 0);
+  const t1 = <u64>load<u32>(k, 4);
+  const t2 = <u64>load<u32>(k, 8);
+  const t3 = <u64>load<u32>(k, 12);
+  // r &= 0x0ffffffc0ffffffc0ffffffc0fffffff, split in 26-bit limbs
+  store<u32>(scr + SCRATCH_R, <u32>(t0 & 0x3ffffff), 0);
+  store<u32>(scr + SCRATCH_R, <u32>(((t0 >> 26) | (t1 << 6)) & 0x3ffff03), 4);
+  store<u32>(scr + SCRATCH_R, <u32>(((t1 >> 20) | (t2 << 12)) & 0x3ffc0ff), 8);
+  store<u32>(scr + SCRATCH_R, <u32>(((t2 >> 14) | (t3 << 18)) & 0x3f03fff), 12);
+  store<u32>(scr + SCRATCH_R, <u32>((t3 >> 8) & 0x00fffff), 16);
+  v128.store(scr + SCRATCH_PAD, v128.load(k, 16));
+  v128.store(scr + SCRATCH_H, i64x2.splat(0));
+  v128.store(scr + SCRATCH_H, i64x2.splat(0), 16);
+  store<u64>(scr + SCRATCH_H, 0, 32);
+}
+
+/**
+ * Absorbs `blocks` 16-byte blocks at p; hibit is 1 << 24 for full blocks, 0 for the final
+ * partial block of raw Poly1305 (which carries its own 0x01 byte).
+ */
+function polyBlocks(scr: usize, p: usize, blocks: u32, hibit: u64): void {
+  const r0 = <u64>load<u32>(scr + SCRATCH_R, 0);
+  const r1 = <u64>load<u32>(scr + SCRATCH_R, 4);
+  const r2 = <u64>load<u32>(scr + SCRATCH_R, 8);
+  const r3 = <u64>load<u32>(scr + SCRATCH_R, 12);
+  const r4 = <u64>load<u32>(scr + SCRATCH_R, 16);
+  const s1 = r1 * 5, s2 = r2 * 5, s3 = r3 * 5, s4 = r4 * 5;
+  let h0 = load<u64>(scr + SCRATCH_H, 0);
+  let h1 = load<u64>(scr + SCRATCH_H, 8);
+  let h2 = load<u64>(scr + SCRATCH_H, 16);
+  let h3 = load<u64>(scr + SCRATCH_H, 24);
+  let h4 = load<u64>(scr + SCRATCH_H, 32);
+  const end = p + (<usize>blocks << 4);
+  while (p < end) {
+    const lo = load<u64>(p, 0);
+    const hi = load<u64>(p, 8);
+    // h += m (with the 2^128 bit for full blocks)
+    h0 += lo & M26;
+    h1 += (lo >> 26) & M26;
+    h2 += ((lo >> 52) | (hi << 12)) & M26;
+    h3 += (hi >> 14) & M26;
+    h4 += (hi >> 40) | hibit;
+    // h *= r (mod 2^130 - 5): limbs past 2^130 fold back times 5
+    const d0 = h0 * r0 + h1 * s4 + h2 * s3 + h3 * s2 + h4 * s1;
+    let d1 = h0 * r1 + h1 * r0 + h2 * s4 + h3 * s3 + h4 * s2;
+    let d2 = h0 * r2 + h1 * r1 + h2 * r0 + h3 * s4 + h4 * s3;
+    let d3 = h0 * r3 + h1 * r2 + h2 * r1 + h3 * r0 + h4 * s4;
+    let d4 = h0 * r4 + h1 * r3 + h2 * r2 + h3 * r1 + h4 * r0;
+    // partial carry: limbs stay below 2^27, enough headroom for the next block's products
+    d1 += d0 >> 26; h0 = d0 & M26;
+    d2 += d1 >> 26; h1 = d1 & M26;
+    d3 += d2 >> 26; h2 = d2 & M26;
+    d4 += d3 >> 26; h3 = d3 & M26;
+    h0 += (d4 >> 26) * 5; h4 = d4 & M26;
+    h1 += h0 >> 26; h0 &= M26;
+    p += 16;
+  }
+  store<u64>(scr + SCRATCH_H, h0, 0);
+  store<u64>(scr + SCRATCH_H, h1, 8);
+  store<u64>(scr + SCRATCH_H, h2, 16);
+  store<u64>(scr + SCRATCH_H, h3, 24);
+  store<u64>(scr + SCRATCH_H, h4, 32);
+}
+
+/** Absorbs p[0..n) padded with zeros to a multiple of 16 (the AEAD's pad16). */
+function polyPadded(scr: usize, p: usize, n: u32): void {
+  const full = n >> 4;
+  if (full > 0) polyBlocks(scr, p, full, 1 << 24);
+  const rest = n & 15;
+  if (rest > 0) {
+    const b = scr + SCRATCH_BLOCK;
+    v128.store(b, i64x2.splat(0));
+    memory.copy(b, p + (full << 4), rest);
+    polyBlocks(scr, b, 1, 1 << 24);
+  }
+}
+
+/** Final reduction mod 2^130 - 5, + s mod 2^128; the 16-byte tag goes to out. */
+function polyFinish(scr: usize, out: usize): void {
+  let h0 = load<u64>(scr + SCRATCH_H, 0);
+  let h1 = load<u64>(scr + SCRATCH_H, 8);
+  let h2 = load<u64>(scr + SCRATCH_H, 16);
+  let h3 = load<u64>(scr + SCRATCH_H, 24);
+  let h4 = load<u64>(scr + SCRATCH_H, 32);
+  // full carry
+  h2 += h1 >> 26; h1 &= M26;
+  h3 += h2 >> 26; h2 &= M26;
+  h4 += h3 >> 26; h3 &= M26;
+  h0 += (h4 >> 26) * 5; h4 &= M26;
+  h1 += h0 >> 26; h0 &= M26;
+  // g = h + 5 - 2^130; if it does not borrow, h >= p and the result is g
+  let g0 = h0 + 5;
+  let g1 = h1 + (g0 >> 26); g0 &= M26;
+  let g2 = h2 + (g1 >> 26); g1 &= M26;
+  let g3 = h3 + (g2 >> 26); g2 &= M26;
+  let g4 = h4 + (g3 >> 26) - (1 << 26); g3 &= M26;
+  // mask = all ones if g4 did not go negative (select g), else zero (keep h) — no branch
+  const mask = (g4 >> 63) - 1;
+  h0 = (h0 & ~mask) | (g0 & mask);
+  h1 = (h1 & ~mask) | (g1 & mask);
+  h2 = (h2 & ~mask) | (g2 & mask);
+  h3 = (h3 & ~mask) | (g3 & mask);
+  h4 = (h4 & ~mask) | (g4 & mask & M26);
+  // h as 128 bits (two u64), then + s
+  const lo = h0 | (h1 << 26) | (h2 << 52);
+  const hi = (h2 >> 12) | (h3 << 14) | (h4 << 40);
+  const s0 = load<u64>(scr + SCRATCH_PAD, 0);
+  const s1 = load<u64>(scr + SCRATCH_PAD, 8);
+  const t0 = lo + s0;
+  const carry: u64 = t0 < lo ? 1 : 0; // a comparison, not a branch (i64.lt_u)
+  store<u64>(out, t0, 0);
+  store<u64>(out, hi + s1 + carry, 8);
+}
+
+// ---- AEAD ----
+
+/** Zeroes the key-derived bytes in scratch. */
+function wipe(scr: usize): void {
+  memory.fill(scr, 0, SCRATCH_USED);
+}
+
+/**
+ * Computes the AEAD tag over aad and the ciphertext ct[0..n) into scr + SCRATCH_TAG. Expects
+ * the first four keystream blocks (counter 0..3) in scr + SCRATCH_KS.
+ */
+function aeadTag(scr: usize, aad: usize, aadLen: u32, ct: usize, n: u32): void {
+  polyInit(scr, scr + SCRATCH_KS);
+  if (aadLen > 0) polyPadded(scr, aad, aadLen);
+  polyPadded(scr, ct, n);
+  const b = scr + SCRATCH_BLOCK;
+  store<u64>(b, <u64>aadLen, 0);
+  store<u64>(b, <u64>n, 8);
+  polyBlocks(scr, b, 1, 1 << 24);
+  polyFinish(scr, scr + SCRATCH_TAG);
+}
+
+/** Encrypts p[0..n) with blocks 1.. (blocks 1..3 already in scratch from the first call). */
+function encryptBody(key: usize, n0: u32, n1: u32, n2: u32, p: usize, n: u32, scr: usize): void {
+  const first = n < 192 ? n : 192;
+  xorBytes(p, scr + SCRATCH_KS + 64, first);
+  if (n > 192) chachaXor(key, 4, n0, n1, n2, p + 192, n - 192, scr);
+}
+
+/** Seals p[0..n) in place and writes the tag at p + n. Nonce = 0 ‖ lo ‖ hi (WireGuard). */
+function sealOne(key: usize, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): void {
+  chacha4(key, 0, 0, lo, hi, scr + SCRATCH_KS, false);
+  encryptBody(key, 0, lo, hi, p, n, scr);
+  aeadTag(scr, aad, aadLen, p, n);
+  v128.store(p + n, v128.load(scr + SCRATCH_TAG));
+}
+
+/** Opens p[0..n + 16) in place; returns n, or -1 (p untouched) if the tag does not match. */
+function openOne(key: usize, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
+  chacha4(key, 0, 0, lo, hi, scr + SCRATCH_KS, false);
+  aeadTag(scr, aad, aadLen, p, n);
+  // constant-time comparison: or of xors, one branch on the result
+  const t = scr + SCRATCH_TAG;
+  const diff = (load<u64>(t, 0) ^ load<u64>(p + n, 0)) | (load<u64>(t, 8) ^ load<u64>(p + n, 8));
+  if (diff != 0) return -1;
+  encryptBody(key, 0, lo, hi, p, n, scr);
+  return <i32>n;
+}
+
+function inArena(off: u32, len: u32, lo: u32, hi: u32): bool {
+  return off >= lo && off <= hi && len <= hi - off;
+}
+
+// ---- exports ----
+
+/**
+ * Seals n records at `records`. Each record's packet (offset, length ≤ 65535) is encrypted in
+ * place with the key at keys + 32·slot and its tag written behind it; result = length + 16, or
+ * -1 if the record is out of bounds. Packets and aad must lie in [arenaLo, arenaHi).
+ */
+export function sealBatch(records: usize, n: u32, keys: usize, keySlots: u32, arenaLo: u32, arenaHi: u32, scr: usize): void {
+  for (let i: u32 = 0; i < n; i++) {
+    const r = records + <usize>i * RECORD_SIZE;
+    const off = load<u32>(r, 0);
+    const len = load<u32>(r, 4);
+    const slot = load<u32>(r, 8);
+    const aadOff = load<u32>(r, 20);
+    const aadLen = load<u32>(r, 24);
+    if (len > MAX_PLAINTEXT || slot >= keySlots || !inArena(off, len + TAG_SIZE, arenaLo, arenaHi) || (aadLen > 0 && !inArena(aadOff, aadLen, arenaLo, arenaHi))) {
+      store<i32>(r, -1, 28);
+      continue;
+    }
+    sealOne(keys + (<usize>slot << 5), load<u32>(r, 12), load<u32>(r, 16), off, len, aadOff, aadLen, scr);
+    store<u32>(r, len + TAG_SIZE, 28);
+  }
+  wipe(scr);
+}
+
+/**
+ * Opens n records: each packet (offset, length = ciphertext + 16-byte tag) is authenticated,
+ * then decrypted in place; result = length - 16, or -1 (packet bytes untouched) if it does not
+ * authenticate, is shorter than a tag or is out of bounds.
+ */
+export function openBatch(records: usize, n: u32, keys: usize, keySlots: u32, arenaLo: u32, arenaHi: u32, scr: usize): void {
+  for (let i: u32 = 0; i < n; i++) {
+    const r = records + <usize>i * RECORD_SIZE;
+    const off = load<u32>(r, 0);
+    const len = load<u32>(r, 4);
+    const slot = load<u32>(r, 8);
+    const aadOff = load<u32>(r, 20);
+    const aadLen = load<u32>(r, 24);
+    if (len < TAG_SIZE || len > MAX_PLAINTEXT + TAG_SIZE || slot >= keySlots || !inArena(off, len, arenaLo, arenaHi) || (aadLen > 0 && !inArena(aadOff, aadLen, arenaLo, arenaHi))) {
+      store<i32>(r, -1, 28);
+      continue;
+    }
+    store<i32>(r, openOne(keys + (<usize>slot << 5), load<u32>(r, 12), load<u32>(r, 16), off, len - TAG_SIZE, aadOff, aadLen, scr), 28);
+  }
+  wipe(scr);
+}
+
+/** One packet, arguments instead of a record (the `Aead` interface path). Returns n + 16. */
+export function seal(key: usize, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
+  sealOne(key, lo, hi, p, n, aad, aadLen, scr);
+  wipe(scr);
+  return <i32>(n + TAG_SIZE);
+}
+
+/** One packet: p[0..n) is ciphertext ‖ tag. Returns n - 16, or -1 (p untouched). */
+export function open(key: usize, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
+  if (n < TAG_SIZE) return -1;
+  const r = openOne(key, lo, hi, p, n - TAG_SIZE, aad, aadLen, scr);
+  wipe(scr);
+  return r;
+}
+
+/** Raw ChaCha20 (§2.4) for known-answer tests: p[0..n) ^= keystream(key, nonce at `nonce`, ctr). */
+export function chacha20(key: usize, nonce: usize, ctr: u32, p: usize, n: u32, scr: usize): void {
+  chachaXor(key, ctr, load<u32>(nonce, 0), load<u32>(nonce, 4), load<u32>(nonce, 8), p, n, scr);
+  wipe(scr);
+}
+
+/** Raw Poly1305 (§2.5) for known-answer tests: the tag of p[0..n) under the 32-byte key goes to out. */
+export function poly1305(key: usize, p: usize, n: u32, out: usize, scr: usize): void {
+  polyInit(scr, key);
+  const full = n >> 4;
+  if (full > 0) polyBlocks(scr, p, full, 1 << 24);
+  const rest = n & 15;
+  if (rest > 0) {
+    // the final partial block carries a 0x01 byte after the message and no 2^128 bit
+    const b = scr + SCRATCH_BLOCK;
+    v128.store(b, i64x2.splat(0));
+    memory.copy(b, p + (full << 4), rest);
+    store<u8>(b + rest, 1);
+    polyBlocks(scr, b, 1, 0);
+  }
+  polyFinish(scr, out);
+  wipe(scr);
+}
