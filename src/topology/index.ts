@@ -6,6 +6,9 @@
 //   diff         what changed between two topologies
 //   store        loading, atomic writes, and the watcher that applies edits without a restart
 //   edit         document edits: stop, start, remove, migrate a machine
+//   stores       the store interface (read, validated transactional update, watch), the file backend
+//   etcd         the etcd v3 backend (loaded only when an etcd:// store is used)
+//   alloc        operator edits with allocated ids (org networks, host ids, instances, peer /120s)
 //   host-config  the host's own settings (`sixpn up -c FILE` and flags), its private key
 
 export {
@@ -48,7 +51,19 @@ export {
   writeFileAtomic,
   watchTopology,
 } from './store.ts';
-export type { TopologySource, TopologyWatcher, WatchOptions } from './store.ts';
+export type { TopologySource, TopologySourceFactory, TopologyWatcher, WatchOptions } from './store.ts';
+export {
+  SECTIONS, DEFAULT_ETCD_PREFIX, FileStore, asDocument, describeStore, emptyDocument, openStore, parseStoreSpec,
+} from './stores.ts';
+export type {
+  ChangeHandler, Entry, Section, StoreSpec, StoreStatus, StoreTls, StoreWatchOptions, TopologyDocument, TopologyStore,
+  UpdateResult, WatchedSource,
+} from './stores.ts';
+export {
+  EditError, addHost, createApp, createMachine, createOrg, createPeer, destroyMachine, migrateMachine, newMachineId,
+  removeApp, removeHost, removeOrg, removePeer, replaceDocument, setMachineStateIn,
+} from './alloc.ts';
+export type { HostSpec, MachineSpec, PeerSpec } from './alloc.ts';
 export { setMachineState, removeMachine, moveMachine } from './edit.ts';
 export {
   DNS_PORT,

@@ -84,7 +84,19 @@ export interface TopologySource {
   /** The topology in force. */
   readonly current: Topology;
   close(): void;
+  /** How the store is doing (etcd: connected, revision; see stores.ts), for `sixpn status`. */
+  status?(): unknown;
 }
+
+/**
+ * How `sixpn up` gets its source: by default watchTopology on the host config's file; with
+ * `--store etcd://…` a source that src/cli/up.ts loaded from etcd before the host started.
+ */
+export type TopologySourceFactory = (
+  onChange: (next: Topology, diff: TopologyDiff, previous: Topology) => void,
+  onError: (err: Error) => void,
+  options: WatchOptions,
+) => TopologySource;
 
 export interface WatchOptions {
   /** Poll interval; a change applies after two polls see the same stat. Default 1 s. */

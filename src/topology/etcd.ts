@@ -1,0 +1,389 @@
+// The etcd v3 topology store: the document of a topology file, one key per entry.
+//
+//   <prefix>/meta                 {"version":1,"serial":N,"updated":…,"by":…}: the write guard
+//   <prefix>/orgs/<name>          {"name":"acme","network":"0x18"}
+//   <prefix>/apps/<name>          {"name":"shop-web","org":"acme"}
+//   <prefix>/hosts/<name>         {"name":"ams1","id":"a7b:7d",…}
+//   <prefix>/machines/<id>        {"id":"148e21ea235a89","app":"shop-web",…}
+//   <prefix>/peers/<org>/<name>   {"name":"ops-laptop","org":"acme",…}
+//
+// Values are the entries of the file format (examples/topology.example.json), so export and
+// import are lossless and the validation is the file's, entry for entry.
+//
+// Writes. An edit reads every key under the prefix at one revision, edits the document, validates
+// the whole result and commits a transaction that compares the mod revision of <prefix>/meta
+// with the one it read and, if it still holds, puts the changed entries, deletes the removed ones
+// and puts meta again. Every write goes through meta, so two concurrent edits cannot both
+// commit: the second one's compare fails, it reads again and repeats its edit on the new state
+// (allocations are chosen again too). No edit is lost and no invalid combination of two valid
+// edits is committed. Entries written behind the CLI's back (etcdctl) are not guarded, but a
+// host refuses a state that does not validate, as it refuses a bad file.
+//
+// Watching. A host loads every key at revision R and watches the prefix from R+1. Each watch
+// response (all the events of one or more revisions) updates the entries it names and then the
+// topology: the work per edit is one entry parsed and the new topology built; no key is read
+// again. When etcd cannot be reached the host keeps the topology it applied, reports
+// "disconnected" in its status, and the watch reconnects with back-off and resumes from the
+// revision after the last one it applied. If that revision has been compacted meanwhile, etcd
+// cancels the watch: the host reads everything again at a new revision (the diff against the
+// running topology is applied like any edit) and watches from there.
+//
+// Why the `etcd3` npm client: it speaks the v3 gRPC API through @grpc/grpc-js with endpoint
+// failover, TLS client certificates and watch streams that are re-established with back-off and
+// resume from the last revision they delivered; doing that ourselves on @grpc/grpc-js would be
+// the same protobuf definitions and reconnection code again. We use only its KV, Txn, Watch and
+// Maintenance calls and keep revisions, compaction and validation decisions here.
+
+import { readFileSync } from 'node:fs';
+import { Etcd3 } from 'etcd3';
+import type { IKeyValue, IOptions, Namespace, Watcher } from 'etcd3';
+import { diffTopology } from './diff.ts';
+import type { TopologyDiff } from './diff.ts';
+import { topologyFromDocument } from './store.ts';
+import { SECTIONS, describeStore } from './stores.ts';
+import type {
+  ChangeHandler, Entry, Section, StoreStatus, StoreWatchOptions, TopologyDocument, TopologyStore, UpdateResult, WatchedSource,
+} from './stores.ts';
+import type { Topology } from './topology.ts';
+import { TOPOLOGY_VERSION, TopologyError } from './validate.ts';
+
+export const META_KEY = 'meta';
+/** Attempts of one edit before a write gives up on concurrent writers. */
+export const MAX_WRITE_ATTEMPTS = 50;
+/** etcd's default --max-txn-ops: a larger edit is refused with a message saying so. */
+export const ETCD_MAX_TXN_OPS = 128;
+const CALL_TIMEOUT_MS = 5000;
+const RELOAD_BACKOFF_MS = [100, 250, 500, 1000, 2000, 5000];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type EtcdSpec = { readonly endpoints: readonly string[]; readonly prefix: string; readonly tls: boolean; readonly ca?: string; readonly cert?: string; readonly key?: string };
+
+/** The key of an entry under the prefix, or undefined when the entry has no usable name. */
+export function entryKey(section: Section, e: Entry): string | undefined {
+  const name = section === 'machines' ? e.id : e.name;
+  if (typeof name !== 'string' || name === '' || name.includes('/')) return undefined;
+  if (section !== 'peers') return `${section}/${name}`;
+  return typeof e.org === 'string' && e.org !== '' && !e.org.includes('/') ? `peers/${e.org}/${name}` : undefined;
+}
+
+function sectionOf(key: string): Section | undefined {
+  const s = key.slice(0, key.indexOf('/'));
+  return (SECTIONS as readonly string[]).includes(s) ? (s as Section) : undefined;
+}
+
+/** The entries of a store, by key, kept in key order of their first appearance. */
+class Entries {
+  readonly sections = new Map<Section, Map<string, Entry>>(SECTIONS.map((s) => [s, new Map()]));
+  meta: Entry = {};
+  /** Problems of keys that are not an entry (bad JSON, unknown folder): the store is invalid while they stay. */
+  readonly bad = new Map<string, string>();
+
+  set(key: string, value: Buffer): void {
+    this.bad.delete(key);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value.toString('utf8'));
+    } catch (err) {
+      this.delete(key);
+      this.bad.set(key, `not valid JSON: ${(err as Error).message}`);
+      return;
+    }
+    if (key === META_KEY) {
+      this.meta = typeof parsed === 'object' && parsed !== null ? (parsed as Entry) : {};
+      return;
+    }
+    const s = sectionOf(key);
+    if (!s) {
+      this.bad.set(key, `not a key of the layout (${META_KEY}, ${SECTIONS.map((x) => `${x}/…`).join(', ')})`);
+      return;
+    }
+    const m = this.sections.get(s)!;
+    m.set(key, parsed as Entry);
+  }
+
+  delete(key: string): void {
+    this.bad.delete(key);
+    if (key === META_KEY) this.meta = {};
+    else this.sections.get(sectionOf(key)!)?.delete(key);
+  }
+
+  document(): TopologyDocument {
+    const doc: TopologyDocument = {
+      version: typeof this.meta.version === 'number' ? this.meta.version : TOPOLOGY_VERSION,
+      ...(typeof this.meta.comment === 'string' ? { comment: this.meta.comment } : {}),
+      orgs: [], hosts: [], apps: [], machines: [], peers: [],
+    };
+    for (const s of SECTIONS) doc[s] = [...this.sections.get(s)!.values()];
+    return doc;
+  }
+
+  /** The topology, or a TopologyError naming the bad keys and entries. */
+  topology(source: string): Topology {
+    if (this.bad.size > 0) {
+      throw new TopologyError(source, [...this.bad].map(([k, m]) => ({ file: source, entry: `key ${k}`, message: m })));
+    }
+    return topologyFromDocument(this.document(), source);
+  }
+}
+
+export class EtcdStore implements TopologyStore {
+  readonly kind = 'etcd';
+  readonly location: string;
+  readonly client: Etcd3;
+  readonly ns: Namespace;
+  readonly prefix: string;
+
+  constructor(spec: EtcdSpec) {
+    this.location = describeStore({ kind: 'etcd', ...spec });
+    this.prefix = `${spec.prefix}/`;
+    const options: IOptions = {
+      hosts: spec.endpoints.map((e) => `${spec.tls ? 'https' : 'http'}://${e}`),
+      dialTimeout: CALL_TIMEOUT_MS,
+      // Unary calls fail instead of waiting forever for an etcd that is down; watch streams stay.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }),
+    };
+    if (spec.tls) {
+      const read = (what: string, f: string) => {
+        try {
+          return readFileSync(f);
+        } catch (err) {
+          throw new Error(`store ${this.location}: ${what} ${f}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`);
+        }
+      };
+      if ((spec.cert === undefined) !== (spec.key === undefined)) {
+        throw new Error(`store ${this.location}: a client certificate needs both cert and key`);
+      }
+      options.credentials = {
+        rootCertificate: spec.ca !== undefined ? read('CA', spec.ca) : Buffer.alloc(0),
+        ...(spec.cert !== undefined ? { certChain: read('cert', spec.cert), privateKey: read('key', spec.key!) } : {}),
+      };
+    }
+    this.client = new Etcd3(options);
+    this.ns = this.client.namespace(this.prefix);
+  }
+
+  private unreachable(err: unknown): Error {
+    return new Error(`store ${this.location}: etcd unreachable: ${(err as Error).message}`);
+  }
+
+  /** Every key under the prefix at one revision. */
+  async readAll(): Promise<{ kvs: IKeyValue[]; revision: number }> {
+    try {
+      const res = await this.ns.getAll().exec();
+      return { kvs: res.kvs, revision: Number(res.header.revision) };
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+  }
+
+  async read(): Promise<{ doc: TopologyDocument; revision: number }> {
+    const { kvs, revision } = await this.readAll();
+    const e = new Entries();
+    for (const kv of kvs) e.set(kv.key.toString(), kv.value);
+    if (e.bad.size > 0) throw e.topology(this.location); // the TopologyError for the bad keys
+    return { doc: e.document(), revision };
+  }
+
+  async update<T>(what: string, edit: (doc: TopologyDocument) => T): Promise<UpdateResult<T>> {
+    for (let attempt = 0; ; attempt++) {
+      const { kvs, revision } = await this.readAll();
+      const entries = new Entries();
+      const texts = new Map<string, string>();
+      let metaMod = 0;
+      for (const kv of kvs) {
+        const k = kv.key.toString();
+        entries.set(k, kv.value);
+        if (k === META_KEY) metaMod = Number(kv.mod_revision);
+        else texts.set(k, JSON.stringify(JSON.parse(kv.value.toString()) as unknown));
+      }
+      if (entries.bad.size > 0) throw entries.topology(this.location);
+      const doc = entries.document();
+      const result = edit(doc);
+      const source = `${this.location} (after ${what})`;
+      const topology = topologyFromDocument(doc, source);
+      // The keys of the edited document; the validation made them unique.
+      const puts = new Map<string, string>();
+      const keep = new Set<string>();
+      for (const s of SECTIONS) {
+        for (const e of doc[s]) {
+          const k = entryKey(s, e)!;
+          keep.add(k);
+          const text = JSON.stringify(e);
+          if (texts.get(k) !== text) puts.set(k, text);
+        }
+      }
+      const deletes = [...texts.keys()].filter((k) => !keep.has(k));
+      const metaChanged = (doc.comment ?? undefined) !== (entries.meta.comment ?? undefined) || metaMod === 0;
+      if (puts.size === 0 && deletes.length === 0 && !metaChanged) {
+        return { result, topology, revision, changed: false, conflicts: attempt };
+      }
+      const ops = puts.size + deletes.length + 1;
+      if (ops > ETCD_MAX_TXN_OPS) {
+        throw new Error(`store ${this.location}: ${what}: ${ops} keys change in one transaction, more than etcd's --max-txn-ops (default ${ETCD_MAX_TXN_OPS}); start etcd with a larger --max-txn-ops`);
+      }
+      const meta = {
+        version: TOPOLOGY_VERSION,
+        ...(doc.comment !== undefined ? { comment: doc.comment } : {}),
+        serial: (typeof entries.meta.serial === 'number' ? entries.meta.serial : 0) + 1,
+        updated: new Date().toISOString(),
+        by: what,
+      };
+      const guard = metaMod === 0 ? this.ns.if(META_KEY, 'Create', '==', 0) : this.ns.if(META_KEY, 'Mod', '==', metaMod);
+      let res;
+      try {
+        res = await guard.then(
+          ...[...puts].map(([k, v]) => this.ns.put(k).value(v)),
+          ...deletes.map((k) => this.ns.delete().key(k)),
+          this.ns.put(META_KEY).value(JSON.stringify(meta)),
+        ).commit();
+      } catch (err) {
+        throw this.unreachable(err);
+      }
+      if (res.succeeded) return { result, topology, revision: Number(res.header.revision), changed: true, conflicts: attempt };
+      if (attempt + 1 >= MAX_WRITE_ATTEMPTS) {
+        throw new Error(`store ${this.location}: ${what}: gave up after ${MAX_WRITE_ATTEMPTS} attempts, other writers kept changing the topology`);
+      }
+      await sleep(Math.random() * Math.min(200, 5 * 2 ** attempt));
+    }
+  }
+
+  async watch(onChange: ChangeHandler, onError: (err: Error) => void, options: StoreWatchOptions = {}): Promise<WatchedSource> {
+    const w = new EtcdWatch(this, onChange, onError, options);
+    await w.start();
+    return w;
+  }
+
+  /** Compacts the history up to `revision` (tests, and operators who run no auto-compaction). */
+  async compact(revision: number): Promise<void> {
+    await this.client.kv.compact({ revision: String(revision), physical: true });
+  }
+
+  async close(): Promise<void> {
+    this.client.close();
+  }
+}
+
+/** A host's watch of an etcd store (see the top of the file). */
+class EtcdWatch implements WatchedSource {
+  private readonly store: EtcdStore;
+  private readonly onChange: ChangeHandler;
+  private readonly onError: (err: Error) => void;
+  private readonly onStatus: ((s: StoreStatus) => void) | undefined;
+  private entries = new Entries();
+  private topology!: Topology;
+  private revision = 0; // of the topology in force, or of the last refused state
+  private watcher: Watcher | null = null;
+  private connected = true;
+  private since = new Date().toISOString();
+  private lastError: string | undefined;
+  private reloads = 0;
+  private closed = false;
+
+  constructor(store: EtcdStore, onChange: ChangeHandler, onError: (err: Error) => void, options: StoreWatchOptions) {
+    this.store = store;
+    this.onChange = onChange;
+    this.onError = onError;
+    this.onStatus = options.onStatus;
+  }
+
+  get current(): Topology {
+    return this.topology;
+  }
+
+  status(): StoreStatus {
+    return {
+      kind: 'etcd', location: this.store.location, connected: this.connected, revision: this.revision, since: this.since,
+      reloads: this.reloads, ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  /** The first load: throws if etcd cannot be reached or the topology is invalid. */
+  async start(): Promise<void> {
+    const { kvs, revision } = await this.store.readAll();
+    for (const kv of kvs) this.entries.set(kv.key.toString(), kv.value);
+    this.topology = this.entries.topology(`${this.store.location}@${revision}`);
+    this.revision = revision;
+    this.follow(revision + 1);
+  }
+
+  private setConnected(connected: boolean, why?: string): void {
+    if (why !== undefined) this.lastError = why;
+    if (connected === this.connected) return;
+    this.connected = connected;
+    this.since = new Date().toISOString();
+    this.onStatus?.(this.status());
+  }
+
+  private follow(from: number): void {
+    const w = this.store.ns.watch().prefix('').startRevision(String(from)).watcher();
+    this.watcher = w;
+    w.on('data', (res) => {
+      if (this.closed || w !== this.watcher) return;
+      for (const ev of res.events) {
+        const k = ev.kv.key.toString();
+        if (ev.type === 'Put') this.entries.set(k, ev.kv.value);
+        else this.entries.delete(k);
+      }
+      this.applyEntries(Number(res.header.revision));
+    });
+    w.on('connected', () => {
+      if (w === this.watcher) this.setConnected(true);
+    });
+    w.on('disconnected', (err: Error) => {
+      if (w === this.watcher && !this.closed) this.setConnected(false, `etcd unreachable: ${err.message}`);
+    });
+    // A canceled watch: most often its revision was compacted while it was away. Read everything again.
+    w.on('error', (err: Error) => {
+      if (w !== this.watcher || this.closed) return;
+      this.watcher = null;
+      void w.cancel().catch(() => undefined);
+      this.lastError = `watch canceled (${err.message}): reloading the whole topology`;
+      this.onError(new Error(`store ${this.store.location}: ${this.lastError}`));
+      void this.reload();
+    });
+  }
+
+  private applyEntries(revision: number): void {
+    let next: Topology;
+    try {
+      next = this.entries.topology(`${this.store.location}@${revision}`);
+    } catch (err) {
+      this.revision = revision;
+      this.lastError = (err as Error).message;
+      this.onError(err as Error);
+      return;
+    }
+    this.revision = revision;
+    const previous = this.topology;
+    const diff: TopologyDiff = diffTopology(previous, next);
+    this.topology = next;
+    if (!diff.empty && !this.closed) this.onChange(next, diff, previous);
+  }
+
+  private async reload(): Promise<void> {
+    for (let i = 0; !this.closed; i++) {
+      try {
+        const { kvs, revision } = await this.store.readAll();
+        if (this.closed) return;
+        this.entries = new Entries();
+        for (const kv of kvs) this.entries.set(kv.key.toString(), kv.value);
+        this.reloads++;
+        this.setConnected(true);
+        this.applyEntries(revision);
+        this.follow(revision + 1);
+        return;
+      } catch (err) {
+        this.setConnected(false, (err as Error).message);
+        await sleep(RELOAD_BACKOFF_MS[Math.min(i, RELOAD_BACKOFF_MS.length - 1)]);
+      }
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    const w = this.watcher;
+    this.watcher = null;
+    void w?.cancel().catch(() => undefined);
+  }
+}

@@ -1,0 +1,272 @@
+// Where the topology lives: one interface, two backends.
+//
+//   file   the JSON file of examples/topology.example.json (the embedded default for one box),
+//          watched by polling (store.ts); writes take a lock file next to it, then replace it
+//          atomically, so two operators on the same box serialize.
+//   etcd   etcd v3 (etcd.ts): one key per entry under a prefix, every host watching from the
+//          revision it loaded; writes are transactions guarded by the revision they read.
+//
+// Both give the same three things: `read` (the document as stored, even if it is invalid, for
+// `sixpn topology validate`), `update` (an edit of the document that is validated whole before
+// it is committed, retried on a concurrent write) and `watch` (for `sixpn up`: the topology in
+// force and each applied change).
+//
+// A store is named by `--store` or `store` in the host config: `etcd://h1:2379,h2:2379` (TLS
+// with `etcds://`, or with a CA given), optionally with a key prefix as its path
+// (`etcd://h1:2379/team-a/sixpn`; default /sixpn/v1); anything else is a topology file path.
+
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { TopologyDiff } from './diff.ts';
+import { TOPOLOGY_VERSION } from './validate.ts';
+import { DEFAULT_TOPOLOGY_FILE, topologyFromDocument, watchTopology, writeFileAtomic } from './store.ts';
+import type { TopologySource, WatchOptions } from './store.ts';
+import type { Topology } from './topology.ts';
+
+/** One entry of a section (an org, app, host, machine or peer) as the document holds it. */
+export type Entry = Record<string, unknown>;
+
+export const SECTIONS = ['orgs', 'hosts', 'apps', 'machines', 'peers'] as const;
+export type Section = (typeof SECTIONS)[number];
+
+/** The topology document: the JSON of a topology file. */
+export interface TopologyDocument {
+  version: number;
+  comment?: string;
+  orgs: Entry[];
+  hosts: Entry[];
+  apps: Entry[];
+  machines: Entry[];
+  peers: Entry[];
+  [other: string]: unknown;
+}
+
+/** An empty topology document. */
+export function emptyDocument(): TopologyDocument {
+  return { version: TOPOLOGY_VERSION, orgs: [], hosts: [], apps: [], machines: [], peers: [] };
+}
+
+/** Any parsed JSON as a document with every section present (the sections are not checked). */
+export function asDocument(doc: unknown): TopologyDocument {
+  const d = (typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? doc : {}) as TopologyDocument;
+  for (const s of SECTIONS) if (d[s] === undefined) d[s] = [];
+  return d;
+}
+
+/** How the store is doing, for `sixpn status` and logs. */
+export interface StoreStatus {
+  readonly kind: 'file' | 'etcd';
+  readonly location: string;
+  /** False while the store cannot be reached (the last applied topology stays in force). */
+  readonly connected: boolean;
+  /** The store revision of the topology in force (etcd revision; 0 for a file). */
+  readonly revision: number;
+  /** Since when `connected` has its value (ISO time). */
+  readonly since: string;
+  /** The last problem: an unreachable store, a refused edit. */
+  readonly lastError?: string;
+  /** Full reloads after the watch fell behind a compaction. */
+  readonly reloads: number;
+}
+
+/** A running host's view of the store: the topology in force, and how the store is doing. */
+export interface WatchedSource extends TopologySource {
+  status(): StoreStatus;
+}
+
+export type ChangeHandler = (next: Topology, diff: TopologyDiff, previous: Topology) => void;
+
+export interface StoreWatchOptions extends WatchOptions {
+  /** Called when the store becomes unreachable or reachable again (also logged by the host). */
+  readonly onStatus?: (s: StoreStatus) => void;
+}
+
+export interface UpdateResult<T> {
+  readonly result: T;
+  /** The topology as committed. */
+  readonly topology: Topology;
+  readonly revision: number;
+  /** False when the edit changed nothing (and nothing was written). */
+  readonly changed: boolean;
+  /** How many times a concurrent write made the edit start over. */
+  readonly conflicts: number;
+}
+
+export interface TopologyStore {
+  readonly kind: 'file' | 'etcd';
+  /** The file path or the etcd endpoints and prefix, for messages. */
+  readonly location: string;
+  /** The document as stored (not validated) and its revision. */
+  read(): Promise<{ doc: TopologyDocument; revision: number }>;
+  /**
+   * Applies `edit` to a copy of the current document (it changes it in place and may throw to
+   * refuse), validates the whole result (TopologyError naming the entry and the rule) and commits
+   * it only if no other write came in between; otherwise reads again and repeats the edit.
+   * `what` names the edit in messages ("machine create shop-web").
+   */
+  update<T>(what: string, edit: (doc: TopologyDocument) => T): Promise<UpdateResult<T>>;
+  /** Loads the whole topology (it must be valid), then applies each change as it comes. */
+  watch(onChange: ChangeHandler, onError: (err: Error) => void, options?: StoreWatchOptions): Promise<WatchedSource>;
+  close(): Promise<void>;
+}
+
+// ---- store names ----
+
+export interface StoreTls {
+  /** PEM file paths: the CA that signed etcd's certificate, and this client's certificate and key. */
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+export type StoreSpec =
+  | { readonly kind: 'file'; readonly file: string }
+  | { readonly kind: 'etcd'; readonly endpoints: readonly string[]; readonly prefix: string; readonly tls: boolean } & StoreTls;
+
+export const DEFAULT_ETCD_PREFIX = '/sixpn/v1';
+
+/** `etcd://h1:2379,h2:2379[/prefix]`, `etcds://…`, or a file path (relative to `cwd`). Throws on a bad URL. */
+export function parseStoreSpec(text: string, tls: StoreTls = {}, cwd = process.cwd()): StoreSpec {
+  const m = /^(etcds?):\/\/([^/]*)(\/.*)?$/.exec(text);
+  if (!m) {
+    if (/^[a-z0-9+.-]+:\/\//i.test(text)) throw new Error(`store "${text}": unknown scheme (etcd:// or etcds://, or a file path)`);
+    return { kind: 'file', file: resolve(cwd, text) };
+  }
+  const endpoints = m[2].split(',').map((s) => s.trim()).filter(Boolean);
+  if (endpoints.length === 0) throw new Error(`store "${text}": no endpoint (etcd://host:port[,host:port…])`);
+  for (const e of endpoints) {
+    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$/.test(e)) {
+      throw new Error(`store "${text}": endpoint "${e}" is not host:port or [ipv6]:port`);
+    }
+  }
+  const prefix = (m[3] ?? DEFAULT_ETCD_PREFIX).replace(/\/+$/, '') || DEFAULT_ETCD_PREFIX;
+  return {
+    kind: 'etcd',
+    endpoints: endpoints.map((e) => (/:[0-9]{1,5}$/.test(e) ? e : `${e}:2379`)),
+    prefix,
+    tls: m[1] === 'etcds' || tls.ca !== undefined,
+    ...(tls.ca !== undefined ? { ca: resolve(cwd, tls.ca) } : {}),
+    ...(tls.cert !== undefined ? { cert: resolve(cwd, tls.cert) } : {}),
+    ...(tls.key !== undefined ? { key: resolve(cwd, tls.key) } : {}),
+  };
+}
+
+export function describeStore(spec: StoreSpec): string {
+  return spec.kind === 'file' ? spec.file : `${spec.tls ? 'etcds' : 'etcd'}://${spec.endpoints.join(',')}${spec.prefix}`;
+}
+
+/** Opens a store (an etcd client connects lazily; nothing is read yet). */
+export async function openStore(spec: StoreSpec): Promise<TopologyStore> {
+  if (spec.kind === 'file') return new FileStore(spec.file);
+  const { EtcdStore } = await import('./etcd.ts');
+  return new EtcdStore(spec);
+}
+
+export { DEFAULT_TOPOLOGY_FILE };
+
+// ---- the file backend ----
+
+const LOCK_STALE_MS = 30_000;
+const LOCK_WAIT_MS = 20_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The JSON topology file; writes hold `<file>.lock` (O_EXCL) while they read, check and replace it. */
+export class FileStore implements TopologyStore {
+  readonly kind = 'file';
+  readonly location: string;
+  readonly file: string;
+  constructor(file: string) {
+    this.file = file;
+    this.location = file;
+  }
+
+  async read(): Promise<{ doc: TopologyDocument; revision: number }> {
+    let text: string;
+    let revision: number;
+    try {
+      revision = Math.floor(statSync(this.file).mtimeMs);
+      text = readFileSync(this.file, 'utf8');
+    } catch (err) {
+      throw new Error(`topology file ${this.file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    try {
+      return { doc: asDocument(JSON.parse(text)), revision };
+    } catch (err) {
+      throw new Error(`topology file ${this.file}: not valid JSON: ${(err as Error).message}`);
+    }
+  }
+
+  private async lock(): Promise<() => void> {
+    const path = `${this.file}.lock`;
+    const end = Date.now() + LOCK_WAIT_MS;
+    for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
+      try {
+        const fd = openSync(path, 'wx', 0o644);
+        writeSync(fd, `${process.pid}\n`);
+        closeSync(fd);
+        return () => unlinkSync(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw new Error(`topology file ${this.file}: cannot lock (${path}): ${(err as NodeJS.ErrnoException).code ?? err}`);
+        }
+      }
+      // A lock whose writer died (or that is older than any write takes) is taken over.
+      try {
+        const pid = Number(readFileSync(path, 'utf8').trim());
+        let alive = true;
+        try {
+          if (pid > 0) process.kill(pid, 0);
+        } catch (e) {
+          alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+        }
+        if (!alive || Date.now() - statSync(path).mtimeMs > LOCK_STALE_MS) unlinkSync(path);
+      } catch {
+        // released meanwhile
+      }
+      if (Date.now() > end) throw new Error(`topology file ${this.file}: still locked by ${path} after ${LOCK_WAIT_MS / 1000} s`);
+      await sleep(wait + Math.random() * wait);
+    }
+  }
+
+  async update<T>(what: string, edit: (doc: TopologyDocument) => T): Promise<UpdateResult<T>> {
+    const unlock = await this.lock();
+    try {
+      let before = '';
+      let doc: TopologyDocument;
+      try {
+        before = readFileSync(this.file, 'utf8');
+        doc = asDocument(JSON.parse(before));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT') throw new Error(`topology file ${this.file}: ${code ? `cannot read: ${code}` : `not valid JSON: ${(err as Error).message}`}`);
+        doc = emptyDocument(); // the first write creates the file
+      }
+      const result = edit(doc);
+      const topology = topologyFromDocument(doc, `${this.file} (after ${what})`);
+      const text = `${JSON.stringify(doc, null, 2)}\n`;
+      const changed = text !== before;
+      if (changed) writeFileAtomic(this.file, text);
+      return { result, topology, revision: Math.floor(statSync(this.file).mtimeMs), changed, conflicts: 0 };
+    } finally {
+      unlock();
+    }
+  }
+
+  async watch(onChange: ChangeHandler, onError: (err: Error) => void, options: StoreWatchOptions = {}): Promise<WatchedSource> {
+    const since = new Date().toISOString();
+    let lastError: string | undefined;
+    const w = watchTopology(this.file, onChange, (err) => {
+      lastError = err.message;
+      onError(err);
+    }, options);
+    return {
+      get current() {
+        return w.current;
+      },
+      close: () => w.close(),
+      status: () => ({ kind: 'file', location: this.file, connected: true, revision: 0, since, reloads: 0, ...(lastError ? { lastError } : {}) }),
+    };
+  }
+
+  async close(): Promise<void> {}
+}
