@@ -14,21 +14,20 @@
  * A query sent over TCP by the client is forwarded the same way; retrying a truncated upstream
  * reply over TCP is the I/O layer's business.
  */
-import { isIP } from 'node:net';
 import { randomFillSync } from 'node:crypto';
 import {
   DNS_HEADER_LEN, EDNS_FLAG_DO, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, HDR_OFF_FLAGS, HDR_OFF_ID,
   HDR_OFF_ARCOUNT, HDR_OFF_QDCOUNT, MessageWriter, QUERY_OK, RCODE_SERVFAIL, asciiLower, newParsedQuery, parseQuery,
-  put16, readName, u16,
+  DNS_PORT, readName,
 } from './wire.ts';
+import { readU16, writeU16 } from '../bytes.ts';
+import { ipFamily } from '../ipv6/index.ts';
 import { DEFAULT_MAX_UDP_PAYLOAD } from './resolver.ts';
 
 export interface Upstream {
   readonly address: string; // IPv4 or IPv6 literal (an IPv6 zone kept as written)
   readonly port: number;
 }
-
-export const DNS_PORT = 53;
 
 /** Upstreams from resolv.conf text (resolv.conf(5)): `nameserver ADDR` lines, in order. */
 export function parseResolvConf(text: string): Upstream[] {
@@ -37,7 +36,7 @@ export function parseResolvConf(text: string): Upstream[] {
     const line = raw.replace(/[#;].*$/, '').trim();
     const [key, addr] = line.split(/\s+/);
     if (key !== 'nameserver' || addr === undefined) continue;
-    if (isIP(addr.replace(/%.*$/, '')) === 0) continue;
+    if (ipFamily(addr.replace(/%.*$/, '')) === 0) continue;
     out.push({ address: addr, port: DNS_PORT });
   }
   return out;
@@ -148,10 +147,10 @@ export class Forwarder<C> {
 
   /** A reply from `upstreams[upstream]`. */
   reply(msg: Uint8Array, upstream: number, _now: number, out: Uint8Array): ForwardAction<C> {
-    if (msg.length < DNS_HEADER_LEN || (u16(msg, HDR_OFF_FLAGS) & FLAG_QR) === 0) return NONE;
-    const id = u16(msg, HDR_OFF_ID);
+    if (msg.length < DNS_HEADER_LEN || (readU16(msg, HDR_OFF_FLAGS) & FLAG_QR) === 0) return NONE;
+    const id = readU16(msg, HDR_OFF_ID);
     const p = this.#pending.get(id);
-    if (p === undefined || p.upstream !== upstream || u16(msg, HDR_OFF_QDCOUNT) !== 1) return NONE;
+    if (p === undefined || p.upstream !== upstream || readU16(msg, HDR_OFF_QDCOUNT) !== 1) return NONE;
     const labels = this.#labels;
     labels.length = 0;
     const nameEnd = readName(msg, DNS_HEADER_LEN, msg.length, labels);
@@ -159,11 +158,11 @@ export class Forwarder<C> {
     // Same question, written uncompressed at the same length, so the client's bytes fit in place.
     if (nameEnd < 0 || nameEnd + 4 !== qEnd || qEnd > msg.length || labels.length !== p.lower.length) return NONE;
     for (let i = 0; i < labels.length; i++) if (asciiLower(labels[i]) !== p.lower[i]) return NONE;
-    if (u16(msg, nameEnd) !== p.qtype || u16(msg, nameEnd + 2) !== p.qclass) return NONE;
+    if (readU16(msg, nameEnd) !== p.qtype || readU16(msg, nameEnd + 2) !== p.qclass) return NONE;
     if (msg.length > out.length) return NONE;
     this.#pending.delete(id);
     out.set(msg, 0);
-    put16(out, HDR_OFF_ID, p.clientId);
+    writeU16(out, HDR_OFF_ID, p.clientId);
     out.set(p.question, DNS_HEADER_LEN);
     return { kind: FWD_CLIENT, length: msg.length, upstream: -1, client: p.client };
   }
@@ -191,7 +190,7 @@ export class Forwarder<C> {
     if (id < 0) return this.#servfail(p, out);
     this.#pending.set(id, p);
     out.set(p.query, 0);
-    put16(out, HDR_OFF_ID, id);
+    writeU16(out, HDR_OFF_ID, id);
     return { kind: FWD_UPSTREAM, length: p.query.length, upstream: p.upstream, client: undefined };
   }
 

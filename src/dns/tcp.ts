@@ -5,14 +5,15 @@
  * To reply without a copy, answer into `out.subarray(TCP_LENGTH_LEN)` and call
  * `frameTcp(out, length)`.
  */
-import { DNS_HEADER_LEN, TCP_MESSAGE_MAX, put16 } from './wire.ts';
+import { writeU16 } from '../bytes.ts';
+import { DNS_HEADER_LEN, TCP_MESSAGE_MAX } from './wire.ts';
 
 export const TCP_LENGTH_LEN = 2; // size of the length prefix
 
 /** Writes the prefix for a message already at `buf[2 … 2 + len)`; returns the frame length. */
 export function frameTcp(buf: Uint8Array, len: number): number {
   if (len < 0 || len > TCP_MESSAGE_MAX || TCP_LENGTH_LEN + len > buf.length) throw new RangeError('dns: bad TCP frame length');
-  put16(buf, 0, len);
+  writeU16(buf, 0, len);
   return TCP_LENGTH_LEN + len;
 }
 

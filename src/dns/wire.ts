@@ -15,7 +15,10 @@
  * matching uses the ASCII-lower-cased copy (RFC 4343: only A–Z fold).
  */
 
+import { readU16, writeU16 } from '../bytes.ts';
+
 // Specification constants (RFC 1035 §4.1.1, §2.3.4; RFC 6891 §6.1.2)
+export const DNS_PORT = 53; // UDP and TCP (RFC 1035 §4.2); the one definition in the tree
 export const DNS_HEADER_LEN = 12; // size of the fixed message header
 export const HDR_OFF_ID = 0;
 export const HDR_OFF_FLAGS = 2;
@@ -67,19 +70,6 @@ const PTR_MASK = 0xc0; // RFC 1035 §4.1.4
 const MAX_PTR_OFFSET = 0x3fff;
 const MAX_PTR_HOPS = 128; // unreachable with the strictly-backward rule; a second guard
 const MAX_ADDITIONAL = 2; // OPT and possibly TSIG; more is not a query we answer
-
-export function u16(buf: Uint8Array, off: number): number {
-  return (buf[off] << 8) | buf[off + 1];
-}
-
-export function u32(buf: Uint8Array, off: number): number {
-  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
-}
-
-export function put16(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v >>> 8;
-  buf[off + 1] = v;
-}
 
 const UPPER = /[A-Z]+/g;
 const toLower = (m: string) => m.toLowerCase();
@@ -174,15 +164,15 @@ export const QUERY_NOTIMP = 3; // opcode other than QUERY: header-only NOTIMP
 export function parseQuery(buf: Uint8Array, len: number, out: ParsedQuery): number {
   const end = Math.min(len, buf.length);
   if (end < DNS_HEADER_LEN) return QUERY_DROP;
-  const flags = u16(buf, HDR_OFF_FLAGS);
-  out.id = u16(buf, HDR_OFF_ID);
+  const flags = readU16(buf, HDR_OFF_FLAGS);
+  out.id = readU16(buf, HDR_OFF_ID);
   out.flags = flags;
   if ((flags & FLAG_QR) !== 0) return QUERY_DROP;
   if ((flags & OPCODE_MASK) !== OPCODE_QUERY) return QUERY_NOTIMP;
-  if (u16(buf, HDR_OFF_QDCOUNT) !== 1 || u16(buf, HDR_OFF_ANCOUNT) !== 0 || u16(buf, HDR_OFF_NSCOUNT) !== 0) {
+  if (readU16(buf, HDR_OFF_QDCOUNT) !== 1 || readU16(buf, HDR_OFF_ANCOUNT) !== 0 || readU16(buf, HDR_OFF_NSCOUNT) !== 0) {
     return QUERY_DROP;
   }
-  const arcount = u16(buf, HDR_OFF_ARCOUNT);
+  const arcount = readU16(buf, HDR_OFF_ARCOUNT);
   if (arcount > MAX_ADDITIONAL) return QUERY_DROP;
 
   const q = out.question;
@@ -195,8 +185,8 @@ export function parseQuery(buf: Uint8Array, len: number, out: ParsedQuery): numb
   for (const l of q.labels) wire += 1 + l.length;
   if (wire !== pos - DNS_HEADER_LEN) return QUERY_FORMERR;
   for (const l of q.labels) q.lower.push(asciiLower(l));
-  q.qtype = u16(buf, pos);
-  q.qclass = u16(buf, pos + 2);
+  q.qtype = readU16(buf, pos);
+  q.qclass = readU16(buf, pos + 2);
   pos += 4;
   q.end = pos;
 
@@ -209,17 +199,17 @@ export function parseQuery(buf: Uint8Array, len: number, out: ParsedQuery): numb
     const nameStart = pos;
     pos = readName(buf, pos, end, undefined);
     if (pos < 0 || pos + RR_FIXED_LEN > end) return QUERY_FORMERR;
-    const type = u16(buf, pos);
-    const rdlen = u16(buf, pos + 8);
+    const type = readU16(buf, pos);
+    const rdlen = readU16(buf, pos + 8);
     const rdata = pos + RR_FIXED_LEN;
     if (rdata + rdlen > end) return QUERY_FORMERR;
     if (type === TYPE_OPT) {
       if (e.present || buf[nameStart] !== 0) return QUERY_FORMERR;
       if (!optionsWellFormed(buf, rdata, rdata + rdlen)) return QUERY_FORMERR;
       e.present = true;
-      e.payload = Math.max(UDP_PAYLOAD_MIN, u16(buf, pos + 2));
+      e.payload = Math.max(UDP_PAYLOAD_MIN, readU16(buf, pos + 2));
       e.version = buf[pos + 5];
-      e.flags = u16(buf, pos + 6);
+      e.flags = readU16(buf, pos + 6);
     }
     pos = rdata + rdlen;
   }
@@ -230,7 +220,7 @@ export function parseQuery(buf: Uint8Array, len: number, out: ParsedQuery): numb
 function optionsWellFormed(buf: Uint8Array, pos: number, end: number): boolean {
   while (pos < end) {
     if (pos + 4 > end) return false;
-    pos += 4 + u16(buf, pos + 2);
+    pos += 4 + readU16(buf, pos + 2);
   }
   return pos === end;
 }
@@ -298,14 +288,14 @@ export class MessageWriter {
 
   u16(v: number): void {
     if (!this.#room(2)) return;
-    put16(this.buf, this.pos, v);
+    writeU16(this.buf, this.pos, v);
     this.pos += 2;
   }
 
   u32(v: number): void {
     if (!this.#room(4)) return;
-    put16(this.buf, this.pos, v >>> 16);
-    put16(this.buf, this.pos + 2, v & 0xffff);
+    writeU16(this.buf, this.pos, v >>> 16);
+    writeU16(this.buf, this.pos + 2, v & 0xffff);
     this.pos += 4;
   }
 
@@ -324,7 +314,7 @@ export class MessageWriter {
   }
 
   setCount(hdrOff: number, n: number): void {
-    put16(this.buf, hdrOff, n);
+    writeU16(this.buf, hdrOff, n);
   }
 
   /**
@@ -393,7 +383,7 @@ export class MessageWriter {
   }
 
   rrEnd(rdlenAt: number): void {
-    if (!this.overflow) put16(this.buf, rdlenAt, this.pos - rdlenAt - 2);
+    if (!this.overflow) writeU16(this.buf, rdlenAt, this.pos - rdlenAt - 2);
   }
 
   /** AAAA RR (RFC 3596 §2.2) owned by the name at `ownerOff` (a compression pointer). */
@@ -467,9 +457,9 @@ export interface SoaData {
  */
 export function writeHeaderOnly(query: Uint8Array, out: Uint8Array, rcode: number): number {
   if (query.length < DNS_HEADER_LEN || out.length < DNS_HEADER_LEN) return 0;
-  const flags = u16(query, HDR_OFF_FLAGS);
-  put16(out, HDR_OFF_ID, u16(query, HDR_OFF_ID));
-  put16(out, HDR_OFF_FLAGS, FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD)) | (rcode & RCODE_MASK));
+  const flags = readU16(query, HDR_OFF_FLAGS);
+  writeU16(out, HDR_OFF_ID, readU16(query, HDR_OFF_ID));
+  writeU16(out, HDR_OFF_FLAGS, FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD)) | (rcode & RCODE_MASK));
   out.fill(0, HDR_OFF_QDCOUNT, DNS_HEADER_LEN);
   return DNS_HEADER_LEN;
 }

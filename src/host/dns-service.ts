@@ -1,6 +1,6 @@
 /**
  * The live DNS service of one host: the I/O around the sans-IO `InternalResolver` and
- * `Forwarder`. Not exported from `index.ts` (that stays sans-IO); `src/router/host.ts` uses it.
+ * `Forwarder`. Part of the host process's edge layer (src/host); src/dns stays sans-IO.
  *
  * The router hands it every packet addressed to a DNS address (fdaa::3, or an org's ::3) from a
  * machine or external peer of this host (`packet`); replies go back as whole IPv6 packets through
@@ -29,24 +29,18 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
-import {
-  IPPROTO_UDP, IPV6_OFF_DST, IPV6_OFF_SRC, Ipv6Info, PARSE_OK, encodeSixpn, formatAddress, parseAddress, parsePacket,
-  writeChecksum,
-} from '../ipv6/index.ts';
+import { readU16 } from '../bytes.ts';
+import { FWD_CLIENT, FWD_NONE, FWD_UPSTREAM, Forwarder, parseResolvConf, type ForwardAction, type Upstream } from '../dns/forwarder.ts';
+import { IP_UDP_LEN, truncateToQuestion, writeUdpReply } from '../dns/reply.ts';
+import { ANSWER_FORWARD, InternalResolver, type ResolverOptions } from '../dns/resolver.ts';
+import { TCP_LENGTH_LEN, TcpDeframer, frameTcp } from '../dns/tcp.ts';
+import type { DnsView } from '../dns/view.ts';
+import { DNS_HEADER_LEN, DNS_PORT, RCODE_SERVFAIL, TCP_MESSAGE_MAX, writeHeaderOnly } from '../dns/wire.ts';
+import { IPPROTO_UDP, IPV6_OFF_DST, IPV6_OFF_SRC, Ipv6Info, PARSE_OK, encodeSixpn, formatAddress, parseAddress, parsePacket } from '../ipv6/index.ts';
+import type { Logger } from '../log.ts';
+import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/constants.ts';
+import { MACHINE_MTU } from '../router/router.ts';
 import { TunBatch, close as closeFd, fdUnwatch, fdWatch, ip, tunOpen, type FdWatch } from '../tun/index.ts';
-import { DNS_PORT, FWD_CLIENT, FWD_NONE, FWD_UPSTREAM, Forwarder, parseResolvConf, type ForwardAction, type Upstream } from './forwarder.ts';
-import { ANSWER_FORWARD, InternalResolver, type ResolverOptions } from './resolver.ts';
-import { TCP_LENGTH_LEN, TcpDeframer, frameTcp } from './tcp.ts';
-import type { DnsView } from './view.ts';
-import {
-  DNS_HEADER_LEN, FLAG_TC, HDR_OFF_ANCOUNT, HDR_OFF_ARCOUNT, HDR_OFF_NSCOUNT, HDR_OFF_QDCOUNT, RCODE_SERVFAIL,
-  TCP_MESSAGE_MAX, put16, readName, u16, writeHeaderOnly,
-} from './wire.ts';
-
-export interface DnsServiceLog {
-  error(msg: string): void;
-  info(msg: string): void;
-}
 
 export interface DnsServiceIO {
   /** A reply packet (IPv6, from a DNS address) for the router to deliver. */
@@ -61,10 +55,10 @@ export interface DnsServiceOptions {
   readonly upstreams?: readonly Upstream[];
   /** Org network ids whose ::3 this host answers at (besides fdaa::3); read at every `sync()`. */
   readonly networks: () => Iterable<number>;
-  readonly log: DnsServiceLog;
+  readonly log: Logger;
   /** The kernel side's TUN in this namespace; default `6pndns`. */
   readonly ifname?: string;
-  /** MTU toward machines and peers: UDP replies must fit; default 1420. */
+  /** MTU toward machines and peers: UDP replies must fit; default MACHINE_MTU. */
   readonly mtu?: number;
   readonly resolver?: ResolverOptions;
   /** Per-upstream timeout of forwarded queries; default 2000 ms. */
@@ -76,8 +70,9 @@ export interface DnsServiceOptions {
 }
 
 export const DNS_TUN = '6pndns';
-const HEADROOM = 16; // in front of every packet handed to the router: the WireGuard devices seal in place
-const IP_UDP_LEN = 48;
+// In front of every packet handed to the router, room for the WireGuard transport header: the
+// mesh and gateway devices seal in place.
+const HEADROOM = MESSAGE_TRANSPORT_HEADER_SIZE;
 const PAYLOAD_AT = HEADROOM + IP_UDP_LEN; // replies are written here, headers go in front
 const MAX_INFLIGHT_PER_CONN = 32; // forwarded queries of one TCP connection
 const MAX_TCP_OUTSTANDING = 256; // forwarded TCP queries, each with its own upstream connection
@@ -145,7 +140,7 @@ export class DnsService {
   readonly counters = { udpQueries: 0, udpForwarded: 0, udpTruncated: 0, tcpConnections: 0, tcpRefused: 0, tcpQueries: 0, tcpForwarded: 0, toKernel: 0, fromKernel: 0 };
   readonly #io: DnsServiceIO;
   readonly #opts: DnsServiceOptions;
-  readonly #log: DnsServiceLog;
+  readonly #log: Logger;
   readonly #udpFwd: Forwarder<UdpClient> | null;
   readonly #tcpFwd: Forwarder<TcpClient> | null;
   readonly #upIndex = new Map<string, number>();
@@ -176,7 +171,7 @@ export class DnsService {
     this.#udpFwd = forward ? new Forwarder<UdpClient>({ upstreams: this.upstreams, timeoutMs }) : null;
     this.#tcpFwd = forward ? new Forwarder<TcpClient>({ upstreams: this.upstreams, timeoutMs, maxOutstanding: MAX_TCP_OUTSTANDING }) : null;
     this.ifname = opts.ifname ?? DNS_TUN;
-    this.mtu = opts.mtu ?? 1420;
+    this.mtu = opts.mtu ?? MACHINE_MTU;
     this.tcpIdleMs = opts.tcpIdleMs ?? 10_000;
     this.maxTcpConnections = opts.maxTcpConnections ?? 256;
   }
@@ -212,8 +207,8 @@ export class DnsService {
     const info = this.#info;
     if (parsePacket(buf, off, len, info) !== PARSE_OK) return;
     const u = info.l4Off;
-    if (info.protocol === IPPROTO_UDP && !info.fragment && info.l4Len >= 8 && u16(buf, u + 2) === DNS_PORT) {
-      const ulen = u16(buf, u + 4);
+    if (info.protocol === IPPROTO_UDP && !info.fragment && info.l4Len >= 8 && readU16(buf, u + 2) === DNS_PORT) {
+      const ulen = readU16(buf, u + 4);
       if (ulen < 8 + DNS_HEADER_LEN || ulen > info.l4Len) return;
       return this.#udpQuery(buf, off, u, ulen);
     }
@@ -227,7 +222,7 @@ export class DnsService {
     const query = buf.subarray(u + 8, u + ulen);
     const asker = buf.subarray(off + IPV6_OFF_SRC, off + IPV6_OFF_SRC + 16);
     const server = buf.subarray(off + IPV6_OFF_DST, off + IPV6_OFF_DST + 16);
-    const port = u16(buf, u);
+    const port = readU16(buf, u);
     const out = this.#pktOut;
     const n = this.resolver.answer(query, asker, 'udp', out);
     if (n > 0) return this.#udpReply(server, asker, port, n);
@@ -242,34 +237,11 @@ export class DnsService {
   #udpReply(server: Uint8Array, asker: Uint8Array, port: number, n: number): void {
     const out = this.#pkt;
     if (IP_UDP_LEN + n > this.mtu) {
-      n = this.#truncate(out.subarray(PAYLOAD_AT, PAYLOAD_AT + n));
+      n = truncateToQuestion(out.subarray(PAYLOAD_AT, PAYLOAD_AT + n));
       if (n === 0) return;
       this.counters.udpTruncated++;
     }
-    const p = HEADROOM;
-    const plen = 8 + n;
-    out[p] = 0x60; out[p + 1] = 0; out[p + 2] = 0; out[p + 3] = 0;
-    out[p + 4] = plen >> 8; out[p + 5] = plen & 0xff; out[p + 6] = IPPROTO_UDP; out[p + 7] = 64;
-    out.set(server, p + IPV6_OFF_SRC);
-    out.set(asker, p + IPV6_OFF_DST);
-    put16(out, p + 40, DNS_PORT);
-    put16(out, p + 42, port);
-    put16(out, p + 44, plen);
-    put16(out, p + 46, 0);
-    writeChecksum(out, p, p + 40, plen, IPPROTO_UDP);
-    this.#io.deliver(out, p, 40 + plen);
-  }
-
-  /** Cuts a reply to its header and question with TC set (RFC 2181 §9); 0 if it has no question. */
-  #truncate(msg: Uint8Array): number {
-    if (u16(msg, HDR_OFF_QDCOUNT) !== 1) return 0;
-    const end = readName(msg, DNS_HEADER_LEN, msg.length);
-    if (end < 0 || end + 4 > msg.length) return 0;
-    msg[2] |= FLAG_TC >>> 8;
-    put16(msg, HDR_OFF_ANCOUNT, 0);
-    put16(msg, HDR_OFF_NSCOUNT, 0);
-    put16(msg, HDR_OFF_ARCOUNT, 0);
-    return end + 4;
+    this.#io.deliver(out, HEADROOM, writeUdpReply(out, HEADROOM, server, asker, port, n));
   }
 
   /** An action of the UDP forwarder whose bytes are at `#pkt[PAYLOAD_AT …)`. */

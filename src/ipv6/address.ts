@@ -10,7 +10,7 @@
 // Binary functions take (buf, off) and allocate nothing; the text functions build strings and
 // belong to configuration and logging paths, not the packet path.
 
-import { readU16, readU32, writeU16, writeU32 } from './bytes.ts';
+import { readU16, readU32, writeU16, writeU32 } from '../bytes.ts';
 import {
   IPV6_ADDR_LEN,
   SIXPN_DNS_SUFFIX,
@@ -306,6 +306,15 @@ function parseDottedQuad(text: string, start: number, end: number): number {
     }
   }
   return i === end ? v : -1;
+}
+
+const familyScratch = new Uint8Array(16);
+
+// The family of address text: 4 for dotted decimal ("192.0.2.1"), 6 for an IPv6 address as
+// parseAddress reads it, 0 for anything else (as node:net's isIP, without loading node:net).
+export function ipFamily(text: string): 4 | 6 | 0 {
+  if (parseDottedQuad(text, 0, text.length) >= 0) return 4;
+  return parseAddress(text, familyScratch, 0) ? 6 : 0;
 }
 
 // RFC 5952 text of the address at buf[off]: lowercase hex (§4.3) without leading zeros (§4.1),

@@ -5,7 +5,7 @@
 // sum of its 16-bit words stays below 2^32 and far below 2^53; folding happens once at the end.
 // Every function takes (buf, offsets) and allocates nothing.
 
-import { readU16, writeU16 } from './bytes.ts';
+import { readU16, writeU16 } from '../bytes.ts';
 import {
   ICMPV6_OFF_CHECKSUM,
   IPPROTO_ICMPV6,

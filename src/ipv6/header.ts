@@ -9,7 +9,7 @@
 // A Payload Length that runs past the buffer is an error. Jumbograms (RFC 2675) are not supported:
 // their Payload Length is 0 and the walk reports the Hop-by-Hop header as truncated.
 
-import { readU16, readU32, copyBytes } from './bytes.ts';
+import { readU16, readU32, copyBytes } from '../bytes.ts';
 import {
   AH_LEN_UNIT,
   EXT_LEN_UNIT,

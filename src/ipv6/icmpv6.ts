@@ -11,7 +11,7 @@
 // and, as this router cannot see whole datagrams, when it is a non-first fragment.
 // Rate limiting (§2.4 (f)) belongs to the caller.
 
-import { readU16, writeU16, writeU32 } from './bytes.ts';
+import { readU16, writeU16, writeU32 } from '../bytes.ts';
 import { isMulticast, isUnspecified } from './address.ts';
 import { updateChecksumWord, writeChecksum } from './checksum.ts';
 import {

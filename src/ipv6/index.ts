@@ -5,10 +5,10 @@
 //   icmpv6     error builders with the RFC 4443 §2.4 rules, echo helpers
 //   address    6PN address codec, prefixes, RFC 4291 text in, RFC 5952 text out
 //   swap       the host/net swap of the mesh
-//   bytes      big-endian reads and writes
+//   bytes      big-endian reads and writes (re-exported from src/bytes.ts, the one set)
 
 export * from './constants.ts';
-export { readU16, readU32, writeU16, writeU32, copyBytes } from './bytes.ts';
+export { readU16, readU32, writeU16, writeU32, copyBytes } from '../bytes.ts';
 export {
   Ipv6Info,
   PARSE_OK,
@@ -107,6 +107,7 @@ export {
   prefixMatch,
   maskPrefix,
   parseAddress,
+  ipFamily,
   formatAddress,
   parseCidr,
   formatCidr,

@@ -10,7 +10,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { DnsService } from '../dns/service.ts';
+import { DnsService } from '../host/dns-service.ts';
 import { Egress } from '../host/egress.ts';
 import { formatAddress, meshHostPrefix } from '../ipv6/index.ts';
 import {
@@ -24,7 +24,8 @@ import {
 import { UapiServer } from '../uapi/index.ts';
 import { Endpoint } from '../wg/endpoint.ts';
 import type { Peer as WgPeer } from '../wg/peer.ts';
-import { WgPort, type Logger } from '../wg/port.ts';
+import type { Logger } from '../log.ts';
+import { WgPort } from '../wg/port.ts';
 import { VNET_GSO_NONE, VNET_HDR_LEN, completeChecksum, gsoSegment, vnetOffloaded } from './offload.ts';
 import { COUNTERS, Router } from './router.ts';
 import { STATUS_DIR, statusSocketPath } from './status.ts';

@@ -45,7 +45,13 @@ import {
   rewriteAddress,
   swapPacket,
 } from '../ipv6/index.ts';
+import { readU16 } from '../bytes.ts';
+import { DNS_PORT } from '../dns/wire.ts';
+import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/constants.ts';
 import type { Machine, Peer, Topology } from '../topology/index.ts';
+
+/** The MTU of a machine's interface, and what the mesh carries at most: the one definition. */
+export const MACHINE_MTU = 1420;
 
 export interface RouterIO {
   /** Delivers a packet to a machine of this host. */
@@ -81,9 +87,9 @@ export const COUNTERS = [
 ] as const;
 export type Counter = (typeof COUNTERS)[number];
 
-// ICMP errors are built with headroom in front (the mesh device seals in place) and room behind
-// for padding and the tag.
-const ICMP_HEADROOM = 16;
+// ICMP errors are built with headroom in front (the mesh device seals in place: room for the
+// WireGuard transport header) and room behind for padding and the tag.
+const ICMP_HEADROOM = MESSAGE_TRANSPORT_HEADER_SIZE;
 const ICMP_ROOM = ICMP_HEADROOM + 1280 + 64;
 const MIGRATION_FLOW_TTL_MS = 300_000;
 
@@ -123,7 +129,7 @@ export class Router {
     this.topology = topology;
     this.hostId = hostId;
     this.io = io;
-    this.meshMtu = opts.meshMtu ?? 1420;
+    this.meshMtu = opts.meshMtu ?? MACHINE_MTU;
     this.now = opts.now ?? (() => performance.now());
     this.counters = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
   }
@@ -220,7 +226,7 @@ export class Router {
   }
 
   /**
-   * A packet from this host's own DNS service (src/dns/service.ts): a reply from a DNS address
+   * A packet from this host's own DNS service (src/host/dns-service.ts): a reply from a DNS address
    * (fdaa::3 or an org's ::3) to a machine or external peer of this host: TCP or UDP from port
    * 53, or ICMPv6. The org ::3 only answers its own org; anything else is dropped.
    */
@@ -231,7 +237,7 @@ export class Router {
     const dst = off + IPV6_OFF_DST;
     if (!isOrgDns(buf, src) || !isSixpn(buf, dst)) return void this.counters.dropped_not_unicast++;
     const dns = (info.protocol === IPPROTO_TCP || info.protocol === IPPROTO_UDP) && !info.fragment && info.l4Len >= 4 &&
-      buf[info.l4Off] === 0 && buf[info.l4Off + 1] === 53;
+      readU16(buf, info.l4Off) === DNS_PORT;
     if (!dns && info.protocol !== IPPROTO_ICMPV6) return void this.counters.dropped_spoofed++;
     if (!isGlobalDns(buf, src) && getNetwork(buf, src) !== getNetwork(buf, dst)) return void this.counters.dropped_cross_org++;
     const target = this.topology.machineAt(buf, dst);
