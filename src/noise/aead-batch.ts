@@ -48,6 +48,23 @@ import { readFileSync } from 'node:fs';
 import { TAG_SIZE } from './constants.ts';
 import type { Aead, AeadKey } from './crypto.ts';
 
+// This project's TypeScript lib (es2024, @types/node) has no WebAssembly types; the little we use:
+/** A compiled WebAssembly.Module (structured-clonable: postMessage it to a worker). */
+export interface WasmModule {
+  readonly [Symbol.toStringTag]: string;
+}
+/** A WebAssembly.Memory; ours is always shared (its buffer is a SharedArrayBuffer). */
+export interface WasmMemory {
+  readonly buffer: ArrayBufferLike;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: object) => { readonly exports: object };
+  Memory: new (desc: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
+}
+const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
 export const RECORD_WORDS = 8;
 export const RECORD_SIZE = RECORD_WORDS * 4;
 const R_OFFSET = 0;
@@ -81,9 +98,9 @@ interface Exports {
 
 export interface AeadBatchOptions {
   /** The compiled module (default: AeadBatch.module()). */
-  module?: WebAssembly.Module;
+  module?: WasmModule;
   /** A shared WebAssembly.Memory (maximum ≤ MAX_MEMORY_PAGES) to use; created when absent. */
-  memory?: WebAssembly.Memory;
+  memory?: WasmMemory;
   /** Byte offset where this instance's layout begins (default 0). */
   base?: number;
   /** Key slots to own (default 16384); ignored when `keys` is given. */
@@ -98,11 +115,11 @@ export interface AeadBatchOptions {
 
 const align = (n: number, a: number) => Math.ceil(n / a) * a;
 
-let compiled: WebAssembly.Module | null = null;
+let compiled: WasmModule | null = null;
 let shared: AeadBatch | null = null;
 
 export class AeadBatch {
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   /** The whole wasm memory. Offsets in records are offsets into this view. */
   readonly u8: Uint8Array;
   /** The packet arena (a view of u8 from arenaOffset). */
@@ -126,8 +143,8 @@ export class AeadBatch {
   private readonly freeSlots: number[] = [];
 
   /** The ChaCha20-Poly1305 module, compiled once per thread (throws if WebAssembly SIMD is missing). */
-  static module(): WebAssembly.Module {
-    compiled ??= new WebAssembly.Module(readFileSync(new URL('./wasm/chacha20poly1305.wasm', import.meta.url)));
+  static module(): WasmModule {
+    compiled ??= new WA.Module(readFileSync(new URL('./wasm/chacha20poly1305.wasm', import.meta.url)));
     return compiled;
   }
 
@@ -159,10 +176,10 @@ export class AeadBatch {
     this.end = align(at, 64);
     const pages = Math.ceil(this.end / PAGE);
     if (pages > MAX_MEMORY_PAGES) throw new RangeError('AeadBatch layout exceeds the memory maximum');
-    this.memory = opts.memory ?? new WebAssembly.Memory({ initial: pages, maximum: MAX_MEMORY_PAGES, shared: true });
+    this.memory = opts.memory ?? new WA.Memory({ initial: pages, maximum: MAX_MEMORY_PAGES, shared: true });
     const have = this.memory.buffer.byteLength / PAGE;
     if (have < pages) this.memory.grow(pages - have);
-    const instance = new WebAssembly.Instance(opts.module ?? AeadBatch.module(), { env: { memory: this.memory } });
+    const instance = new WA.Instance(opts.module ?? AeadBatch.module(), { env: { memory: this.memory } });
     this.wasm = instance.exports as unknown as Exports;
     const buf = this.memory.buffer;
     this.u8 = new Uint8Array(buf);

@@ -1,8 +1,10 @@
-// The primitives WireGuard needs, behind one small interface with two backends:
+// The primitives WireGuard needs, behind one small interface with three backends:
 //   - `nodeBackend`: node:crypto (OpenSSL) for X25519, BLAKE2s-256 and ChaCha20-Poly1305;
 //     node:crypto has no keyed BLAKE2s-128, so `mac` comes from @stablelib; XChaCha20-Poly1305 is
 //     our HChaCha20 (below) in front of node:crypto's ChaCha20-Poly1305.
 //   - `jsBackend`: pure JavaScript, @noble/curves for X25519 and @stablelib for the rest.
+//   - `wasmBackend`: the js backend with our WebAssembly SIMD ChaCha20-Poly1305 (./aead-batch.ts)
+//     for both AEADs; its keys live in wasm key slots, which batches (AeadBatch) also use.
 // `chosenBackend` takes each primitive group from whichever backend measured fastest on this
 // machine (`npm run bench:noise` prints the per-primitive table that justifies the choice).
 // Tests cross-check every primitive of one backend against the other.
@@ -14,6 +16,7 @@ import { x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
 import { BLAKE2s } from '@stablelib/blake2s';
 import { ChaCha20Poly1305 } from '@stablelib/chacha20poly1305';
 import { XChaCha20Poly1305 } from '@stablelib/xchacha20poly1305';
+import { wasmAead, wasmAeadSupported } from './aead-batch.ts';
 import { KEY_SIZE, MAC_SIZE, TAG_SIZE } from './constants.ts';
 import { isZero, wipe } from './util.ts';
 
@@ -421,20 +424,32 @@ export const jsBackend: CryptoBackend = {
 };
 
 // ---------------------------------------------------------------------------------------------
+// WebAssembly SIMD ChaCha20-Poly1305 (./wasm/chacha20poly1305.ts); the rest as in js.
+
+export const wasmBackend: CryptoBackend = {
+  name: 'wasm',
+  x25519: nodeX25519,
+  blake2s: jsBlake2s,
+  aead: wasmAead,
+  handshakeAead: wasmAead,
+  xaead: jsXAead,
+};
+
+// ---------------------------------------------------------------------------------------------
 // The choice, per primitive group, from `npm run bench:noise` on the project's 2-core machine
-// (Node 24.21; ops/s, medians; the bench prints the current table):
+// (Node 24; ops/s, medians; the bench prints the current table):
 //   X25519 shared secret    node 18–25 k    js 0.4–1.3 k   -> node
 //   BLAKE2s-256, 148 B      node 450 k      js 785 k       -> js (no per-call object, writes into our buffer)
 //   HMAC-BLAKE2s (2 hashes) node 113 k      js 456 k       -> js (follows the hash)
-//   ChaCha20-Poly1305 1420  node 103 k      js 55 k        -> node (KeyObject key)
-//   ChaCha20-Poly1305 handshake (import key + 0..32 B) node 45 k  js 200 k -> js
+//   ChaCha20-Poly1305 1420  node 103 k      js 55 k        wasm: see bench:noise -> wasm (node without WebAssembly SIMD)
+//   ChaCha20-Poly1305 handshake (import key + 0..32 B) node 45 k  js 200 k -> js (a key slot per one-use key does not pay)
 //   keyed BLAKE2s-128       node has none; js only
 //   XChaCha20-Poly1305 16 B node 28 k       js 188 k       -> js (cookie replies only)
 export const chosenBackend: CryptoBackend = {
   name: 'chosen',
   x25519: nodeX25519,
   blake2s: jsBlake2s,
-  aead: nodeAead,
+  aead: wasmAeadSupported() ? wasmAead : nodeAead,
   handshakeAead: jsAead,
   xaead: jsXAead,
 };

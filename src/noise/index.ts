@@ -1,7 +1,9 @@
 // src/noise: the WireGuard protocol as a sans-IO core (bytes in; bytes and verdicts out).
 export * from './constants.ts';
 export type { Aead, AeadKey, Blake2s, CryptoBackend, PrivateKey, PublicKey, X25519, XAead } from './crypto.ts';
-export { chosenBackend, jsBackend, nodeBackend, hchacha20 } from './crypto.ts';
+export { chosenBackend, jsBackend, nodeBackend, wasmBackend, hchacha20 } from './crypto.ts';
+export { AeadBatch, WasmAeadKey, wasmAead, wasmAeadSupported, MAX_PLAINTEXT, MAX_SEALED, RECORD_SIZE, RECORD_WORDS } from './aead-batch.ts';
+export type { AeadBatchOptions } from './aead-batch.ts';
 export { Symmetric, initialChainingKeyAndHash } from './symmetric.ts';
 export { StaticIdentity, generatePrivateKeyBytes, keyToBase64, keyToHex, labelKey, parseKeyBase64, parseKeyHex } from './keys.ts';
 export { readTai64nMs, tai64nAfter, writeTai64n } from './tai64n.ts';

@@ -58,26 +58,18 @@ function rotl8(x: v128): v128 {
  * the 256 bytes at `p` are xored with them in place; otherwise the keystream is stored at `p`.
  */
 function chacha4(key: usize, ctr: u32, n0: u32, n1: u32, n2: u32, p: usize, xor: bool): void {
-  const k0 = v128.load32_splat(key, 0);
-  const k1 = v128.load32_splat(key, 4);
-  const k2 = v128.load32_splat(key, 8);
-  const k3 = v128.load32_splat(key, 12);
-  const k4 = v128.load32_splat(key, 16);
-  const k5 = v128.load32_splat(key, 20);
-  const k6 = v128.load32_splat(key, 24);
-  const k7 = v128.load32_splat(key, 28);
-  const c12 = i32x4.add(i32x4.splat(ctr), i32x4(0, 1, 2, 3));
-  const c13 = i32x4.splat(n0);
-  const c14 = i32x4.splat(n1);
-  const c15 = i32x4.splat(n2);
-  // "expand 32-byte k"
-  let x0 = i32x4.splat(0x61707865);
+  // Only the sixteen state words stay live through the rounds (x64 has sixteen xmm registers);
+  // the input words are loaded again for the final addition.
+  let x0 = i32x4.splat(0x61707865); // "expand 32-byte k"
   let x1 = i32x4.splat(0x3320646e);
   let x2 = i32x4.splat(0x79622d32);
   let x3 = i32x4.splat(0x6b206574);
-  let x4 = k0, x5 = k1, x6 = k2, x7 = k3;
-  let x8 = k4, x9 = k5, x10 = k6, x11 = k7;
-  let x12 = c12, x13 = c13, x14 = c14, x15 = c15;
+  let x4 = v128.load32_splat(key, 0), x5 = v128.load32_splat(key, 4);
+  let x6 = v128.load32_splat(key, 8), x7 = v128.load32_splat(key, 12);
+  let x8 = v128.load32_splat(key, 16), x9 = v128.load32_splat(key, 20);
+  let x10 = v128.load32_splat(key, 24), x11 = v128.load32_splat(key, 28);
+  let x12 = i32x4.add(i32x4.splat(ctr), i32x4(0, 1, 2, 3));
+  let x13 = i32x4.splat(n0), x14 = i32x4.splat(n1), x15 = i32x4.splat(n2);
   for (let i = 0; i < 10; i++) {
     // column round: QR(0,4,8,12) QR(1,5,9,13) QR(2,6,10,14) QR(3,7,11,15), interleaved
     x0 = i32x4.add(x0, x4); x1 = i32x4.add(x1, x5); x2 = i32x4.add(x2, x6); x3 = i32x4.add(x3, x7);
@@ -111,9 +103,12 @@ function chacha4(key: usize, ctr: u32, n0: u32, n1: u32, n2: u32, p: usize, xor:
   x1 = i32x4.add(x1, i32x4.splat(0x3320646e));
   x2 = i32x4.add(x2, i32x4.splat(0x79622d32));
   x3 = i32x4.add(x3, i32x4.splat(0x6b206574));
-  x4 = i32x4.add(x4, k0); x5 = i32x4.add(x5, k1); x6 = i32x4.add(x6, k2); x7 = i32x4.add(x7, k3);
-  x8 = i32x4.add(x8, k4); x9 = i32x4.add(x9, k5); x10 = i32x4.add(x10, k6); x11 = i32x4.add(x11, k7);
-  x12 = i32x4.add(x12, c12); x13 = i32x4.add(x13, c13); x14 = i32x4.add(x14, c14); x15 = i32x4.add(x15, c15);
+  x4 = i32x4.add(x4, v128.load32_splat(key, 0)); x5 = i32x4.add(x5, v128.load32_splat(key, 4));
+  x6 = i32x4.add(x6, v128.load32_splat(key, 8)); x7 = i32x4.add(x7, v128.load32_splat(key, 12));
+  x8 = i32x4.add(x8, v128.load32_splat(key, 16)); x9 = i32x4.add(x9, v128.load32_splat(key, 20));
+  x10 = i32x4.add(x10, v128.load32_splat(key, 24)); x11 = i32x4.add(x11, v128.load32_splat(key, 28));
+  x12 = i32x4.add(x12, i32x4.add(i32x4.splat(ctr), i32x4(0, 1, 2, 3)));
+  x13 = i32x4.add(x13, i32x4.splat(n0)); x14 = i32x4.add(x14, i32x4.splat(n1)); x15 = i32x4.add(x15, i32x4.splat(n2));
   // transpose: group g (words 4g..4g+3) of block j goes to p + 64j + 16g
   emit4(x0, x1, x2, x3, p, xor);
   emit4(x4, x5, x6, x7, p + 16, xor);
