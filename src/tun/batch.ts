@@ -10,7 +10,7 @@
 import { bytesToIp, ipToBytes } from './addr.ts';
 import {
   META_CAP, META_ERR, META_LEN, META_OFF, TUN_RECORD_WORDS, UDP_META_ADDR, UDP_META_FAMILY,
-  UDP_META_IFINDEX, UDP_META_LOCAL, UDP_META_PORT, UDP_RECORD_WORDS, tunRead, tunWrite, udpRecv,
+  UDP_META_GSO, UDP_META_IFINDEX, UDP_META_LOCAL, UDP_META_PORT, UDP_RECORD_WORDS, tunRead, tunWrite, udpRecv,
   udpSend,
 } from './native.ts';
 
@@ -127,6 +127,15 @@ export class UdpBatch extends PacketBatch {
 
   ifindex(i: number): number {
     return this.meta[i * UDP_RECORD_WORDS + UDP_META_IFINDEX];
+  }
+
+  /** segment size of record i (UDP_META_GSO): 0 = one datagram */
+  gso(i: number): number {
+    return this.meta[i * UDP_RECORD_WORDS + UDP_META_GSO];
+  }
+
+  setGso(i: number, size: number): void {
+    this.meta[i * UDP_RECORD_WORDS + UDP_META_GSO] = size;
   }
 
   /** byte offset in `metaBytes` of the peer address of record i (16 bytes) */

@@ -55,6 +55,7 @@ interface Binding {
   udpSend(fd: number, slab: Slab, meta: Int32Array, count: number, timeoutMs: number): number;
   ifIndex(name: string): number;
   udpSetMark(fd: number, mark: number): void;
+  udpSetGro(fd: number, on: boolean): void;
   close(fd: number): void;
   fdWatch(fd: number, callback: (events: number) => void): FdWatch;
   fdUnwatch(handle: FdWatch): void;
@@ -68,6 +69,7 @@ interface Binding {
   readonly UDP_META_ADDR: number;
   readonly UDP_META_LOCAL: number;
   readonly UDP_META_IFINDEX: number;
+  readonly UDP_META_GSO: number;
   readonly UDP_RECORD_WORDS: number;
   readonly UDP_CHUNK: number;
   readonly IFNAMSIZ: number;
@@ -118,6 +120,11 @@ export const UDP_META_ADDR = binding.UDP_META_ADDR;
 export const UDP_META_LOCAL = binding.UDP_META_LOCAL;
 /** arrival interface index / outgoing interface (0 = routing decides) */
 export const UDP_META_IFINDEX = binding.UDP_META_IFINDEX;
+/**
+ * segment size: on send, > 0 sends LEN bytes as datagrams of this size, the last one shorter
+ * (UDP_SEGMENT); after recv, > 0 when the kernel coalesced datagrams of this size (UDP_GRO)
+ */
+export const UDP_META_GSO = binding.UDP_META_GSO;
 /** words per UDP record */
 export const UDP_RECORD_WORDS = binding.UDP_RECORD_WORDS;
 /** datagrams per recvmmsg/sendmmsg syscall (larger batches are split) */
@@ -213,6 +220,11 @@ export const udpSend: (fd: number, slab: Slab, meta: Int32Array, count: number, 
 /** SO_MARK on a socket (the fwmark of `wg set`); 0 clears it. Needs CAP_NET_ADMIN. */
 export function udpSetMark(fd: number, mark: number): void {
   binding.udpSetMark(fd, mark >>> 0 | 0);
+}
+
+/** UDP_GRO on a socket: receives may then hold several datagrams (see UDP_META_GSO). */
+export function udpSetGro(fd: number, on: boolean): void {
+  binding.udpSetGro(fd, on);
 }
 
 /** if_nametoindex() in this thread's network namespace; throws ENODEV for an unknown name. */

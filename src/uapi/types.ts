@@ -48,5 +48,5 @@ export interface UapiDevice {
   /** Applies a fully parsed and validated request; returns 0 or a negative errno. */
   uapiSet(set: UapiSet): number;
   /** sixpn's own `stats=1`: the device's counters (drops per reason…); absent → -EPROTO. */
-  uapiStats?(): Record<string, number>;
+  uapiStats?(): Record<string, number | string>;
 }

@@ -3,10 +3,15 @@
 // non-blocking recvmmsg, and datagrams the device emits are gathered into per-family batches
 // sent with one sendmmsg at the end of each round (`flush`). Decrypted packets go to the
 // owner's `onPacket` — a TUN for sixpn-wg, the 6PN router for the mesh.
+//
+// UDP offloads: consecutive datagrams of one size to one endpoint share a send record with
+// UDP_SEGMENT (GSO, ≤ 64 datagrams, the last may be shorter); with UDP_GRO a received record may
+// hold several datagrams of one sender, split here by the segment size the kernel reports. The
+// main thread never waits for the socket: what does not fit is counted (txBufferFull).
 import {
-  UdpBatch, close as closeFd, fdUnwatch, fdWatch, isErrno, udpOpen, udpSetMark,
-  UDP_META_ADDR, UDP_META_FAMILY, UDP_META_IFINDEX, UDP_META_LOCAL, UDP_META_PORT, UDP_RECORD_WORDS,
-  type FdWatch,
+  UdpBatch, close as closeFd, fdUnwatch, fdWatch, isErrno, udpOpen, udpSetGro, udpSetMark,
+  META_CAP, META_OFF, UDP_META_ADDR, UDP_META_FAMILY, UDP_META_GSO, UDP_META_IFINDEX, UDP_META_LOCAL, UDP_META_PORT,
+  UDP_RECORD_WORDS, type FdWatch,
 } from '../tun/index.ts';
 import { Device, type DeviceOptions } from './device.ts';
 import { Endpoint } from './endpoint.ts';
@@ -16,11 +21,40 @@ import { DeviceUapi } from './uapi-adapter.ts';
 export const BATCH = 64;
 export const SLOT = 65_536 + 64; // the largest IP packet, plus the transport header, padding and tag
 const SOCKET_BUFFER = 4 << 20;
+/** UDP_SEGMENT: at most this many datagrams, and this many bytes, in one send record */
+const GSO_MAX_SEGMENTS = 64;
+const GSO_MAX_BYTES = 65_000;
+const EIO = 5;
+const EINVAL = 22;
 
 export interface Logger {
   error(msg: string): void;
   info(msg: string): void;
   debug(msg: string): void;
+}
+
+/** UDP offloads of a port; each is probed when the sockets open and turned off if refused. */
+export interface PortOffloads {
+  /** UDP_SEGMENT: consecutive equal-size datagrams to one endpoint in one send record */
+  gso?: boolean;
+  /** UDP_GRO: the kernel hands over several datagrams of one sender in one receive */
+  gro?: boolean;
+}
+
+/** What a port did not send or receive, and why; with its offload state. */
+export interface PortCounters {
+  /** datagrams the kernel refused, by errno name or number */
+  txErrors: Record<string, number>;
+  /** datagrams not sent because the socket buffer was full (the main thread does not wait) */
+  txBufferFull: number;
+  /** send records that carried several datagrams (UDP_SEGMENT) */
+  txGsoRecords: number;
+  /** UDP_SEGMENT sends refused by the kernel (EIO/EINVAL): GSO turned off, datagrams sent one by one */
+  txGsoFallback: number;
+  /** receives that held several datagrams (UDP_GRO) */
+  rxGroRecords: number;
+  /** received datagrams cut short (larger than a slot) */
+  rxTruncated: number;
 }
 
 interface Sock {
@@ -29,26 +63,56 @@ interface Sock {
   watch: FdWatch | null;
 }
 
+/** Datagrams waiting for one sendmmsg, for one family; the last record may still grow (GSO). */
+class SendQueue {
+  readonly batch = new UdpBatch(BATCH, SLOT);
+  count = 0;
+  /** record still taking datagrams of `seg` bytes, or -1 */
+  open = -1;
+  seg = 0;
+  segs = 0;
+  bytes = 0;
+}
+
+/**
+ * A WireGuard device with its UDP sockets (IPv6 and IPv4 on one port): sixpn-wg's device and the
+ * 6PN router's mesh and gateway. UDP offloads per PortOffloads; what is dropped is counted.
+ */
 export class WgPort {
   readonly device: Device;
   readonly uapi: DeviceUapi;
+  readonly counters: PortCounters = {
+    txErrors: {}, txBufferFull: 0, txGsoRecords: 0, txGsoFallback: 0, rxGroRecords: 0, rxTruncated: 0,
+  };
+  /** offloads in use now (after probing) */
+  gso: boolean;
+  gro: boolean;
+  private readonly wantGro: boolean;
   private readonly log: Logger;
   private socks: Sock[] = [];
   private readonly udpIn = new UdpBatch(BATCH, SLOT);
-  private readonly udpOut4 = new UdpBatch(BATCH, SLOT);
-  private readonly udpOut6 = new UdpBatch(BATCH, SLOT);
-  private udpOut4Count = 0;
-  private udpOut6Count = 0;
+  private readonly out4 = new SendQueue();
+  private readonly out6 = new SendQueue();
+  private readonly single = new UdpBatch(1, SLOT);
   private readonly from = new Endpoint();
+  /** The owner's counters for `stats=1` (sixpn-wg: the TUN side and the offloads in use). */
+  extraStats: () => Record<string, number | string> = () => ({ offloads: this.offloadNames() });
   /** Called after each round of received datagrams, so the owner can flush its own output. */
   afterRound: () => void = () => {};
   closed = false;
 
-  constructor(log: Logger, onPacket: (buf: Uint8Array, off: number, len: number, peer: Peer) => void, opts: DeviceOptions = {}) {
+  constructor(
+    log: Logger, onPacket: (buf: Uint8Array, off: number, len: number, peer: Peer) => void, opts: DeviceOptions = {},
+    offloads: PortOffloads = {},
+  ) {
     this.log = log;
+    this.gso = offloads.gso !== false;
+    this.wantGro = offloads.gro !== false;
+    this.gro = this.wantGro;
     this.device = new Device({ sendUdp: (buf, off, len, to) => this.queueUdp(buf, off, len, to), writeTun: onPacket }, opts);
     this.uapi = new DeviceUapi(this.device, {
       bindPort: (port) => this.bind(port),
+      stats: () => ({ ...flatCounters(this.counters), ...this.extraStats() }),
       setFwmark: (mark) => {
         for (const s of this.socks) udpSetMark(s.fd, mark);
       },
@@ -76,12 +140,13 @@ export class WgPort {
         bound = v4.port;
         for (const s of opened) {
           if (this.device.fwmark !== 0) udpSetMark(s.fd, this.device.fwmark);
+          this.probeGro(s);
           s.watch = fdWatch(s.fd, () => this.onReadable(s));
         }
         for (const s of this.socks) this.closeSock(s);
         this.socks = opened;
         this.device.listenPort = bound;
-        this.log.debug(`listening on UDP port ${bound}`);
+        this.log.debug(`listening on UDP port ${bound} (gso ${this.gso ? 'on' : 'off'}, gro ${this.gro ? 'on' : 'off'})`);
         return bound;
       } catch (err) {
         for (const s of opened) this.closeSock(s);
@@ -89,6 +154,21 @@ export class WgPort {
         if (port === 0 && isErrno(err, 'EADDRINUSE') && attempt < 8) continue;
         throw err;
       }
+    }
+  }
+
+  /** The UDP offloads in use: "udp-gso udp-gro", one of them, or "". */
+  offloadNames(): string {
+    return [this.gso ? 'udp-gso' : '', this.gro ? 'udp-gro' : ''].filter(Boolean).join(' ');
+  }
+
+  private probeGro(s: Sock): void {
+    if (!this.wantGro) return;
+    try {
+      udpSetGro(s.fd, true);
+    } catch (err) {
+      this.gro = false;
+      this.log.info(`UDP_GRO refused (${(err as Error).message}): receiving datagrams one by one`);
     }
   }
 
@@ -103,10 +183,14 @@ export class WgPort {
     const from = this.from;
     const meta = b.meta;
     const mb = b.metaBytes;
+    const device = this.device;
     for (let round = 0; round < 4; round++) {
       const n = b.recv(s.fd, 0);
       for (let i = 0; i < n; i++) {
-        if (b.error(i) !== 0) continue; // cut short: not a datagram we can use
+        if (b.error(i) !== 0) {
+          this.counters.rxTruncated++; // cut short: not a datagram we can use
+          continue;
+        }
         const r = i * UDP_RECORD_WORDS;
         const a = (r + UDP_META_ADDR) * 4;
         const l = (r + UDP_META_LOCAL) * 4;
@@ -114,13 +198,21 @@ export class WgPort {
           // IPv4 arrives as ::ffff:a.b.c.d
           from.set(4, mb, a + 12, meta[r + UDP_META_PORT]);
           from.local.fill(0);
-          for (let k = 0; k < 4; k++) from.local[k] = mb[l + 12 + k];
+          for (let k = 0; k < 4; k++) from.local[k] = mb[l + k + 12];
         } else {
           from.set(6, mb, a, meta[r + UDP_META_PORT]);
           for (let k = 0; k < 16; k++) from.local[k] = mb[l + k];
         }
         from.ifindex = meta[r + UDP_META_IFINDEX];
-        this.device.receiveDatagram(b.slab, b.offset(i), b.length(i), from);
+        const off = b.offset(i);
+        const len = b.length(i);
+        const seg = meta[r + UDP_META_GSO];
+        if (seg === 0) {
+          device.receiveDatagram(b.slab, off, len, from);
+          continue;
+        }
+        this.counters.rxGroRecords++;
+        for (let p = 0; p < len; p += seg) device.receiveDatagram(b.slab, off + p, Math.min(seg, len - p), from);
       }
       if (n < b.size) break;
     }
@@ -129,12 +221,25 @@ export class WgPort {
   }
 
   private queueUdp(buf: Uint8Array, off: number, len: number, to: Endpoint): void {
-    const v4 = to.family === 4;
-    const b = v4 ? this.udpOut4 : this.udpOut6;
-    if ((v4 ? this.udpOut4Count : this.udpOut6Count) === b.size) this.flushFamily(v4 ? 4 : 6);
-    const i = v4 ? this.udpOut4Count++ : this.udpOut6Count++;
+    const q = to.family === 4 ? this.out4 : this.out6;
+    const b = q.batch;
+    if (q.open >= 0 && len <= q.seg && q.segs < GSO_MAX_SEGMENTS && q.bytes + len <= GSO_MAX_BYTES && sameDest(b, q.open, to)) {
+      b.slab.set(buf.subarray(off, off + len), b.offset(q.open) + q.bytes);
+      q.bytes += len;
+      q.segs++;
+      b.setLength(q.open, q.bytes);
+      if (len < q.seg) q.open = -1; // a shorter datagram ends the record
+      return;
+    }
+    if (q.count === b.size) this.flushQueue(q);
+    const i = q.count++;
     b.slab.set(buf.subarray(off, off + len), b.offset(i));
     b.setLength(i, len);
+    b.setGso(i, len);
+    q.open = this.gso ? i : -1;
+    q.seg = len;
+    q.segs = 1;
+    q.bytes = len;
     const r = i * UDP_RECORD_WORDS;
     const meta = b.meta;
     const mb = b.metaBytes;
@@ -143,7 +248,7 @@ export class WgPort {
     meta[r + UDP_META_IFINDEX] = to.ifindex;
     const a = (r + UDP_META_ADDR) * 4;
     const l = (r + UDP_META_LOCAL) * 4;
-    if (v4) {
+    if (to.family === 4) {
       mappedV4(mb, a, to.addr);
       if (to.local[0] | to.local[1] | to.local[2] | to.local[3]) mappedV4(mb, l, to.local);
       else mb.fill(0, l, l + 16);
@@ -155,20 +260,68 @@ export class WgPort {
 
   /** Sends every queued datagram. */
   flush(): void {
-    this.flushFamily(4);
-    this.flushFamily(6);
+    this.flushQueue(this.out4);
+    this.flushQueue(this.out6);
   }
 
-  private flushFamily(family: 4 | 6): void {
-    const count = family === 4 ? this.udpOut4Count : this.udpOut6Count;
+  private flushQueue(q: SendQueue): void {
+    const count = q.count;
     if (count === 0) return;
-    if (family === 4) this.udpOut4Count = 0;
-    else this.udpOut6Count = 0;
+    q.count = 0;
+    q.open = -1;
+    const family = q === this.out4 ? 4 : 6;
     const s = this.socks.find((x) => x.family === family);
     if (s === undefined) return;
-    const b = family === 4 ? this.udpOut4 : this.udpOut6;
-    const sent = b.send(s.fd, count, 100);
-    for (let i = 0; i < sent; i++) if (b.error(i) !== 0) this.log.debug(`udp send: errno ${b.error(i)}`);
+    const b = q.batch;
+    const sent = b.send(s.fd, count, 0);
+    for (let i = 0; i < sent; i++) {
+      const segs = this.segmentsOf(b, i);
+      if (segs > 1) this.counters.txGsoRecords++;
+      const err = b.error(i);
+      if (err === 0) continue;
+      if (segs > 1 && (err === EIO || err === EINVAL)) {
+        this.gsoRefused(s, b, i, err);
+        continue;
+      }
+      this.countTxError(err, segs);
+    }
+    for (let i = sent; i < count; i++) this.counters.txBufferFull += this.segmentsOf(b, i);
+  }
+
+  private segmentsOf(b: UdpBatch, i: number): number {
+    const seg = b.gso(i);
+    const len = b.length(i);
+    return seg > 0 && seg < len ? Math.ceil(len / seg) : 1;
+  }
+
+  /** The kernel refused UDP_SEGMENT (a device without checksum offload: EIO): send one by one. */
+  private gsoRefused(s: Sock, b: UdpBatch, i: number, err: number): void {
+    if (this.gso) {
+      this.gso = false;
+      this.log.info(`UDP_SEGMENT refused (errno ${err}): sending datagrams one by one`);
+    }
+    this.counters.txGsoFallback++;
+    const one = this.single;
+    one.metaBytes.set(b.metaBytes.subarray(i * UDP_RECORD_WORDS * 4, (i + 1) * UDP_RECORD_WORDS * 4));
+    one.meta[META_OFF] = 0; // the copied record pointed into b's slab
+    one.meta[META_CAP] = one.slab.length;
+    one.setGso(0, 0);
+    const off = b.offset(i);
+    const len = b.length(i);
+    const seg = b.gso(i);
+    for (let p = 0; p < len; p += seg) {
+      const n = Math.min(seg, len - p);
+      one.slab.set(b.slab.subarray(off + p, off + p + n), one.offset(0));
+      one.setLength(0, n);
+      if (one.send(s.fd, 1, 0) === 0) this.counters.txBufferFull++;
+      else if (one.error(0) !== 0) this.countTxError(one.error(0), 1);
+    }
+  }
+
+  private countTxError(err: number, datagrams: number): void {
+    const name = errnoName(err);
+    this.counters.txErrors[name] = (this.counters.txErrors[name] ?? 0) + datagrams;
+    this.log.debug(`udp send: ${name}`);
   }
 
   close(): void {
@@ -179,6 +332,42 @@ export class WgPort {
     for (const p of [...this.device.peers.values()]) this.device.removePeer(p);
     this.device.setPrivateKey(null);
   }
+}
+
+/** Counters as flat key=value pairs: txErrors.EMSGSIZE → txErrors_EMSGSIZE. */
+export function flatCounters(c: object, prefix = ''): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(c)) {
+    const key = prefix === '' ? k : `${prefix}${k[0].toUpperCase()}${k.slice(1)}`;
+    if (typeof v === 'number') out[key] = v;
+    else if (typeof v === 'object' && v !== null) for (const [e, n] of Object.entries(v)) out[`${key}_${e}`] = n as number;
+  }
+  return out;
+}
+
+/** Record i of b is addressed to `to` (peer and the local side it is sent from). */
+function sameDest(b: UdpBatch, i: number, to: Endpoint): boolean {
+  const r = i * UDP_RECORD_WORDS;
+  const meta = b.meta;
+  if (meta[r + UDP_META_PORT] !== to.port || meta[r + UDP_META_IFINDEX] !== to.ifindex) return false;
+  const mb = b.metaBytes;
+  const a = (r + UDP_META_ADDR) * 4;
+  const l = (r + UDP_META_LOCAL) * 4;
+  if (to.family === 4) {
+    for (let k = 0; k < 4; k++) if (mb[a + 12 + k] !== to.addr[k] || mb[l + 12 + k] !== to.local[k]) return false;
+    return true;
+  }
+  for (let k = 0; k < 16; k++) if (mb[a + k] !== to.addr[k] || mb[l + k] !== to.local[k]) return false;
+  return true;
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 5: 'EIO', 11: 'EAGAIN', 13: 'EACCES', 22: 'EINVAL', 90: 'EMSGSIZE', 97: 'EAFNOSUPPORT',
+  99: 'EADDRNOTAVAIL', 101: 'ENETUNREACH', 105: 'ENOBUFS', 111: 'ECONNREFUSED', 113: 'EHOSTUNREACH',
+};
+
+function errnoName(err: number): string {
+  return ERRNO_NAMES[err] ?? `errno ${err}`;
 }
 
 function mappedV4(mb: Uint8Array, off: number, addr: Uint8Array): void {

@@ -11,6 +11,8 @@ import { Endpoint } from './endpoint.ts';
 export interface UapiHostHooks {
   /** Binds the listen port (0 = pick one); returns the port bound; throws if it is taken. */
   bindPort(port: number): number;
+  /** Counters of the I/O side (sockets, TUN, offloads) for `stats=1`, beside the device's. */
+  stats?(): Record<string, number | string>;
   /** Applies SO_MARK to the sockets (0 = none). */
   setFwmark(mark: number): void;
 }
@@ -44,8 +46,8 @@ export class DeviceUapi implements UapiDevice {
     };
   }
 
-  uapiStats(): Record<string, number> {
-    return { ...this.device.counters, peers: this.device.peers.size };
+  uapiStats(): Record<string, number | string> {
+    return { ...this.device.counters, peers: this.device.peers.size, ...this.hooks.stats?.() };
   }
 
   uapiSet(set: UapiSet): number {

@@ -13,6 +13,7 @@
  *   udpRecv(fd, slab, meta, max, ms)     poll() then recvmmsg() → count
  *   udpSend(fd, slab, meta, count, ms)   sendmmsg() with per-packet IP(V6)_PKTINFO → processed
  *   udpSetMark(fd, mark)                 setsockopt(SO_MARK): wg's fwmark, for policy routing
+ *   udpSetGro(fd, on)                    setsockopt(UDP_GRO): coalesced receives (see UDP_META_GSO)
  *   ifIndex(name)                        if_nametoindex()
  *   close(fd)                            close()
  *   fdWatch(fd, callback)                uv_poll_start(UV_READABLE) on this thread's loop → handle
@@ -37,7 +38,10 @@
  *                                                  source to send from (send; :: = kernel picks)
  *   14    UDP_META_IFINDEX                         arrival interface (recv) / outgoing interface
  *                                                  (send; 0 = routing decides)
- *   15    (reserved)
+ *   15    UDP_META_GSO                             segment size: on send, > 0 sends LEN bytes as
+ *                                                  datagrams of GSO bytes (UDP_SEGMENT, the last
+ *                                                  may be shorter); on recv, > 0 when the kernel
+ *                                                  coalesced datagrams of GSO bytes (UDP_GRO)
  *
  * A received UDP record is a ready reply record: udpSend() on it sends to the peer from the
  * address and interface the packet arrived on.
@@ -70,11 +74,22 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include <netinet/udp.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 
 #include <node_api.h>
 #include <uv.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103 /* Linux >= 4.18 */
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104 /* Linux >= 5.0 */
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 
 #ifndef TUN_F_USO4
 #define TUN_F_USO4 0x20 /* Linux >= 6.2 */
@@ -95,6 +110,7 @@ enum {
     UDP_META_ADDR = 6,
     UDP_META_LOCAL = 10,
     UDP_META_IFINDEX = 14,
+    UDP_META_GSO = 15,
     UDP_RECORD_WORDS = 16,
 };
 
@@ -524,10 +540,10 @@ union sockaddr_any {
     struct sockaddr_in6 in6;
 };
 
-/* Room for one IPV6_PKTINFO and one IP_PKTINFO control message, aligned for cmsghdr. */
+/* Room for one IPV6_PKTINFO, one IP_PKTINFO and one UDP_SEGMENT/UDP_GRO control message. */
 union pktinfo_space {
     struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
+    char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int))];
 };
 
 /* Stores a 4-byte IPv4 address as ::ffff:a.b.c.d into 16 bytes at dst. */
@@ -718,6 +734,7 @@ static void fill_recv_record(int32_t *r, const struct msghdr *mh, unsigned int l
     r[META_ERR] = (mh->msg_flags & MSG_TRUNC) ? EMSGSIZE : 0;
     memset(local, 0, 16);
     r[UDP_META_IFINDEX] = 0;
+    r[UDP_META_GSO] = 0;
     if (from->sa.sa_family == AF_INET) {
         r[UDP_META_FAMILY] = 4;
         r[UDP_META_PORT] = ntohs(from->in4.sin_port);
@@ -739,6 +756,11 @@ static void fill_recv_record(int32_t *r, const struct msghdr *mh, unsigned int l
             memcpy(&pi, CMSG_DATA(c), sizeof pi);
             put_v4_mapped(local, &pi.ipi_addr); /* the header's destination address */
             r[UDP_META_IFINDEX] = pi.ipi_ifindex;
+        } else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+            int gso;
+            memcpy(&gso, CMSG_DATA(c), sizeof gso);
+            /* one datagram is not a coalesced one, whatever the kernel says */
+            r[UDP_META_GSO] = (unsigned int)gso < len ? gso : 0;
         }
     }
 }
@@ -832,8 +854,11 @@ static bool build_send(int32_t *r, uint8_t *slab, struct msghdr *mh, struct iove
     const uint8_t *addr = (const uint8_t *)(r + UDP_META_ADDR);
     const uint8_t *local = (const uint8_t *)(r + UDP_META_LOCAL);
     int32_t ifindex = r[UDP_META_IFINDEX];
+    int32_t gso = r[UDP_META_GSO];
     bool want_src = ifindex != 0 || !is_zero16(local);
-    struct cmsghdr *c;
+    bool want_gso = gso > 0 && gso < r[META_LEN];
+    size_t used = 0; /* control bytes filled so far */
+    struct cmsghdr *c = (struct cmsghdr *)ctl->buf;
 
     memset(mh, 0, sizeof *mh);
     memset(to, 0, sizeof *to);
@@ -842,11 +867,10 @@ static bool build_send(int32_t *r, uint8_t *slab, struct msghdr *mh, struct iove
     mh->msg_iov = iov;
     mh->msg_iovlen = 1;
     mh->msg_name = to;
-    if (want_src) {
+    if (want_src || want_gso) {
         memset(ctl, 0, sizeof *ctl);
         mh->msg_control = ctl->buf;
     }
-    c = (struct cmsghdr *)ctl->buf;
 
     if (r[UDP_META_FAMILY] == 4) {
         to->in4.sin_family = AF_INET;
@@ -861,11 +885,9 @@ static bool build_send(int32_t *r, uint8_t *slab, struct msghdr *mh, struct iove
             c->cmsg_type = IP_PKTINFO;
             c->cmsg_len = CMSG_LEN(sizeof pi);
             memcpy(CMSG_DATA(c), &pi, sizeof pi);
-            mh->msg_controllen = CMSG_SPACE(sizeof pi);
+            used = CMSG_SPACE(sizeof pi);
         }
-        return true;
-    }
-    if (r[UDP_META_FAMILY] == 6) {
+    } else if (r[UDP_META_FAMILY] == 6) {
         to->in6.sin6_family = AF_INET6;
         to->in6.sin6_port = htons((uint16_t)r[UDP_META_PORT]);
         memcpy(&to->in6.sin6_addr, addr, 16);
@@ -879,11 +901,22 @@ static bool build_send(int32_t *r, uint8_t *slab, struct msghdr *mh, struct iove
             c->cmsg_type = IPV6_PKTINFO;
             c->cmsg_len = CMSG_LEN(sizeof pi);
             memcpy(CMSG_DATA(c), &pi, sizeof pi);
-            mh->msg_controllen = CMSG_SPACE(sizeof pi);
+            used = CMSG_SPACE(sizeof pi);
         }
-        return true;
+    } else {
+        return false;
     }
-    return false;
+    if (want_gso) {
+        uint16_t seg = (uint16_t)gso;
+        c = (struct cmsghdr *)(ctl->buf + used);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof seg);
+        memcpy(CMSG_DATA(c), &seg, sizeof seg);
+        used += CMSG_SPACE(sizeof seg);
+    }
+    mh->msg_controllen = used;
+    return true;
 }
 
 /*
@@ -981,6 +1014,21 @@ static napi_value udp_set_mark(napi_env env, napi_callback_info info)
     int e = set_opt_int(fd, SOL_SOCKET, SO_MARK, mark);
     if (e != 0)
         throw_errno(env, e, "setsockopt(SO_MARK)", NULL);
+    return NULL;
+}
+
+/* setsockopt(SOL_UDP, UDP_GRO): the kernel may hand over several datagrams of one sender as one
+ * buffer, with their size in a UDP_GRO cmsg (UDP_META_GSO). Throws if the kernel refuses. */
+static napi_value udp_set_gro(napi_env env, napi_callback_info info)
+{
+    napi_value argv[2];
+    int32_t fd;
+    bool on;
+    if (!get_args(env, info, 2, argv) || !get_i32(env, argv[0], "fd", &fd) || !get_bool(env, argv[1], &on))
+        return NULL;
+    int e = set_opt_int(fd, SOL_UDP, UDP_GRO, on ? 1 : 0);
+    if (e != 0)
+        throw_errno(env, e, "setsockopt(UDP_GRO)", NULL);
     return NULL;
 }
 
@@ -1165,6 +1213,7 @@ NAPI_MODULE_INIT()
         { "UDP_META_ADDR", UDP_META_ADDR },
         { "UDP_META_LOCAL", UDP_META_LOCAL },
         { "UDP_META_IFINDEX", UDP_META_IFINDEX },
+        { "UDP_META_GSO", UDP_META_GSO },
         { "UDP_RECORD_WORDS", UDP_RECORD_WORDS },
         { "UDP_CHUNK", UDP_CHUNK },
         { "IFNAMSIZ", IFNAMSIZ },
@@ -1184,7 +1233,7 @@ NAPI_MODULE_INIT()
         { "tunRead", tun_read },   { "tunWrite", tun_write },
         { "udpOpen", udp_open },   { "udpRecv", udp_recv },
         { "udpSend", udp_send },   { "ifIndex", if_index },
-        { "udpSetMark", udp_set_mark },
+        { "udpSetMark", udp_set_mark }, { "udpSetGro", udp_set_gro },
         { "close", close_fd },
         { "fdWatch", fd_watch_start }, { "fdUnwatch", fd_watch_stop },
     };
