@@ -35,7 +35,8 @@
 // Maintenance calls and keep revisions, compaction and validation decisions here.
 
 import { readFileSync } from 'node:fs';
-import { Etcd3 } from 'etcd3';
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry } from 'cockatiel';
+import { Etcd3, isRecoverableError } from 'etcd3';
 import type { IKeyValue, IOptions, Namespace, Watcher } from 'etcd3';
 import { diffTopology } from './diff.ts';
 import type { TopologyDiff } from './diff.ts';
@@ -142,6 +143,14 @@ export class EtcdStore implements TopologyStore {
       dialTimeout: CALL_TIMEOUT_MS,
       // Unary calls fail instead of waiting forever for an etcd that is down; watch streams stay.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }),
+      faultHandling: {
+        // An endpoint that failed 3 calls in a row is skipped for a second, then tried again
+        // (etcd3's default is 5 s, long for a restarted single member); a call tries each endpoint.
+        host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+        global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(2, spec.endpoints.length) }),
+        // A broken watch stream is opened again after 100 ms, doubling up to 2 s.
+        watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }).next(),
+      },
     };
     if (spec.tls) {
       const read = (what: string, f: string) => {

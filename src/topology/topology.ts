@@ -214,9 +214,14 @@ export function dnsView(topology: () => Topology): DnsView {
  * peers): two hosts that report the same digest forward alike. `sixpn status` shows it.
  */
 export function topologyDigest(t: Topology): string {
+  // Sorted lines: the same topology gives the same digest in any order (a file and an etcd store
+  // list entries differently).
+  const lines: string[] = [];
+  for (const m of t.machines) lines.push(`m ${m.id} ${m.addressText} ${m.state} ${m.previous.map((p) => p.text).join(',')}\n`);
+  for (const x of t.hosts) lines.push(`h ${x.id} ${x.publicKeyBase64} ${x.endpoint.address} ${x.endpoint.port}\n`);
+  for (const p of t.peers) lines.push(`p ${p.org} ${p.name} ${p.publicKeyBase64} ${p.addressText}\n`);
+  lines.sort();
   const h = createHash('sha256');
-  for (const m of t.machines) h.update(`m ${m.id} ${m.addressText} ${m.state} ${m.previous.map((p) => p.text).join(',')}\n`);
-  for (const x of t.hosts) h.update(`h ${x.id} ${x.publicKeyBase64} ${x.endpoint.address} ${x.endpoint.port}\n`);
-  for (const p of t.peers) h.update(`p ${p.org} ${p.name} ${p.publicKeyBase64} ${p.addressText}\n`);
+  for (const l of lines) h.update(l);
   return h.digest('hex').slice(0, 16);
 }

@@ -1,0 +1,107 @@
+// A real etcd for tests: Debian's etcd binary on loopback, a fresh data dir and free ports,
+// killed at teardown (and when the test process exits, even after a failure).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const ETCD = ['/usr/bin/etcd', '/usr/local/bin/etcd'].find((p) => existsSync(p));
+export const HAVE_ETCD = ETCD !== undefined;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of running) p.kill('SIGKILL');
+});
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+export class EtcdServer {
+  readonly dir: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  private proc: ChildProcess | null = null;
+  log = '';
+
+  private constructor(dir: string, clientPort: number, peerPort: number) {
+    this.dir = dir;
+    this.clientPort = clientPort;
+    this.peerPort = peerPort;
+  }
+
+  /** host:port of the client URL. */
+  get endpoint(): string {
+    return `127.0.0.1:${this.clientPort}`;
+  }
+  /** The --store value. */
+  get url(): string {
+    return `etcd://${this.endpoint}`;
+  }
+
+  static async start(): Promise<EtcdServer> {
+    if (!ETCD) throw new Error('etcd is not installed');
+    const s = new EtcdServer(mkdtempSync(join(tmpdir(), 'sixpn-etcd-')), await freePort(), await freePort());
+    await s.run();
+    return s;
+  }
+
+  async run(): Promise<void> {
+    const c = `http://127.0.0.1:${this.clientPort}`;
+    const p = `http://127.0.0.1:${this.peerPort}`;
+    const proc = spawn(ETCD!, [
+      '--name', 'test', '--data-dir', join(this.dir, 'data'),
+      '--listen-client-urls', c, '--advertise-client-urls', c,
+      '--listen-peer-urls', p, '--initial-advertise-peer-urls', p, '--initial-cluster', `test=${p}`,
+      '--logger', 'zap', '--log-level', 'error',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout!.on('data', (d) => (this.log += d));
+    proc.stderr!.on('data', (d) => (this.log += d));
+    this.proc = proc;
+    running.add(proc);
+    proc.once('exit', () => running.delete(proc));
+    const end = Date.now() + 15_000;
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`etcd exited ${proc.exitCode}: ${this.log.slice(-2000)}`);
+      try {
+        const r = await fetch(`${c}/health`);
+        if (r.ok) return;
+      } catch {
+        // not yet listening
+      }
+      if (Date.now() > end) throw new Error(`etcd not healthy within 15 s: ${this.log.slice(-2000)}`);
+      await sleep(100);
+    }
+  }
+
+  /** Kills the server (SIGKILL: as a crash); the data dir stays for `run()`. */
+  async kill(): Promise<void> {
+    const p = this.proc;
+    this.proc = null;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+  }
+
+  /** etcdctl against this server (synchronous, for setup and checks). */
+  ctl(...args: string[]): string {
+    const r = spawnSync('etcdctl', ['--endpoints', this.endpoint, ...args], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
+    if (r.status !== 0) throw new Error(`etcdctl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
