@@ -19,7 +19,7 @@ import {
 } from '../tun/index.ts';
 import {
   describeDiff, dnsView, readPrivateKey, resolveLocalHost, topologyDigest, watchTopology,
-  type HostConfig, type Host, type Machine, type Peer, type Topology, type TopologyWatcher,
+  type HostConfig, type Host, type Machine, type Peer, type Topology, type TopologySource,
 } from '../topology/index.ts';
 import { UapiServer } from '../uapi/index.ts';
 import { Endpoint } from '../wg/endpoint.ts';
@@ -66,7 +66,7 @@ export class SixpnHost {
   private topology: Topology;
   private readonly host: Host;
   private readonly log: Logger;
-  private readonly watcher: TopologyWatcher;
+  private readonly watcher: TopologySource;
   readonly port: WgPort;
   /** External WireGuard peers of the orgs connect here (mesh port + 1, the host's key). */
   readonly gateway: WgPort;
@@ -102,7 +102,7 @@ export class SixpnHost {
     if (this.offload && TUN_VNET_HDR_LEN !== VNET_HDR_LEN) throw new Error(`unexpected virtio_net_hdr size ${TUN_VNET_HDR_LEN}`);
     this.tunIn = new TunBatch(64, this.offload ? VNET_SLOT : SLOT, { headroom: HEADROOM });
     this.seg = new Uint8Array(this.offload ? VNET_SLOT : 0);
-    this.watcher = watchTopology(
+    this.watcher = (config.source ?? watchTopology)( // config.source: an etcd store (src/cli/up.ts)
       config.topology,
       (next, diff) => {
         log.info(`topology changed: ${describeDiff(diff).join('; ')}`);
@@ -509,6 +509,7 @@ export class SixpnHost {
       host: this.host.name,
       hostId: this.host.id,
       topology: topologyDigest(this.topology),
+      store: this.watcher.status?.() ?? null,
       machinesReady: [...this.machines.values()].length === this.topology.machinesOnHost(this.host.id).length,
       meshPort: d.listenPort,
       gatewayPort: this.gateway.device.listenPort,

@@ -13,13 +13,16 @@
 //     "egress": "2001:db8:e::11",              overrides the host's egress address of the topology
 //     "meshInterface": "6pn-ams1",             UAPI name of the mesh (`wg show 6pn-ams1`); the
 //                                              gateway is the same with 6pg-; default 6pn-<host>
-//     "offload": true                          machine TUNs and the egress pass 64 KB TCP segments
+//     "offload": true,                         machine TUNs and the egress pass 64 KB TCP segments
 //                                              and partial checksums (issue 5); default false
+//     "store": "etcd://h1:2379,h2:2379",       the topology from etcd instead of the file (issue 12;
+//                                              see stores.ts); with TLS: {"url": "etcds://…",
+//                                              "ca": "ca.pem", "cert": "h1.pem", "key": "h1-key.pem"}
 //   }
 //
 // Flags: --host, --private-key, --listen-port, --uplink, --topology, --dns (repeatable or
-// comma-separated), --egress, --offload (alone, or with true or false), and -c/--config FILE; `--flag value`
-// or `--flag=value`.
+// comma-separated), --egress, --offload (alone, or with true or false), --store URL with
+// --store-ca, --store-cert, --store-key FILE, and -c/--config FILE; `--flag value` or `--flag=value`.
 
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -28,6 +31,7 @@ import { IPV6_ADDR_LEN, isSixpn, parseAddress } from '../ipv6/index.ts';
 import { formatId32, parseEndpoint, parseId32 } from './model.ts';
 import type { Endpoint, Host } from './model.ts';
 import { DEFAULT_TOPOLOGY_FILE } from './store.ts';
+import type { TopologySourceFactory } from './store.ts';
 import type { Topology } from './topology.ts';
 
 export const DNS_PORT = 53;
@@ -47,6 +51,10 @@ export interface HostConfig {
   readonly meshInterface?: string;
   /** Machine TUNs and the egress with offloads (TSO, partial checksums); default on (false: plain TUNs). */
   readonly offload?: boolean;
+  /** Where the topology is: an etcd URL or a file path (then it replaces `topology`), and TLS files (absolute). */
+  readonly store?: { readonly url: string; readonly ca?: string; readonly cert?: string; readonly key?: string };
+  /** Set by `sixpn up` for a store other than the file (not from the config file or flags). */
+  readonly source?: TopologySourceFactory;
 }
 
 /** Settings from one source (file or flags), each validated, none required yet. */
@@ -115,6 +123,25 @@ const FIELDS: readonly Field[] = [
     },
   },
   {
+    key: 'store', flag: '--store',
+    parse: (v, base) => {
+      const o = typeof v === 'string' ? { url: v } : v;
+      if (typeof o !== 'object' || o === null || Array.isArray(o)) return new Error(`${show(v)} is not a store URL or {"url", "ca", "cert", "key"}`);
+      const out: Record<string, string> = {};
+      for (const [k, x] of Object.entries(o as Record<string, unknown>)) {
+        if (!['url', 'ca', 'cert', 'key'].includes(k)) return new Error(`unknown field ${show(k)} (expected: url, ca, cert, key)`);
+        if (typeof x !== 'string' || x === '') return new Error(`${k}: ${show(x)} is not a string`);
+        out[k] = k === 'url' ? (/^[a-z0-9+.-]+:\/\//i.test(x) ? x : resolve(base, x)) : resolve(base, x);
+      }
+      if (out.url === undefined) return new Error('missing "url"');
+      return out;
+    },
+  },
+  ...(['ca', 'cert', 'key'] as const).map((k): Field => ({
+    key: 'store', flag: `--store-${k}`,
+    parse: (v, base) => (typeof v === 'string' && v !== '' ? { [k]: resolve(base, v) } : new Error(`${show(v)} is not a path`)),
+  })),
+  {
     key: 'offload', flag: '--offload',
     parse: (v) => v === true || v === 'true' ? true : v === false || v === 'false' ? false
       : new Error(`${show(v)} is not true or false`),
@@ -132,6 +159,7 @@ const FIELDS: readonly Field[] = [
 function set(out: PartialHostConfig, f: Field, v: unknown, where: string, problems: string[], base: string): void {
   const r = f.parse(v, base);
   if (r instanceof Error) problems.push(`${where}: ${r.message}`);
+  else if (f.key === 'store') out.store = { ...out.store, ...(r as object) } as HostConfig['store']; // --store and --store-ca … add up
   else (out as Record<string, unknown>)[f.key] = r;
 }
 
@@ -152,7 +180,7 @@ export function parseHostConfigFile(text: string, file: string): PartialHostConf
     const f = FIELDS.find((x) => x.key === k);
     if (f) set(out, f, v, `${file}: ${k}`, problems, dirname(resolve(file)));
     else if (k !== 'comment') {
-      problems.push(`${file}: unknown field ${show(k)} (expected: ${FIELDS.map((x) => x.key).join(', ')})`);
+      problems.push(`${file}: unknown field ${show(k)} (expected: ${[...new Set(FIELDS.map((x) => x.key))].join(', ')})`);
     }
   }
   if (problems.length > 0) throw new HostConfigError(problems);
@@ -202,7 +230,9 @@ export function parseHostFlags(
 export function mergeHostConfig(file: PartialHostConfig, flags: PartialHostConfig): HostConfig {
   const m: PartialHostConfig = { ...file };
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) (m as Record<string, unknown>)[k] = v;
+  if (file.store && flags.store) m.store = { ...file.store, ...flags.store };
   const problems: string[] = [];
+  if (m.store && m.store.url === undefined) problems.push('store: --store-ca, --store-cert and --store-key need a store URL ("store" or --store)');
   if (m.host === undefined) problems.push('host: missing (which host of the topology this is; "host" or --host)');
   if (m.privateKeyFile === undefined) problems.push('privateKeyFile: missing ("privateKeyFile" or --private-key)');
   if (problems.length > 0) throw new HostConfigError(problems);

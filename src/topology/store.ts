@@ -93,10 +93,12 @@ export interface TopologySource {
  * `--store etcd://…` a source that src/cli/up.ts loaded from etcd before the host started.
  */
 export type TopologySourceFactory = (
+  file: string,
   onChange: (next: Topology, diff: TopologyDiff, previous: Topology) => void,
   onError: (err: Error) => void,
   options: WatchOptions,
 ) => TopologySource;
+
 
 export interface WatchOptions {
   /** Poll interval; a change applies after two polls see the same stat. Default 1 s. */
