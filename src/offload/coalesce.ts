@@ -12,6 +12,9 @@
 //   - the next sequence number, and a payload of the first one's size (gso_size), except that
 //     a shorter one may end the super-packet; a segment with PSH ends it too;
 //   - at most 65535 bytes of IP packet.
+// A flow has at most one open super-packet: a segment of the flow that cannot join it closes it
+// (as the kernel flushes a held flow), so no later segment can join it and overtake the one in
+// between; order within a flow is kept.
 // A finished super-packet gets a virtio_net_hdr: NEEDS_CSUM with the pseudo-header sum in the
 // TCP checksum field (the payload's checksum was checked by the peer's sender and the AEAD
 // protects it in flight), gso_type TCPV4/TCPV6, gso_size, hdr_len; IPv4 Total Length and header
@@ -39,8 +42,6 @@ export interface Slots {
 const TCP_ACK = 0x10;
 const TCP_PSH = 0x08;
 const MAX_IP_PACKET = 65535;
-/** How many open super-packets a segment is compared against (newest first). */
-const SCAN = 8;
 
 export class Coalescer {
   readonly out: Slots;
@@ -137,39 +138,46 @@ export class Coalescer {
     this.openCount--;
   }
 
+  /**
+   * Merges the TCP packet into its flow's open super-packet if the rules allow; if they do not,
+   * that super-packet is closed, so nothing of the flow later in the batch can join it and
+   * overtake this packet (at most one open super-packet per flow; order within a flow is kept).
+   */
   private merge(buf: Uint8Array, off: number, info: L4Info): boolean {
-    const len = info.packetLen;
-    const flags = buf[info.l4Off + 13];
-    if (flags !== TCP_ACK && flags !== (TCP_ACK | TCP_PSH)) return false;
-    const payload = len - info.ipLen - info.thLen;
-    if (payload <= 0) return false;
-    const seq = readU32(buf, info.l4Off + 4);
     const slab = this.out.slab;
-    const stop = Math.max(0, this.openCount - SCAN);
-    for (let o = this.openCount - 1; o >= stop; o--) {
+    for (let o = this.openCount - 1; o >= 0; o--) {
       const i = this.open[o];
-      if (this.nextSeq[i] !== seq || this.ipLen[i] !== info.ipLen || this.thLen[i] !== info.thLen) continue;
       const q = this.out.offset(i) + VNET_HDR_LEN; // the super-packet's IP header
-      if (!sameFlow(slab, q, buf, off, info)) continue;
-      if (payload > this.gso[i] || this.total[i] + payload > MAX_IP_PACKET) {
-        this.closeOpen(o); // the flow moves on in a new super-packet
+      if (!sameFlow(slab, q, this.ipLen[i], buf, off, info)) continue;
+      if (!this.fits(slab, q, i, buf, off, info)) {
+        this.closeOpen(o);
         return false;
       }
-      if (info.version === 4) {
-        const id = readU16(buf, off + 4);
-        if (id !== ((this.lastId[i] + 1) & 0xffff)) return false;
-        this.lastId[i] = id;
-      }
+      const flags = buf[info.l4Off + 13];
+      const payload = info.packetLen - info.ipLen - info.thLen;
       const from = off + info.ipLen + info.thLen;
       slab.set(buf.subarray(from, from + payload), q + this.total[i]);
       this.total[i] += payload;
       this.segs[i]++;
-      this.nextSeq[i] = (seq + payload) >>> 0;
+      this.nextSeq[i] = (this.nextSeq[i] + payload) >>> 0;
+      if (info.version === 4) this.lastId[i] = readU16(buf, off + 4);
       if (flags & TCP_PSH) slab[q + info.ipLen + 13] |= TCP_PSH;
       if (flags & TCP_PSH || payload < this.gso[i]) this.closeOpen(o);
       return true;
     }
     return false;
+  }
+
+  /** The packet continues open record i: headers, flags, sequence, size, IPv4 id, room. */
+  private fits(slab: Uint8Array, q: number, i: number, buf: Uint8Array, off: number, info: L4Info): boolean {
+    if (this.ipLen[i] !== info.ipLen || this.thLen[i] !== info.thLen) return false;
+    const flags = buf[info.l4Off + 13];
+    if (flags !== TCP_ACK && flags !== (TCP_ACK | TCP_PSH)) return false;
+    const payload = info.packetLen - info.ipLen - info.thLen;
+    if (payload <= 0 || payload > this.gso[i] || this.total[i] + payload > MAX_IP_PACKET) return false;
+    if (readU32(buf, info.l4Off + 4) !== this.nextSeq[i]) return false;
+    if (info.version === 4 && readU16(buf, off + 4) !== ((this.lastId[i] + 1) & 0xffff)) return false;
+    return sameHeaders(slab, q, buf, off, info);
   }
 
   /**
@@ -217,20 +225,25 @@ export class Coalescer {
   }
 }
 
-/** Same flow and same header fields, per the rules at the top (offsets from each IP header). */
-function sameFlow(a: Uint8Array, p: number, b: Uint8Array, q: number, info: L4Info): boolean {
-  if (a[p] !== b[q]) return false; // version and IHL / traffic class high bits
+/** Same flow: IP version, addresses and ports (a at p: a record's IP header; b at q: the packet). */
+function sameFlow(a: Uint8Array, p: number, ipLenA: number, b: Uint8Array, q: number, info: L4Info): boolean {
+  if (a[p] >> 4 !== info.version) return false;
+  const ports = equal(a, p + ipLenA, b, q + info.ipLen, 4);
+  return ports && (info.version === 4 ? equal(a, p + 12, b, q + 12, 8) : equal(a, p + 8, b, q + 8, 32));
+}
+
+/** The header fields GRO requires equal (the IP and TCP header lengths are already equal). */
+function sameHeaders(a: Uint8Array, p: number, b: Uint8Array, q: number, info: L4Info): boolean {
+  if (a[p] !== b[q]) return false; // version and IHL, or traffic class high bits
   if (info.version === 4) {
     if (a[p + 1] !== b[q + 1] || a[p + 8] !== b[q + 8] || (a[p + 6] & 0x40) !== (b[q + 6] & 0x40)) return false;
-    if (!equal(a, p + 12, b, q + 12, 8)) return false;
-  } else {
-    if (!equal(a, p + 1, b, q + 1, 3) || a[p + 7] !== b[q + 7] || !equal(a, p + 8, b, q + 8, 32)) return false;
+  } else if (!equal(a, p + 1, b, q + 1, 3) || a[p + 7] !== b[q + 7]) {
+    return false;
   }
   const ta = p + info.ipLen;
   const tb = q + info.ipLen;
-  // ports; then acknowledgment number, data offset; window; options
-  return equal(a, ta, b, tb, 4) && equal(a, ta + 8, b, tb + 8, 5) && equal(a, ta + 14, b, tb + 14, 2) &&
-    equal(a, ta + 20, b, tb + 20, info.thLen - 20);
+  // acknowledgment number and data offset; window; options
+  return equal(a, ta + 8, b, tb + 8, 5) && equal(a, ta + 14, b, tb + 14, 2) && equal(a, ta + 20, b, tb + 20, info.thLen - 20);
 }
 
 function equal(a: Uint8Array, p: number, b: Uint8Array, q: number, n: number): boolean {
