@@ -16,7 +16,7 @@
 // the `sixpn up` run).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { readStatus } from '../src/router/status.ts';
+import { readStatus } from '../src/host/status.ts';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StaticIdentity, chosenBackend, generatePrivateKeyBytes, keyToBase64 } from '../src/noise/index.ts';

@@ -1,7 +1,7 @@
 // `sixpn up -c HOST_CONFIG [flags]` and `sixpn status [HOST]`.
 import { readdirSync } from 'node:fs';
-import { SixpnHost } from '../router/host.ts';
-import { STATUS_DIR, askStatus, statusSocketPath } from '../router/status.ts';
+import { SixpnHost } from '../host/sixpn-host.ts';
+import { STATUS_DIR, askStatus, statusSocketPath } from '../host/status.ts';
 import { loadHostConfig, openStore, parseStoreSpec } from '../topology/index.ts';
 import type { HostConfig, StoreStatus, TopologySourceFactory } from '../topology/index.ts';
 import { createLogger } from '../log.ts';

@@ -1,14 +1,65 @@
-// The status socket of a running `sixpn up` (/run/sixpn/<host>.sock): the client `sixpn status`
-// and `sixpn conntrack` use, and tests and benchmarks with them. One request line: "status"
-// answers the status as JSON, "conntrack" the SNAT66 table as conntrack -L lines; a reader
-// that sends nothing gets the status after 200 ms.
-import { connect } from 'node:net';
+// The status socket of a running `sixpn up` (/run/sixpn/<host>.sock): the server the host
+// process runs, and the client `sixpn status` and `sixpn conntrack` use (tests and benchmarks
+// with them). One request line: "status" answers the status as JSON, "conntrack" the SNAT66
+// table as conntrack -L lines; a reader that sends nothing (`socat - UNIX:…`) gets the status
+// after 200 ms.
+import { mkdirSync, rmSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 
 export const STATUS_DIR = '/run/sixpn';
 
 export function statusSocketPath(hostName: string): string {
   return join(STATUS_DIR, `${hostName}.sock`);
+}
+
+const SILENT_READER_MS = 200;
+
+/** What the server answers with: the status (JSON-able) and the conntrack lines. */
+export interface StatusSource {
+  status(): unknown;
+  conntrack(): string[];
+}
+
+/** The server of `sixpn up` at statusSocketPath(hostName); `close` removes the socket file. */
+export class StatusServer {
+  private readonly server: Server;
+  readonly path: string;
+
+  private constructor(server: Server, path: string) {
+    this.server = server;
+    this.path = path;
+  }
+
+  static async listen(hostName: string, source: StatusSource): Promise<StatusServer> {
+    mkdirSync(STATUS_DIR, { recursive: true });
+    const path = statusSocketPath(hostName);
+    rmSync(path, { force: true });
+    const server = createServer((c) => {
+      c.on('error', () => undefined);
+      let line = '';
+      let answered = false;
+      const answer = (conntrack: boolean) => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(silent);
+        if (conntrack) c.end(source.conntrack().map((l) => `${l}\n`).join(''));
+        else c.end(JSON.stringify(source.status()) + '\n');
+      };
+      const silent = setTimeout(() => answer(false), SILENT_READER_MS);
+      c.on('data', (d) => {
+        line += d.toString();
+        if (line.includes('\n')) answer(line.startsWith('conntrack'));
+      });
+    });
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
+    return new StatusServer(server, path);
+  }
+
+  async close(): Promise<void> {
+    await new Promise((r) => this.server.close(r));
+    rmSync(this.path, { force: true });
+  }
 }
 
 /** Sends one request and resolves with the whole reply; rejects if the socket cannot be reached. */

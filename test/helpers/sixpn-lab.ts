@@ -6,7 +6,7 @@
 // No traffic leaves the namespaces made here.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
-import { readStatus, statusSocketPath } from '../../src/router/status.ts';
+import { readStatus, statusSocketPath } from '../../src/host/status.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';

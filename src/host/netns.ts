@@ -1,0 +1,46 @@
+// A machine's network namespace, as the host process prepares it (DESIGN.md "One host"): the
+// namespace (named by the machine id, created if missing), the TUN the router keeps the fd of,
+// moved in with the machine's address, MTU and routes (fdaa::/16 and default), and the
+// machine's /etc/hosts alias and resolver written as /etc/netns/<ns>/hosts and resolv.conf
+// (`ip netns exec` bind-mounts them over /etc). Everything through iproute2; setup only.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MACHINE_MTU } from '../router/router.ts';
+import type { Machine } from '../topology/index.ts';
+import { ip } from '../tun/index.ts';
+
+/** Where `ip netns exec` finds a namespace's own /etc files. */
+export const NETNS_ETC = '/etc/netns';
+
+/**
+ * The name of the machine's TUN on this host: unique per host and machine, so during a
+ * migration the old host's interface may still be in the namespace when the new host moves its
+ * own in.
+ */
+export function machineIfname(m: Machine): string {
+  return `6pn${(m.host & 0xffff).toString(16).padStart(4, '0')}${(m.instance >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+/** Creates the namespace `ns` unless it exists. */
+export async function ensureNamespace(ns: string): Promise<void> {
+  const namespaces = await ip(['netns', 'list']);
+  if (!new RegExp(`^${ns}\\b`, 'm').test(namespaces)) await ip(['netns', 'add', ns]);
+}
+
+/** Moves the TUN `ifname` into `ns` and gives it the machine's address, MTU and routes. */
+export async function configureMachineLink(ns: string, ifname: string, m: Machine): Promise<void> {
+  await ip(['link', 'set', 'dev', ifname, 'netns', ns]);
+  await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+  await ip(['-n', ns, 'addr', 'add', `${m.addressText}/112`, 'dev', ifname, 'nodad']);
+  await ip(['-n', ns, 'link', 'set', 'dev', ifname, 'mtu', String(MACHINE_MTU), 'up']);
+  await ip(['-n', ns, '-6', 'route', 'replace', 'fdaa::/16', 'dev', ifname]);
+  await ip(['-n', ns, '-6', 'route', 'replace', 'default', 'dev', ifname]);
+}
+
+/** /etc/netns/<ns>/hosts (the machine's own name) and resolv.conf (nameserver fdaa::3). */
+export function writeNetnsFiles(ns: string, m: Machine): void {
+  const etc = join(NETNS_ETC, ns);
+  mkdirSync(etc, { recursive: true });
+  writeFileSync(join(etc, 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${m.addressText}\t${m.id}.vm.${m.app}.internal ${m.id}\n`);
+  writeFileSync(join(etc, 'resolv.conf'), 'nameserver fdaa::3\noptions edns0\n');
+}

@@ -1,0 +1,255 @@
+// `sixpn up`: one process per host, and the life of it. It reads the host config and the
+// topology, and runs the router (src/router, the pure forwarding decision) between
+//   - the machines of this host: a TUN each, in the machine's namespace (machines.ts, netns.ts);
+//   - the mesh WireGuard toward every other host and the gateway WireGuard for the orgs'
+//     external peers (wireguard.ts);
+//   - the `.internal` DNS service at fdaa::3 and the orgs' ::3 (dns-service.ts);
+//   - SNAT66 through the egress TUN, when the topology gives this host an egress address
+//     (egress.ts, ipv6-forwarding.ts);
+//   - the status socket (status.ts).
+// Topology edits apply as they are saved; a bad edit is refused and the running state kept.
+// By default (unless "offload": false in the host config; issue 5) machine TUNs and the egress
+// are vnet_hdr queues with TSO and checksum offload (machine-offload.ts); the router's checks
+// run on every packet either way. One 100 ms tick drives the WireGuard timers, expiry and
+// retries; every readiness callback ends by flushing what it queued.
+import { formatAddress } from '../ipv6/index.ts';
+import type { Logger } from '../log.ts';
+import { COUNTERS, MACHINE_MTU, Router } from '../router/router.ts';
+import {
+  describeDiff, dnsView, readPrivateKey, resolveLocalHost, topologyDigest, watchTopology,
+  type HostConfig, type Host, type Topology, type TopologySource,
+} from '../topology/index.ts';
+import { DnsService } from './dns-service.ts';
+import { Egress } from './egress.ts';
+import { MachineOffload } from './machine-offload.ts';
+import { MachineTuns } from './machines.ts';
+import { StatusServer } from './status.ts';
+import { HostWireGuard } from './wireguard.ts';
+
+const TICK_MS = 100;
+const EXPIRE_EVERY_TICKS = 100; // the router's migration flows
+const RETRY_EVERY_TICKS = 10; // machines that failed to set up
+
+export class SixpnHost {
+  private topology: Topology;
+  private readonly host: Host;
+  private readonly log: Logger;
+  private readonly watcher: TopologySource;
+  readonly wg: HostWireGuard;
+  readonly router: Router;
+  readonly machines: MachineTuns;
+  /** Offload mode's glue (null with plain TUNs). */
+  readonly offload: MachineOffload | null;
+  private dns: DnsService | null = null; // fdaa::3 and the orgs' ::3
+  private egress: Egress | null = null; // SNAT66 to the Internet, when the host has an egress address
+  private readonly egressAddress: Uint8Array | undefined;
+  private status: StatusServer | null = null;
+  private readonly ticker: NodeJS.Timeout;
+  private ticks = 0;
+  private busy: Promise<void> = Promise.resolve(); // machine setup runs one change at a time
+  private retrySetup = false; // a machine failed to set up: try again on the next second
+  private closed = false;
+
+  private constructor(config: HostConfig, log: Logger, key: Uint8Array, pollMs: number) {
+    this.log = log;
+    this.watcher = (config.source ?? watchTopology)( // config.source: an etcd store (src/cli/up.ts)
+      config.topology,
+      (next, diff) => {
+        log.info(`topology changed: ${describeDiff(diff).join('; ')}`);
+        this.apply(next);
+      },
+      (err) => log.error(`topology edit refused, keeping the running state: ${err.message}`),
+      { intervalMs: pollMs },
+    );
+    this.topology = this.watcher.current;
+    const local = resolveLocalHost(config, this.topology);
+    this.host = local.host;
+    this.egressAddress = local.egress;
+    const offload = config.offload !== false; // default on; "offload": false for plain TUNs
+    this.wg = new HostWireGuard({
+      log,
+      host: this.host,
+      privateKey: key,
+      listenPort: local.listenPort,
+      fromMesh: (hostId, buf, off, len) => this.router.fromMesh(hostId, buf, off, len),
+      fromPeer: (peer, buf, off, len) => this.router.fromPeer(peer, buf, off, len),
+      afterRound: () => this.machines.flush(),
+    });
+    this.machines = new MachineTuns({
+      offload,
+      log,
+      onPacket: offload
+        ? (lm, buf, off, len) => this.offload!.fromMachine(lm.machine, buf, off, len)
+        : (lm, buf, off, len) => void this.router.fromMachine(lm.machine, buf, off, len),
+      afterRead: () => {
+        this.machines.flush();
+        this.wg.flush();
+      },
+      onLost: () => (this.retrySetup = true),
+      onClose: (lm) => this.egress?.forgetMachine(lm.slot), // its mappings go with it
+    });
+    this.router = new Router(this.topology, this.host.id, {
+      toMachine: (m, buf, off, len) => {
+        if (this.offload === null) this.machines.queue(m, buf, off, len);
+        else this.offload.toMachine(this.machines, m, buf, off, len);
+      },
+      toMesh: (_host, buf, off, len) => this.wg.mesh.device.sendPacket(buf, off, len),
+      toPeer: (_peer, buf, off, len) => this.wg.gateway.device.sendPacket(buf, off, len),
+      toDns: (buf, off, len) => this.dns?.packet(buf, off, len),
+      toEgress: (m, buf, off, len) => {
+        const lm = this.machines.byId.get(m.id);
+        if (this.egress === null || lm === undefined) return false;
+        const id = this.egress.egressOf(m.app);
+        if (this.offload === null) return this.egress.send(lm.slot, buf, off, len, id);
+        return this.offload.toEgress(this.egress, lm.slot, id, buf, off, len);
+      },
+    }, { meshMtu: MACHINE_MTU });
+    this.offload = offload ? new MachineOffload(this.router) : null;
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  /** Starts the host: mesh, DNS, egress, machines, UAPI and status sockets. Throws on a bad config or topology. */
+  static async start(config: HostConfig, log: Logger, opts: { pollMs?: number } = {}): Promise<SixpnHost> {
+    const { key, warnings } = readPrivateKey(config.privateKeyFile);
+    for (const w of warnings) log.error(w);
+    const h = new SixpnHost(config, log, key, opts.pollMs ?? 1000);
+    key.fill(0);
+    try {
+      h.wg.sync(h.topology);
+      h.dns = await h.startDns(config);
+      if (h.egressAddress !== undefined) h.egress = await h.openEgress(config, h.egressAddress);
+      await h.syncMachines();
+      await h.wg.listenUapi(config.meshInterface ?? `6pn-${h.host.name}`.slice(0, 15));
+      h.status = await StatusServer.listen(h.host.name, {
+        status: () => h.snapshot(),
+        conntrack: () => h.egress?.list() ?? [],
+      });
+    } catch (err) {
+      await h.close();
+      throw err;
+    }
+    log.info(`host ${h.host.name} up: ${h.machines.size} machines, mesh port ${h.wg.mesh.device.listenPort}`);
+    return h;
+  }
+
+  // ---- the DNS service and the egress: started once, wired to the router and the machines ----
+
+  /** The DNS service answers; its replies come back through router.fromLocal. */
+  private startDns(config: HostConfig): Promise<DnsService> {
+    const local = () => [...this.topology.machinesOnHost(this.host.id), ...this.topology.peersOnGateway(this.host.id)];
+    return DnsService.start({
+      view: dnsView(() => this.topology),
+      upstreams: config.dnsUpstream, // empty: the host's /etc/resolv.conf
+      networks: () => local().map((x) => x.network),
+      log: this.log,
+      mtu: MACHINE_MTU,
+    }, {
+      deliver: (buf, off, len) => this.router.fromLocal(buf, off, len),
+      flush: () => {
+        this.machines.flush();
+        this.wg.gateway.flush();
+      },
+    });
+  }
+
+  /** SNAT66 on the egress TUN; replies go to the machine of their slot. */
+  private openEgress(config: HostConfig, address: Uint8Array): Promise<Egress> {
+    return Egress.open({
+      address: formatAddress(address, 0),
+      deliver: (slot, buf, off, len) => {
+        const lm = this.machines.bySlot(slot);
+        if (lm) this.machines.queue(lm.machine, buf, off, len);
+      },
+      afterRound: () => this.machines.flush(),
+      ...(config.uplink ? { uplink: config.uplink } : {}),
+      ...(this.offload !== null ? { vnetHdr: true } : {}),
+      onError: (e) => this.log.error(`egress: ${e.message}`),
+    });
+  }
+
+  // ---- topology ----
+
+  private apply(next: Topology): void {
+    this.topology = next;
+    this.router.setTopology(next);
+    this.wg.sync(next);
+    void this.dns?.sync();
+    this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
+  }
+
+  private async syncMachines(): Promise<void> {
+    const want = new Map(this.topology.machinesOnHost(this.host.id).map((m) => [m.id, m]));
+    for (const [id, lm] of [...this.machines.byId]) {
+      const m = want.get(id);
+      if (m === undefined || m.address.some((b, i) => b !== lm.machine.address[i])) {
+        this.machines.close(lm);
+        lm.log.info(`machine ${id}: removed from this host`);
+      } else lm.machine = m;
+    }
+    for (const m of want.values()) {
+      if (this.machines.byId.has(m.id) || this.closed) continue;
+      try {
+        const lm = await this.machines.open(m);
+        lm.log.info(`machine ${m.id} (${m.app}) at ${m.addressText}${m.started ? '' : ' (stopped)'}`);
+      } catch (err) {
+        this.retrySetup = true;
+        this.log.error(`machine ${m.id}: ${(err as Error).message} (will retry)`, { machine: m.id, app: m.app, org: m.org });
+      }
+    }
+  }
+
+  private tick(): void {
+    if (this.closed) return;
+    this.wg.tick();
+    this.machines.flush();
+    if (++this.ticks % EXPIRE_EVERY_TICKS === 0) this.router.expire();
+    if (this.ticks % RETRY_EVERY_TICKS === 0 && this.retrySetup) {
+      this.retrySetup = false;
+      this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
+    }
+  }
+
+  // ---- status ----
+
+  snapshot(): unknown {
+    const wg = this.wg.status(this.topology);
+    const machines = [...this.machines.byId.values()];
+    return {
+      host: this.host.name,
+      hostId: this.host.id,
+      topology: topologyDigest(this.topology),
+      store: this.watcher.status?.() ?? null,
+      machinesReady: machines.length === this.topology.machinesOnHost(this.host.id).length,
+      meshPort: wg.meshPort,
+      gatewayPort: wg.gatewayPort,
+      externalPeers: wg.externalPeers,
+      router: Object.fromEntries(COUNTERS.map((c) => [c, this.router.counters[c]])),
+      dns: this.dns === null ? null : { ...this.dns.counters },
+      egress: this.egress === null ? null : this.egress.status(),
+      ...(this.offload !== null ? { offload: { ...this.offload.counters } } : {}),
+      mesh: wg.mesh,
+      peers: wg.peers,
+      machines: machines.map((lm) => ({
+        id: lm.machine.id,
+        app: lm.machine.app,
+        address: formatAddress(lm.machine.address, 0),
+        state: lm.machine.state,
+        namespace: lm.ns,
+        interface: lm.ifname,
+      })),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.ticker);
+    this.watcher.close();
+    this.machines.closeAll();
+    this.wg.closeDevices();
+    await this.dns?.close();
+    await this.egress?.close();
+    await this.wg.closeUapi();
+    await this.status?.close();
+  }
+}

@@ -1,0 +1,168 @@
+// The host's two WireGuard devices (src/wg, each on its own UDP sockets) and their UAPI sockets
+// (`wg show 6pn-<host>`, `wg show 6pg-<host>`):
+//   mesh     every other host: its key, endpoint, and its /48 in swapped form as allowed IPs,
+//            so one entry per host does cryptokey routing (DESIGN.md "Addresses");
+//   gateway  the orgs' external peers whose gateway is this host, on the mesh port + 1 with the
+//            host's key: each peer's key and its /120.
+// Both follow the topology (`sync`); decrypted packets come out as (packet, host id) and
+// (packet, peer) for the router.
+import { meshHostPrefix } from '../ipv6/index.ts';
+import type { Logger } from '../log.ts';
+import { MACHINE_MTU } from '../router/router.ts';
+import type { Host, Peer, Topology } from '../topology/index.ts';
+import { UapiServer } from '../uapi/server.ts';
+import { Endpoint } from '../wg/endpoint.ts';
+import type { Peer as WgPeer } from '../wg/peer.ts';
+import { WgPort } from '../wg/port.ts';
+
+export interface HostWireGuardOptions {
+  readonly log: Logger;
+  readonly host: Host;
+  readonly privateKey: Uint8Array;
+  /** The mesh's UDP port; the gateway listens on the next one. */
+  readonly listenPort: number;
+  /** A packet from another host's machine (swapped form), with that host's id. */
+  fromMesh(hostId: number, buf: Uint8Array, off: number, len: number): void;
+  /** A packet from an external peer of this gateway. */
+  fromPeer(peer: Peer, buf: Uint8Array, off: number, len: number): void;
+  /** After each round of received datagrams: flush the machines' writes. */
+  afterRound(): void;
+}
+
+export class HostWireGuard {
+  /** To every other host. */
+  readonly mesh: WgPort;
+  /** External WireGuard peers of the orgs connect here (mesh port + 1, the host's key). */
+  readonly gateway: WgPort;
+  private readonly host: Host;
+  private readonly log: Logger;
+  private readonly hostOfPeer = new Map<WgPeer, number>();
+  private readonly externalOfPeer = new Map<WgPeer, Peer>();
+  private meshUapi: UapiServer | null = null;
+  private gatewayUapi: UapiServer | null = null;
+
+  constructor(opts: HostWireGuardOptions) {
+    this.host = opts.host;
+    this.log = opts.log;
+    this.mesh = new WgPort(opts.log, (buf, off, len, peer) => {
+      const hostId = this.hostOfPeer.get(peer);
+      if (hostId !== undefined) opts.fromMesh(hostId, buf, off, len);
+    }, { mtu: MACHINE_MTU });
+    this.mesh.afterRound = () => {
+      opts.afterRound();
+      this.gateway.flush(); // mesh → external peer goes out in the same round
+    };
+    this.mesh.device.setPrivateKey(opts.privateKey);
+    this.mesh.bind(opts.listenPort);
+    this.gateway = new WgPort(opts.log, (buf, off, len, wp) => {
+      const p = this.externalOfPeer.get(wp);
+      if (p !== undefined) opts.fromPeer(p, buf, off, len);
+    }, { mtu: MACHINE_MTU });
+    this.gateway.afterRound = () => {
+      opts.afterRound();
+      this.mesh.flush();
+    };
+    this.gateway.device.setPrivateKey(opts.privateKey);
+    this.gateway.bind(opts.listenPort + 1);
+  }
+
+  /** Brings both devices' peers in line with the topology. */
+  sync(topology: Topology): void {
+    this.syncMesh(topology);
+    this.syncGateway(topology);
+  }
+
+  /** One mesh peer per other host: its key, endpoint, and its /48 in swapped form. */
+  private syncMesh(topology: Topology): void {
+    const d = this.mesh.device;
+    const wanted = new Map(topology.hosts.filter((h) => h.id !== this.host.id).map((h) => [h.publicKeyBase64, h]));
+    for (const [peer, hostId] of [...this.hostOfPeer]) {
+      const h = topology.host(hostId);
+      if (h === undefined || !wanted.has(Buffer.from(peer.publicKey).toString('base64'))) {
+        d.removePeer(peer);
+        this.hostOfPeer.delete(peer);
+      }
+    }
+    for (const h of wanted.values()) {
+      const peer = d.addPeer(h.publicKey);
+      this.hostOfPeer.set(peer, h.id);
+      const ep = Endpoint.parse(h.endpoint.family === 6 ? `[${h.endpoint.address}]:${h.endpoint.port}` : `${h.endpoint.address}:${h.endpoint.port}`);
+      if (peer.endpoint === null || !peer.endpoint.sameRemote(ep)) peer.endpoint = ep;
+      const prefix = new Uint8Array(16);
+      meshHostPrefix(prefix, 0, h.id);
+      d.allowedIps.removeValue(peer);
+      d.allowedIps.insert({ family: 6, addr: prefix, prefixLen: 48 }, peer);
+    }
+  }
+
+  /** External peers whose gateway is this host: their key and their /120 (cryptokey routing). */
+  private syncGateway(topology: Topology): void {
+    const d = this.gateway.device;
+    const wanted = new Map(topology.peersOnGateway(this.host.id).map((p) => [p.publicKeyBase64, p]));
+    for (const [wp] of [...this.externalOfPeer]) {
+      if (!wanted.has(Buffer.from(wp.publicKey).toString('base64'))) {
+        d.removePeer(wp);
+        this.externalOfPeer.delete(wp);
+      }
+    }
+    for (const p of wanted.values()) {
+      const wp = d.addPeer(p.publicKey);
+      this.externalOfPeer.set(wp, p);
+      d.allowedIps.removeValue(wp);
+      d.allowedIps.insert({ family: 6, addr: p.prefix, prefixLen: 120 }, wp);
+    }
+  }
+
+  /** The UAPI sockets: `meshName` (default 6pn-<host>) and the gateway's 6pg… beside it. */
+  async listenUapi(meshName: string): Promise<void> {
+    const onError = (e: unknown) => this.log.error(`uapi: ${String(e)}`);
+    this.meshUapi = await UapiServer.listen(meshName, this.mesh.uapi, { watchIntervalMs: 0, onError });
+    this.gatewayUapi = await UapiServer.listen(`6pg${meshName.slice(3)}`, this.gateway.uapi, { watchIntervalMs: 0, onError });
+  }
+
+  /** Timers of both devices (the host's 100 ms tick), then what they queued. */
+  tick(): void {
+    this.mesh.device.tick();
+    this.gateway.device.tick();
+    this.flush();
+  }
+
+  flush(): void {
+    this.mesh.flush();
+    this.gateway.flush();
+  }
+
+  /** The mesh and gateway parts of `sixpn status`. */
+  status(topology: Topology): { meshPort: number; gatewayPort: number; externalPeers: unknown[]; mesh: unknown; peers: unknown[] } {
+    return {
+      meshPort: this.mesh.device.listenPort,
+      gatewayPort: this.gateway.device.listenPort,
+      externalPeers: [...this.externalOfPeer].map(([wp, p]) => ({
+        name: p.name,
+        org: p.org,
+        address: p.addressText,
+        endpoint: wp.endpoint?.toString() ?? null,
+        lastHandshakeUnixMs: wp.lastHandshakeUnixMs,
+      })),
+      mesh: { ...this.mesh.device.counters },
+      peers: [...this.hostOfPeer].map(([p, id]) => ({
+        host: topology.host(id)?.name ?? id,
+        endpoint: p.endpoint?.toString() ?? null,
+        lastHandshakeUnixMs: p.lastHandshakeUnixMs,
+        rxBytes: p.rxBytes,
+        txBytes: p.txBytes,
+      })),
+    };
+  }
+
+  /** Closes both devices (their sockets; peers and keys dropped). */
+  closeDevices(): void {
+    this.mesh.close();
+    this.gateway.close();
+  }
+
+  async closeUapi(): Promise<void> {
+    await this.meshUapi?.close();
+    await this.gatewayUapi?.close();
+  }
+}
