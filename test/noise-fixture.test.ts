@@ -24,6 +24,7 @@ import {
   readTai64nMs,
   readU32LE,
   transportReceiver,
+  wasmBackend,
   writeTai64n,
 } from '../src/noise/index.ts';
 import { readPcap, udpOfFrame } from './helpers/pcap.ts';
@@ -60,7 +61,7 @@ test('the capture holds one initiation, one response and transport data between 
   for (const d of toResponder) t.is(transportReceiver(d.payload, 0, d.payload.length), readU32LE(response.payload, RESP_OFF_SENDER));
 });
 
-for (const backend of [nodeBackend, jsBackend, chosenBackend]) {
+for (const backend of [nodeBackend, jsBackend, wasmBackend, chosenBackend]) {
   test(`${backend.name}: the wireguard-go initiation is consumed with the responder's key`, async (t) => {
     const { initiation } = await messages();
     const msg = new Uint8Array(initiation.payload);

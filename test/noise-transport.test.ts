@@ -19,6 +19,7 @@ import {
   nodeBackend,
   paddedLength,
   readU32LE,
+  wasmBackend,
   writeU32LE,
 } from './helpers/noise.ts';
 
@@ -30,7 +31,7 @@ test('padding: a multiple of 16, never past the MTU', (t) => {
   for (const [len, mtu, expected] of cases) t.is(paddedLength(len, mtu), expected, `${len}/${mtu}`);
 });
 
-for (const backend of [nodeBackend, jsBackend]) {
+for (const backend of [nodeBackend, jsBackend, wasmBackend]) {
   test(`${backend.name}: keepalive, padding and in-order delivery`, (t) => {
     const { a, b } = makePair(backend);
     const { ki, kr } = handshake(a, b);

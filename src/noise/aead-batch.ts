@@ -90,8 +90,8 @@ const PAGE = 65536;
 interface Exports {
   sealBatch(records: number, n: number, keys: number, keySlots: number, arenaLo: number, arenaHi: number, scratch: number): void;
   openBatch(records: number, n: number, keys: number, keySlots: number, arenaLo: number, arenaHi: number, scratch: number): void;
-  seal(key: number, lo: number, hi: number, p: number, n: number, aad: number, aadLen: number, scratch: number): number;
-  open(key: number, lo: number, hi: number, p: number, n: number, aad: number, aadLen: number, scratch: number): number;
+  seal(key: number, n0: number, lo: number, hi: number, p: number, n: number, aad: number, aadLen: number, scratch: number): number;
+  open(key: number, n0: number, lo: number, hi: number, p: number, n: number, aad: number, aadLen: number, scratch: number): number;
   chacha20(key: number, nonce: number, counter: number, p: number, n: number, scratch: number): void;
   poly1305(key: number, p: number, n: number, out: number, scratch: number): void;
 }
@@ -162,7 +162,7 @@ export class AeadBatch {
     this.keySlots = opts.keys?.slots ?? opts.keySlots ?? 16384;
     this.scratchOffset = base;
     this.stageOffset = base + SCRATCH_SIZE;
-    let at = this.stageOffset + STAGE_SIZE + MAX_STAGED_AAD;
+    let at = this.stageOffset + STAGE_SIZE + MAX_STAGED_AAD + 64; // + a key for the raw helpers
     if (this.ownsKeys) {
       this.keysOffset = at;
       at += this.keySlots * KEY_SLOT_SIZE;
@@ -249,13 +249,13 @@ export class AeadBatch {
   /** Seals u8[offset, offset + length) in place (no aad); returns length + 16. No bounds checks beyond the arguments'. */
   sealOne(slot: number, counterLo: number, counterHi: number, offset: number, length: number): number {
     this.checkArena(offset, length + TAG_SIZE, length > MAX_PLAINTEXT);
-    return this.wasm.seal(this.keysOffset + slot * KEY_SLOT_SIZE, counterLo, counterHi, offset, length, 0, 0, this.scratchOffset);
+    return this.wasm.seal(this.keysOffset + slot * KEY_SLOT_SIZE, 0, counterLo, counterHi, offset, length, 0, 0, this.scratchOffset);
   }
 
   /** Opens u8[offset, offset + length) (ciphertext ‖ tag) in place; returns length - 16, or -1. */
   openOne(slot: number, counterLo: number, counterHi: number, offset: number, length: number): number {
     this.checkArena(offset, length, length > MAX_SEALED);
-    return this.wasm.open(this.keysOffset + slot * KEY_SLOT_SIZE, counterLo, counterHi, offset, length, 0, 0, this.scratchOffset);
+    return this.wasm.open(this.keysOffset + slot * KEY_SLOT_SIZE, 0, counterLo, counterHi, offset, length, 0, 0, this.scratchOffset);
   }
 
   private checkArena(offset: number, length: number, tooLong: boolean): void {
@@ -271,7 +271,7 @@ export class AeadBatch {
     const p = this.stageOffset;
     this.u8.set(plaintext, p);
     const aadLen = this.stageAad(aad);
-    const sealed = this.wasm.seal(this.keysOffset + slot * KEY_SLOT_SIZE, counterLo, counterHi, p, n, p + STAGE_SIZE, aadLen, this.scratchOffset);
+    const sealed = this.wasm.seal(this.keysOffset + slot * KEY_SLOT_SIZE, 0, counterLo, counterHi, p, n, p + STAGE_SIZE, aadLen, this.scratchOffset);
     this.mem.copy(out, outOff, p, p + sealed);
     return sealed;
   }
@@ -283,7 +283,7 @@ export class AeadBatch {
     const p = this.stageOffset;
     this.u8.set(sealed, p);
     const aadLen = this.stageAad(aad);
-    const opened = this.wasm.open(this.keysOffset + slot * KEY_SLOT_SIZE, counterLo, counterHi, p, n, p + STAGE_SIZE, aadLen, this.scratchOffset);
+    const opened = this.wasm.open(this.keysOffset + slot * KEY_SLOT_SIZE, 0, counterLo, counterHi, p, n, p + STAGE_SIZE, aadLen, this.scratchOffset);
     if (opened >= 0) this.mem.copy(out, outOff, p, p + opened);
     // the staging copy of a plaintext is not left behind in wasm memory
     this.u8.fill(0, p, p + n);
@@ -297,7 +297,35 @@ export class AeadBatch {
     return aad.length;
   }
 
-  // ---- raw primitives, for known-answer tests ----
+  // ---- raw primitives, for known-answer tests (they allocate; not for the packet path) ----
+
+  /** RFC 8439 §2.8 AEAD with any 12-byte nonce: returns ciphertext ‖ tag. */
+  sealWithNonce(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+    const p = this.stageOffset;
+    const k = p + STAGE_SIZE + MAX_STAGED_AAD;
+    this.u8.set(key, k);
+    this.u8.set(plaintext, p);
+    const aadLen = this.stageAad(aad);
+    const nv = new DataView(nonce.buffer, nonce.byteOffset, 12);
+    const n = this.wasm.seal(k, nv.getUint32(0, true), nv.getUint32(4, true), nv.getUint32(8, true), p, plaintext.length, p + STAGE_SIZE, aadLen, this.scratchOffset);
+    const out = this.u8.slice(p, p + n);
+    this.u8.fill(0, p, p + STAGE_SIZE + MAX_STAGED_AAD + 32);
+    return out;
+  }
+
+  /** RFC 8439 §2.8 AEAD open with any 12-byte nonce: the plaintext, or null. */
+  openWithNonce(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | null {
+    const p = this.stageOffset;
+    const k = p + STAGE_SIZE + MAX_STAGED_AAD;
+    this.u8.set(key, k);
+    this.u8.set(sealed, p);
+    const aadLen = this.stageAad(aad);
+    const nv = new DataView(nonce.buffer, nonce.byteOffset, 12);
+    const n = this.wasm.open(k, nv.getUint32(0, true), nv.getUint32(4, true), nv.getUint32(8, true), p, sealed.length, p + STAGE_SIZE, aadLen, this.scratchOffset);
+    const out = n < 0 ? null : this.u8.slice(p, p + n);
+    this.u8.fill(0, p, p + STAGE_SIZE + MAX_STAGED_AAD + 32);
+    return out;
+  }
 
   /** data ^= ChaCha20 keystream (RFC 8439 §2.4) with a 12-byte nonce from block `counter`. */
   chacha20(key: Uint8Array, nonce: Uint8Array, counter: number, data: Uint8Array): void {

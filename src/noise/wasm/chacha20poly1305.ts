@@ -311,23 +311,23 @@ function encryptBody(key: usize, n0: u32, n1: u32, n2: u32, p: usize, n: u32, sc
   if (n > 192) chachaXor(key, 4, n0, n1, n2, p + 192, n - 192, scr);
 }
 
-/** Seals p[0..n) in place and writes the tag at p + n. Nonce = 0 ‖ lo ‖ hi (WireGuard). */
-function sealOne(key: usize, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): void {
-  chacha4(key, 0, 0, lo, hi, scr + SCRATCH_KS, false);
-  encryptBody(key, 0, lo, hi, p, n, scr);
+/** Seals p[0..n) in place and writes the tag at p + n. Nonce words n0 ‖ lo ‖ hi (WireGuard: n0 = 0). */
+function sealOne(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): void {
+  chacha4(key, 0, n0, lo, hi, scr + SCRATCH_KS, false);
+  encryptBody(key, n0, lo, hi, p, n, scr);
   aeadTag(scr, aad, aadLen, p, n);
   v128.store(p + n, v128.load(scr + SCRATCH_TAG));
 }
 
 /** Opens p[0..n + 16) in place; returns n, or -1 (p untouched) if the tag does not match. */
-function openOne(key: usize, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
-  chacha4(key, 0, 0, lo, hi, scr + SCRATCH_KS, false);
+function openOne(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
+  chacha4(key, 0, n0, lo, hi, scr + SCRATCH_KS, false);
   aeadTag(scr, aad, aadLen, p, n);
   // constant-time comparison: or of xors, one branch on the result
   const t = scr + SCRATCH_TAG;
   const diff = (load<u64>(t, 0) ^ load<u64>(p + n, 0)) | (load<u64>(t, 8) ^ load<u64>(p + n, 8));
   if (diff != 0) return -1;
-  encryptBody(key, 0, lo, hi, p, n, scr);
+  encryptBody(key, n0, lo, hi, p, n, scr);
   return <i32>n;
 }
 
@@ -354,7 +354,7 @@ export function sealBatch(records: usize, n: u32, keys: usize, keySlots: u32, ar
       store<i32>(r, -1, 28);
       continue;
     }
-    sealOne(keys + (<usize>slot << 5), load<u32>(r, 12), load<u32>(r, 16), off, len, aadOff, aadLen, scr);
+    sealOne(keys + (<usize>slot << 5), 0, load<u32>(r, 12), load<u32>(r, 16), off, len, aadOff, aadLen, scr);
     store<u32>(r, len + TAG_SIZE, 28);
   }
   wipe(scr);
@@ -377,22 +377,25 @@ export function openBatch(records: usize, n: u32, keys: usize, keySlots: u32, ar
       store<i32>(r, -1, 28);
       continue;
     }
-    store<i32>(r, openOne(keys + (<usize>slot << 5), load<u32>(r, 12), load<u32>(r, 16), off, len - TAG_SIZE, aadOff, aadLen, scr), 28);
+    store<i32>(r, openOne(keys + (<usize>slot << 5), 0, load<u32>(r, 12), load<u32>(r, 16), off, len - TAG_SIZE, aadOff, aadLen, scr), 28);
   }
   wipe(scr);
 }
 
-/** One packet, arguments instead of a record (the `Aead` interface path). Returns n + 16. */
-export function seal(key: usize, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
-  sealOne(key, lo, hi, p, n, aad, aadLen, scr);
+/**
+ * One packet, arguments instead of a record (the `Aead` interface path). The nonce is the words
+ * n0 ‖ lo ‖ hi (WireGuard: n0 = 0, then the counter). Returns n + 16.
+ */
+export function seal(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
+  sealOne(key, n0, lo, hi, p, n, aad, aadLen, scr);
   wipe(scr);
   return <i32>(n + TAG_SIZE);
 }
 
 /** One packet: p[0..n) is ciphertext ‖ tag. Returns n - 16, or -1 (p untouched). */
-export function open(key: usize, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
+export function open(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
   if (n < TAG_SIZE) return -1;
-  const r = openOne(key, lo, hi, p, n - TAG_SIZE, aad, aadLen, scr);
+  const r = openOne(key, n0, lo, hi, p, n - TAG_SIZE, aad, aadLen, scr);
   wipe(scr);
   return r;
 }
