@@ -1,5 +1,6 @@
 // npm run bench:tunnel — two namespaces joined by a veth, IPv6 inside and outside, MTU 1420:
-// iperf3 TCP (10 s) and `ping -i 0.01` through sixpn-wg ⇄ sixpn-wg, sixpn-wg ⇄ wireguard-go
+// iperf3 TCP (10 s: one stream, the reverse direction -R, and 4 parallel streams -P 4) and
+// `ping -i 0.01` through sixpn-wg ⇄ sixpn-wg, sixpn-wg ⇄ wireguard-go
 // and wireguard-go ⇄ wireguard-go, interleaved, RUNS rounds (median). Peak RSS of sixpn-wg.
 // The last line is one JSON object. Needs root.
 import { readFileSync } from 'node:fs';
@@ -38,21 +39,33 @@ async function sixpnPids(lab: Lab): Promise<string[]> {
   return pids;
 }
 
-async function once(name: string, a: Impl, b: Impl): Promise<{ gbps: number; rttMs: number; rssMb: number }> {
+async function iperf(lab: Lab, nsA: string, nsB: string, args: string[]): Promise<number> {
+  const server = lab.start(nsB, 'iperf3', ['-s', '-1']);
+  await new Promise((r) => setTimeout(r, 300));
+  try {
+    const out = JSON.parse(await lab.exec(nsA, 'iperf3', ['-c', 'fd99::2', '-t', String(SECONDS), '-J', ...args], { timeout: (SECONDS + 30) * 1000 }));
+    return out.end.sum_received.bits_per_second / 1e9;
+  } finally {
+    server.kill();
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+interface Once { gbps: number; reverse: number; parallel: number; rttMs: number; rssMb: number }
+
+async function once(name: string, a: Impl, b: Impl): Promise<Once> {
   const lab = new Lab('bt');
   try {
     const { nsA, nsB } = await lab.wgPair(a, b, { outer: 6, mtu: 1420 });
     await lab.exec(nsA, 'ping', ['-c', '3', '-i', '0.2', '-W', '3', 'fd99::2']);
-    const server = lab.start(nsB, 'iperf3', ['-s', '-1']);
-    await new Promise((r) => setTimeout(r, 300));
-    const out = JSON.parse(await lab.exec(nsA, 'iperf3', ['-c', 'fd99::2', '-t', String(SECONDS), '-J'], { timeout: (SECONDS + 30) * 1000 }));
-    server.kill();
-    const gbps = out.end.sum_received.bits_per_second / 1e9;
+    const gbps = await iperf(lab, nsA, nsB, []);
+    const reverse = await iperf(lab, nsA, nsB, ['-R']);
+    const parallel = await iperf(lab, nsA, nsB, ['-P', '4']);
     const ping = await lab.exec(nsA, 'ping', ['-c', '300', '-i', '0.01', '-q', 'fd99::2'], { timeout: 60_000 });
     const rttMs = Number(/= [\d.]+\/([\d.]+)\//.exec(ping)?.[1] ?? NaN);
     const rssMb = Math.max(0, ...(await sixpnPids(lab)).map(rssOf));
-    console.log(`  ${name.padEnd(6)} ${gbps.toFixed(3)} Gbit/s  rtt ${rttMs.toFixed(3)} ms${rssMb ? `  sixpn-wg peak RSS ${rssMb.toFixed(0)} MB` : ''}`);
-    return { gbps, rttMs, rssMb };
+    console.log(`  ${name.padEnd(6)} ${gbps.toFixed(3)} Gbit/s, -R ${reverse.toFixed(3)}, -P 4 ${parallel.toFixed(3)}  rtt ${rttMs.toFixed(3)} ms${rssMb ? `  sixpn-wg peak RSS ${rssMb.toFixed(0)} MB` : ''}`);
+    return { gbps, reverse, parallel, rttMs, rssMb };
   } finally {
     await lab.cleanup();
   }
@@ -60,18 +73,20 @@ async function once(name: string, a: Impl, b: Impl): Promise<{ gbps: number; rtt
 
 console.log(machineDescription());
 console.log(`iperf3 TCP ${SECONDS} s and ping -i 0.01 over IPv6-in-IPv6, MTU 1420; ${RUNS} interleaved rounds (median)\n`);
-const results: Record<string, { gbps: number[]; rtt: number[]; rss: number[] }> = {};
-for (const [name] of configs) results[name] = { gbps: [], rtt: [], rss: [] };
+const results: Record<string, { gbps: number[]; reverse: number[]; parallel: number[]; rtt: number[]; rss: number[] }> = {};
+for (const [name] of configs) results[name] = { gbps: [], reverse: [], parallel: [], rtt: [], rss: [] };
 for (let r = 0; r < RUNS; r++) {
   console.log(`round ${r + 1}`);
   for (const [name, a, b] of configs) {
     const x = await once(name, a, b);
     results[name].gbps.push(x.gbps);
+    results[name].reverse.push(x.reverse);
+    results[name].parallel.push(x.parallel);
     results[name].rtt.push(x.rttMs);
     results[name].rss.push(x.rssMb);
   }
 }
-const m = (k: string, f: 'gbps' | 'rtt') => median(results[k][f]);
+const m = (k: string, f: 'gbps' | 'reverse' | 'parallel' | 'rtt') => median(results[k][f]);
 const summary = {
   bench: 'tunnel',
   node: process.version,
@@ -81,6 +96,12 @@ const summary = {
   mixed_gbps: +m('mixed', 'gbps').toFixed(3),
   wggo_gbps: +m('wggo', 'gbps').toFixed(3),
   ratio: +(m('sixpn', 'gbps') / m('wggo', 'gbps')).toFixed(3),
+  sixpn_reverse_gbps: +m('sixpn', 'reverse').toFixed(3),
+  wggo_reverse_gbps: +m('wggo', 'reverse').toFixed(3),
+  ratio_reverse: +(m('sixpn', 'reverse') / m('wggo', 'reverse')).toFixed(3),
+  sixpn_parallel_gbps: +m('sixpn', 'parallel').toFixed(3),
+  wggo_parallel_gbps: +m('wggo', 'parallel').toFixed(3),
+  ratio_parallel: +(m('sixpn', 'parallel') / m('wggo', 'parallel')).toFixed(3),
   sixpn_rtt_ms: +m('sixpn', 'rtt').toFixed(3),
   mixed_rtt_ms: +m('mixed', 'rtt').toFixed(3),
   wggo_rtt_ms: +m('wggo', 'rtt').toFixed(3),

@@ -84,9 +84,9 @@ export class Lab {
   }
 
   /** Starts a userspace WireGuard (`sixpn-wg` or `wireguard-go`) named `ifname` in `ns`. */
-  async wg(ns: string, impl: 'sixpn' | 'wggo', ifname: string): Promise<void> {
+  async wg(ns: string, impl: 'sixpn' | 'wggo', ifname: string, env: NodeJS.ProcessEnv = {}): Promise<void> {
     this.ifnames.push(ifname);
-    if (impl === 'sixpn') await this.exec(ns, SIXPN_WG, [ifname], { env: { ...process.env, SIXPN_NODE: process.execPath } });
+    if (impl === 'sixpn') await this.exec(ns, SIXPN_WG, [ifname], { env: { ...process.env, ...env, SIXPN_NODE: process.execPath } });
     else await this.exec(ns, 'wireguard-go', [ifname]);
   }
 
@@ -95,15 +95,18 @@ export class Lab {
    * WireGuard interface in each (`implA`, `implB`) peered with the other over IPv6 or IPv4
    * outside, ports 51820/51821, tunnel addresses 10.9.0.1|2/24 and fd99::1|2/64 inside.
    */
-  async wgPair(implA: 'sixpn' | 'wggo', implB: 'sixpn' | 'wggo', opts: { outer?: 4 | 6; psk?: boolean; mtu?: number; vethMtu?: number } = {}): Promise<WgPair> {
+  async wgPair(
+    implA: 'sixpn' | 'wggo', implB: 'sixpn' | 'wggo',
+    opts: { outer?: 4 | 6; psk?: boolean; mtu?: number; vethMtu?: number; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<WgPair> {
     const outer = opts.outer ?? 6;
     const nsA = await this.ns('A');
     const nsB = await this.ns('B');
     await this.veth(nsA, ['fd00:b1::1/64', '192.168.241.1/24'], nsB, ['fd00:b1::2/64', '192.168.241.2/24'], opts.vethMtu);
     const ifA = this.name('wa');
     const ifB = this.name('wb');
-    await this.wg(nsA, implA, ifA);
-    await this.wg(nsB, implB, ifB);
+    await this.wg(nsA, implA, ifA, opts.env);
+    await this.wg(nsB, implB, ifB, opts.env);
     const keyA = await this.genkey();
     const keyB = await this.genkey();
     const psk = opts.psk ? ['preshared-key', this.file('psk', (await this.genkey()).priv)] : [];
