@@ -9,7 +9,8 @@
 //   (first run).
 // Median of RUNS runs. The last line is one JSON object.
 import { addressBytes, readU16, writeU16, writeU32 } from '../src/ipv6/index.ts';
-import { NAT66_DELIVER, NAT66_FORWARD, Nat66, buildUdp } from '../src/nat66/index.ts';
+import { NAT66_DELIVER, NAT66_FORWARD, Nat66 } from '../src/nat66/index.ts';
+import { buildUdp } from '../test/helpers/packets.ts';
 import { fmt, machineDescription, median, opsPerSecond } from './lib.ts';
 
 const RUNS = Number(process.env.RUNS ?? 3);

@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { StaticIdentity, chosenBackend, generatePrivateKeyBytes, keyToBase64 } from '../src/noise/index.ts';
 import { ip } from '../src/tun/index.ts';
 import { addressBytes, writeU16, writeU32 } from '../src/ipv6/index.ts';
-import { buildUdp } from '../src/nat66/index.ts';
+import { buildUdp } from '../test/helpers/packets.ts';
 import { INET_A, Nat66Lab, sleep } from '../test/helpers/nat66.ts';
 import { fmt, machineDescription, median } from './lib.ts';
 

@@ -22,9 +22,8 @@ import {
   NAT66_DROP,
   NAT66_FORWARD,
   Nat66,
-  buildTcp,
-  buildUdp,
 } from '../src/nat66/index.ts';
+import { buildTcp, buildUdp } from './helpers/packets.ts';
 
 let seed = 0x2545f491;
 function rnd(n: number): number {

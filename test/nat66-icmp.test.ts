@@ -34,10 +34,9 @@ import {
   Nat66,
   TCP_ACK,
   TCP_SYN,
-  buildTcp,
-  buildUdp,
   type Nat66Options,
 } from '../src/nat66/index.ts';
+import { buildTcp, buildUdp } from './helpers/packets.ts';
 
 const M1 = addressBytes('fdaa:0:18:a7b:7d:f066:b83b:2');
 const M2 = addressBytes('fdaa:0:18:a7b:7d:1234:5678:2');

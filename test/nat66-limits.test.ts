@@ -25,10 +25,9 @@ import {
   Nat66,
   TCP_ACK,
   TCP_SYN,
-  buildTcp,
-  buildUdp,
   type Nat66Options,
 } from '../src/nat66/index.ts';
+import { buildTcp, buildUdp } from './helpers/packets.ts';
 
 const EGRESS = addressBytes('2001:db8:e::1');
 const R1 = addressBytes('2001:db8:100::53');

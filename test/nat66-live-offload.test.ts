@@ -12,7 +12,8 @@ import {
   ICMPV6_ECHO_REQUEST, IPPROTO_TCP, IPPROTO_UDP, addressBytes, buildEcho, fold, pseudoHeaderSum, readU16, sumWords,
   verifyChecksum, writeU16,
 } from '../src/ipv6/index.ts';
-import { NAT66_DELIVER, NAT66_FORWARD, Nat66, buildTcp, buildUdp } from '../src/nat66/index.ts';
+import { NAT66_DELIVER, NAT66_FORWARD, Nat66 } from '../src/nat66/index.ts';
+import { buildTcp, buildUdp } from './helpers/packets.ts';
 import { PartialChecksum, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_LEN } from '../src/nat66/partial-checksum.ts';
 import { isRoot } from './helpers/netns.ts';
 import { EGRESS_O, INET_A, Nat66Lab, sleep } from './helpers/nat66.ts';

@@ -22,9 +22,9 @@ import {
   TCP_FIN,
   TCP_RST,
   TCP_SYN,
-  buildTcp,
   type Nat66Options,
 } from '../src/nat66/index.ts';
+import { buildTcp } from './helpers/packets.ts';
 
 const M1 = addressBytes('fdaa:0:18:a7b:7d:f066:b83b:2');
 const M2 = addressBytes('fdaa:0:18:a7b:7d:1234:5678:2');

@@ -19,9 +19,9 @@ import {
   NAT66_DROP,
   NAT66_FORWARD,
   Nat66,
-  buildUdp,
   type Nat66Options,
 } from '../src/nat66/index.ts';
+import { buildUdp } from './helpers/packets.ts';
 
 const M1 = addressBytes('fdaa:0:18:a7b:7d:f066:b83b:2');
 const M2 = addressBytes('fdaa:0:18:a7b:7d:1234:5678:2');

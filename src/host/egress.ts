@@ -376,7 +376,7 @@ export class Egress {
       sysctls: [...this.sysctls],
       entries: nat.size,
       mappings: nat.mappings,
-      capacity: nat.table.sCap,
+      capacity: nat.capacity,
       tableBytes: nat.byteLength(),
       io: { ...this.counters },
       nat: { ...nat.counters },

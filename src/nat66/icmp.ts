@@ -15,6 +15,10 @@
 // quoted destination and port go back to the external endpoint.
 // Errors look sessions up but never create, refresh or delete one (REFERENCE.md "NAT66
 // numbers"): a forged error can at worst reach the machine it names.
+//
+// Nat66 hands an `IcmpErrors` what it needs and nothing more: its connection table (looked up,
+// never changed), its egress addresses (`ErrorTranslationNat`) and the error counters. The
+// machine a delivered error goes to is this object's `machine`, which Nat66 reports as its own.
 
 import {
   ICMPV6_DST_UNREACH,
@@ -39,10 +43,26 @@ import {
   updateChecksumAddress,
   updateChecksumWord,
   writeU16,
-  type Ipv6Info,
+  Ipv6Info,
 } from '../ipv6/index.ts';
 import { FILTER_ADDRESS_AND_PORT, NAT66_DELIVER, NAT66_DROP, NAT66_FORWARD, PI_ICMP, PI_TCP, PI_UDP } from './constants.ts';
-import type { Nat66 } from './nat.ts';
+import type { ConnTable } from './table.ts';
+
+/** The NAT's side of error translation: its egress addresses and filtering mode. */
+export interface ErrorTranslationNat {
+  readonly filtering: number;
+  /** 16 bytes per egress id. */
+  readonly egressAddr: Uint8Array;
+  /** The egress id of the address at buf[off], or -1. */
+  findEgress(buf: Uint8Array, off: number): number;
+}
+
+/** The counters error translation adds to. */
+export interface ErrorCounters {
+  errorsIn: number;
+  errorsOut: number;
+  errorsDropped: number;
+}
 
 // Walks the packet quoted at buf[q, q + qLen) with src/ipv6's parsePacket. A quote is usually
 // cut short (RFC 4443 §2.4 (c)), so its Payload Length promises more than is there; for the walk
@@ -90,89 +110,105 @@ function isTranslatedError(type: number): boolean {
   return type >= ICMPV6_DST_UNREACH && type <= ICMPV6_PARAM_PROBLEM;
 }
 
-// An error from the internet to egress address `egress`, about a packet we sent.
-export function errorInbound(nat: Nat66, buf: Uint8Array, off: number, info: Ipv6Info, egress: number, nowMs: number): number {
-  const c = nat.counters;
-  const t = nat.table;
-  const inner = nat.inner;
-  const l4 = info.l4Off;
-  const q = l4 + ICMPV6_HEADER_LEN;
-  if (
-    info.fragment || !isTranslatedError(buf[l4]) ||
-    !parseQuoted(buf, q, off + info.packetLen - q, inner) ||
-    !addressEquals(buf, q + IPV6_OFF_SRC, nat.egressAddr, 16 * egress)
-  ) {
-    c.errorsDropped++;
-    return NAT66_DROP;
-  }
-  const pi = quotedPi(buf, inner);
-  if (pi < 0) {
-    c.errorsDropped++;
-    return NAT66_DROP;
-  }
-  const ql4 = inner.l4Off;
-  const portOff = pi === PI_ICMP ? ql4 + ICMPV6_OFF_ECHO_ID : ql4; // quoted source port
-  const ext = readU16(buf, portOff);
-  const rport = pi === PI_ICMP ? 0 : readU16(buf, ql4 + 2);
-  const m = t.ownerOf(egress, pi, ext);
-  if (m < 0 || !errorAllowed(nat, m, buf, q + IPV6_OFF_DST, rport, nowMs)) {
-    c.errorsDropped++;
-    return NAT66_DROP;
-  }
-  const oCsum = l4 + ICMPV6_OFF_CHECKSUM;
-  rewriteQuoted(
-    buf, oCsum, ql4 + checksumOffset(inner.protocol), inner.protocol === IPPROTO_UDP,
-    q + IPV6_OFF_SRC, t.mAddr, 16 * m, portOff, t.mPort[m],
-  );
-  rewriteAddress(buf, off + IPV6_OFF_DST, t.mAddr, 16 * m, oCsum, IPPROTO_ICMPV6); // outer pseudo-header
-  nat.machine = t.mMachine[m];
-  c.errorsIn++;
-  return NAT66_DELIVER;
-}
+export class IcmpErrors {
+  /** After NAT66_DELIVER from `inbound`: the machine the error goes to. */
+  machine = -1;
+  private readonly nat: ErrorTranslationNat;
+  private readonly table: ConnTable;
+  private readonly counters: ErrorCounters;
+  private readonly inner = new Ipv6Info(); // the packet quoted in an error
 
-// An error from a machine about a packet it received through the NAT (quoted: remote → internal).
-export function errorOutbound(
-  nat: Nat66, buf: Uint8Array, off: number, info: Ipv6Info, machine: number, egress: number, nowMs: number,
-): number {
-  const c = nat.counters;
-  const t = nat.table;
-  const inner = nat.inner;
-  const l4 = info.l4Off;
-  const q = l4 + ICMPV6_HEADER_LEN;
-  if (
-    info.fragment || !isTranslatedError(buf[l4]) ||
-    !parseQuoted(buf, q, off + info.packetLen - q, inner) ||
-    nat.findEgress(buf, off + IPV6_OFF_DST) >= 0 // about a hairpinned packet: not translated
-  ) {
-    c.errorsDropped++;
-    return NAT66_DROP;
+  constructor(nat: ErrorTranslationNat, table: ConnTable, counters: ErrorCounters) {
+    this.nat = nat;
+    this.table = table;
+    this.counters = counters;
   }
-  const pi = quotedPi(buf, inner);
-  if (pi !== PI_TCP && pi !== PI_UDP) {
-    c.errorsDropped++; // no inbound echo request ever reaches a machine
-    return NAT66_DROP;
-  }
-  const ql4 = inner.l4Off;
-  const m = t.findMapping(egress, pi, buf, q + IPV6_OFF_DST, readU16(buf, ql4 + 2));
-  if (m < 0 || t.mMachine[m] !== machine || !errorAllowed(nat, m, buf, q + IPV6_OFF_SRC, readU16(buf, ql4), nowMs)) {
-    c.errorsDropped++;
-    return NAT66_DROP;
-  }
-  const oCsum = l4 + ICMPV6_OFF_CHECKSUM;
-  rewriteQuoted(
-    buf, oCsum, ql4 + checksumOffset(inner.protocol), pi === PI_UDP,
-    q + IPV6_OFF_DST, nat.egressAddr, 16 * egress, ql4 + 2, t.mExt[m],
-  );
-  rewriteAddress(buf, off + IPV6_OFF_SRC, nat.egressAddr, 16 * egress, oCsum, IPPROTO_ICMPV6);
-  c.errorsOut++;
-  return NAT66_FORWARD;
-}
 
-// Would a packet between mapping m and the remote (address at buf[remoteOff], rport) pass the
-// filter now? Looks only; the session's timer and state stay as they are.
-function errorAllowed(nat: Nat66, m: number, buf: Uint8Array, remoteOff: number, rport: number, nowMs: number): boolean {
-  const t = nat.table;
-  const s = t.findSession(m, buf, remoteOff, rport);
-  if (s >= 0 && t.sExpire[s] > nowMs) return true;
-  return nat.filtering !== FILTER_ADDRESS_AND_PORT && t.mExpire[m] > nowMs;
+  // An error from the internet to egress address `egress`, about a packet we sent.
+  inbound(buf: Uint8Array, off: number, info: Ipv6Info, egress: number, nowMs: number): number {
+    const c = this.counters;
+    const t = this.table;
+    const nat = this.nat;
+    const inner = this.inner;
+    this.machine = -1;
+    const l4 = info.l4Off;
+    const q = l4 + ICMPV6_HEADER_LEN;
+    if (
+      info.fragment || !isTranslatedError(buf[l4]) ||
+      !parseQuoted(buf, q, off + info.packetLen - q, inner) ||
+      !addressEquals(buf, q + IPV6_OFF_SRC, nat.egressAddr, 16 * egress)
+    ) {
+      c.errorsDropped++;
+      return NAT66_DROP;
+    }
+    const pi = quotedPi(buf, inner);
+    if (pi < 0) {
+      c.errorsDropped++;
+      return NAT66_DROP;
+    }
+    const ql4 = inner.l4Off;
+    const portOff = pi === PI_ICMP ? ql4 + ICMPV6_OFF_ECHO_ID : ql4; // quoted source port
+    const ext = readU16(buf, portOff);
+    const rport = pi === PI_ICMP ? 0 : readU16(buf, ql4 + 2);
+    const m = t.ownerOf(egress, pi, ext);
+    if (m < 0 || !this.allowed(m, buf, q + IPV6_OFF_DST, rport, nowMs)) {
+      c.errorsDropped++;
+      return NAT66_DROP;
+    }
+    const oCsum = l4 + ICMPV6_OFF_CHECKSUM;
+    rewriteQuoted(
+      buf, oCsum, ql4 + checksumOffset(inner.protocol), inner.protocol === IPPROTO_UDP,
+      q + IPV6_OFF_SRC, t.mAddr, 16 * m, portOff, t.mPort[m],
+    );
+    rewriteAddress(buf, off + IPV6_OFF_DST, t.mAddr, 16 * m, oCsum, IPPROTO_ICMPV6); // outer pseudo-header
+    this.machine = t.mMachine[m];
+    c.errorsIn++;
+    return NAT66_DELIVER;
+  }
+
+  // An error from a machine about a packet it received through the NAT (quoted: remote → internal).
+  outbound(buf: Uint8Array, off: number, info: Ipv6Info, machine: number, egress: number, nowMs: number): number {
+    const c = this.counters;
+    const t = this.table;
+    const nat = this.nat;
+    const inner = this.inner;
+    const l4 = info.l4Off;
+    const q = l4 + ICMPV6_HEADER_LEN;
+    if (
+      info.fragment || !isTranslatedError(buf[l4]) ||
+      !parseQuoted(buf, q, off + info.packetLen - q, inner) ||
+      nat.findEgress(buf, off + IPV6_OFF_DST) >= 0 // about a hairpinned packet: not translated
+    ) {
+      c.errorsDropped++;
+      return NAT66_DROP;
+    }
+    const pi = quotedPi(buf, inner);
+    if (pi !== PI_TCP && pi !== PI_UDP) {
+      c.errorsDropped++; // no inbound echo request ever reaches a machine
+      return NAT66_DROP;
+    }
+    const ql4 = inner.l4Off;
+    const m = t.findMapping(egress, pi, buf, q + IPV6_OFF_DST, readU16(buf, ql4 + 2));
+    if (m < 0 || t.mMachine[m] !== machine || !this.allowed(m, buf, q + IPV6_OFF_SRC, readU16(buf, ql4), nowMs)) {
+      c.errorsDropped++;
+      return NAT66_DROP;
+    }
+    const oCsum = l4 + ICMPV6_OFF_CHECKSUM;
+    rewriteQuoted(
+      buf, oCsum, ql4 + checksumOffset(inner.protocol), pi === PI_UDP,
+      q + IPV6_OFF_DST, nat.egressAddr, 16 * egress, ql4 + 2, t.mExt[m],
+    );
+    rewriteAddress(buf, off + IPV6_OFF_SRC, nat.egressAddr, 16 * egress, oCsum, IPPROTO_ICMPV6);
+    c.errorsOut++;
+    return NAT66_FORWARD;
+  }
+
+  // Would a packet between mapping m and the remote (address at buf[remoteOff], rport) pass the
+  // filter now? Looks only; the session's timer and state stay as they are.
+  private allowed(m: number, buf: Uint8Array, remoteOff: number, rport: number, nowMs: number): boolean {
+    const t = this.table;
+    const s = t.findSession(m, buf, remoteOff, rport);
+    if (s >= 0 && t.sExpire[s] > nowMs) return true;
+    return this.nat.filtering !== FILTER_ADDRESS_AND_PORT && t.mExpire[m] > nowMs;
+  }
 }

@@ -6,8 +6,7 @@
 //   tcp        the TCP state machine and its timeouts
 //   icmp       ICMPv6 error translation, both ways
 //   fragments  inbound non-first fragments follow their first fragment
-//   list       `conntrack -L`-style listing
-//   build      UDP and TCP packet builders (tests, benchmarks, probes)
+//   conntrack-text  `conntrack -L`-style lines of the table
 //   slots      machine names ↔ the slot numbers Nat66 and Egress use
 //   partial-checksum  translating packets whose checksum the TUN left partial (offload mode)
 // Sans-IO only. The I/O side lives in the host process's edge layer (src/host):
@@ -18,8 +17,7 @@ export * from './constants.ts';
 export { Nat66, Nat66Counters, type Nat66Options } from './nat.ts';
 export { ConnTable } from './table.ts';
 export { tcpTrack, tcpTimeout, tcpMayCreate } from './tcp.ts';
-export { parseQuoted } from './icmp.ts';
-export { conntrackList } from './list.ts';
-export { buildUdp, buildTcp } from './build.ts';
+export { IcmpErrors, parseQuoted, type ErrorCounters, type ErrorTranslationNat } from './icmp.ts';
+export { conntrackLines } from './conntrack-text.ts';
 export { MachineSlots } from './slots.ts';
 export { PartialChecksum, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_LEN } from './partial-checksum.ts';

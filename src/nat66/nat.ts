@@ -3,7 +3,7 @@
 //
 // outbound(buf, off, len, machine, egress, nowMs), for a packet from a machine to the internet:
 //   1. parse (RFC 8200); non-first fragments only get the egress source address;
-//   2. ICMPv6 errors about inbound packets go to errorOutbound (icmp.ts);
+//   2. ICMPv6 errors about inbound packets go to IcmpErrors.outbound (icmp.ts);
 //   3. find or create the mapping of the internal endpoint on that egress address (RFC 4787
 //      REQ-1, REQ-3), then the session toward the remote endpoint — or REJECT when a limit or
 //      the port range says no (the packet is left untouched for the Destination Unreachable);
@@ -70,8 +70,8 @@ import {
   UDP_TIMEOUT_MS,
 } from './constants.ts';
 import { FragmentCache } from './fragments.ts';
-import { errorInbound, errorOutbound } from './icmp.ts';
-import { conntrackList } from './list.ts';
+import { IcmpErrors } from './icmp.ts';
+import { conntrackLines } from './conntrack-text.ts';
 import { ConnTable } from './table.ts';
 import { tcpMayCreate, tcpTimeout, tcpTrack } from './tcp.ts';
 
@@ -115,6 +115,7 @@ export class Nat66Counters {
 }
 
 export class Nat66 {
+  /** The tracker's tables: for inspection (tests); only this class and its helpers change them. */
   readonly table: ConnTable;
   readonly counters = new Nat66Counters();
   readonly filtering: number;
@@ -129,8 +130,12 @@ export class Nat66 {
   readonly egressAddr: Uint8Array; // 16 bytes per egress id
   egressCount = 0;
   private readonly egressSlots: Int32Array; // egress ids by hash of the address; -1: empty
-  machine = -1; // after DELIVER or HAIRPIN: the machine the packet goes to
-  readonly inner = new Ipv6Info(); // the packet quoted in an ICMPv6 error
+  /** After DELIVER or HAIRPIN: the machine the packet goes to. */
+  get machine(): number {
+    return this.target;
+  }
+  private target = -1;
+  private readonly errors: IcmpErrors; // ICMPv6 error translation (icmp.ts)
   private readonly info = new Ipv6Info();
   private readonly frags: FragmentCache;
 
@@ -160,6 +165,7 @@ export class Nat66 {
     while (slots < 2 * maxEgress) slots *= 2;
     this.egressSlots = new Int32Array(slots).fill(-1); // at most half full: probes end
     this.frags = new FragmentCache(opts.fragmentSlots ?? DEFAULT_FRAGMENT_SLOTS, seed ^ 0x27d4eb2f);
+    this.errors = new IcmpErrors(this, this.table, this.counters);
   }
 
   // Registers an egress address (the host's, or an app's static one) and returns its id, the
@@ -195,6 +201,11 @@ export class Nat66 {
     return this.table.sCount; // sessions, including expired ones the next tick removes
   }
 
+  /** Sessions the table can hold. */
+  get capacity(): number {
+    return this.table.sCap;
+  }
+
   get mappings(): number {
     return this.table.mCount;
   }
@@ -203,9 +214,9 @@ export class Nat66 {
     return this.table.machineCount[machine] ?? 0;
   }
 
-  // Live entries as `conntrack -L` prints them (list.ts).
+  // Live entries as `conntrack -L` prints them (conntrack-text.ts).
   list(nowMs: number): string[] {
-    return conntrackList(this, nowMs);
+    return conntrackLines(this.table, this.egressAddr, nowMs);
   }
 
   // Table bytes (typed arrays of the tracker and the fragment cache).
@@ -251,7 +262,7 @@ export class Nat66 {
   outbound(buf: Uint8Array, off: number, len: number, machine: number, egress: number, nowMs: number): number {
     const c = this.counters;
     const info = this.info;
-    this.machine = -1;
+    this.target = -1;
     if (!(machine >>> 0 === machine && machine < this.maxMachines && egress >>> 0 === egress && egress < this.egressCount)) {
       c.invalid++;
       return NAT66_DROP;
@@ -288,7 +299,7 @@ export class Nat66 {
       }
     } else if (proto === IPPROTO_ICMPV6) {
       const type = buf[l4];
-      if (type < ICMPV6_ECHO_REQUEST) return errorOutbound(this, buf, off, info, machine, egress, nowMs);
+      if (type < ICMPV6_ECHO_REQUEST) return this.errors.outbound(buf, off, info, machine, egress, nowMs);
       if (type !== ICMPV6_ECHO_REQUEST || buf[l4 + 1] !== 0) {
         c.notTracked++; // echo replies (no inbound request gets through), NDP, MLD, …
         return NAT66_DROP;
@@ -385,7 +396,7 @@ export class Nat66 {
   inbound(buf: Uint8Array, off: number, len: number, nowMs: number): number {
     const c = this.counters;
     const info = this.info;
-    this.machine = -1;
+    this.target = -1;
     if (parsePacket(buf, off, len, info) !== PARSE_OK || info.hasRouting) {
       c.invalid++;
       return NAT66_DROP;
@@ -407,7 +418,7 @@ export class Nat66 {
         return NAT66_DROP;
       }
       this.frags.copyInternal(i, buf, dstOff);
-      this.machine = this.frags.machineOf(i);
+      this.target = this.frags.machineOf(i);
       c.fragments++;
       return NAT66_DELIVER;
     }
@@ -429,7 +440,11 @@ export class Nat66 {
       }
     } else if (proto === IPPROTO_ICMPV6) {
       const type = buf[l4];
-      if (type < ICMPV6_ECHO_REQUEST) return errorInbound(this, buf, off, info, egress, nowMs);
+      if (type < ICMPV6_ECHO_REQUEST) {
+        const v = this.errors.inbound(buf, off, info, egress, nowMs);
+        if (v === NAT66_DELIVER) this.target = this.errors.machine;
+        return v;
+      }
       if (type !== ICMPV6_ECHO_REPLY || buf[l4 + 1] !== 0) {
         c.unsolicited++; // echo requests and the rest: not ours to answer
         return NAT66_DROP;
@@ -489,7 +504,7 @@ export class Nat66 {
       // A first fragment: its followers get the same destination (fragments.ts).
       this.frags.remember(buf, off + IPV6_OFF_SRC, info.fragId, egress, t.mAddr, 16 * m, t.mMachine[m], nowMs + FRAGMENT_TIMEOUT_MS);
     }
-    this.machine = t.mMachine[m];
+    this.target = t.mMachine[m];
     return NAT66_DELIVER;
   }
 }

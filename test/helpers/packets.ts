@@ -1,5 +1,5 @@
-// UDP and TCP packet builders for tests, benchmarks and probes (src/ipv6 builds ICMPv6 echo
-// and errors but has no transport builders). Each writes a whole IPv6 packet with a correct
+// UDP and TCP packet builders for tests and benchmarks (src/ipv6 builds ICMPv6 echo and errors
+// but has no transport builders; the packet path never builds these). Each writes a whole IPv6 packet with a correct
 // checksum at out[off] and returns its length. Not for the packet path.
 
 import {
@@ -13,7 +13,7 @@ import {
   writeHeader,
   writeU16,
   writeU32,
-} from '../ipv6/index.ts';
+} from '../../src/ipv6/index.ts';
 
 // UDP (RFC 768) from (src, sport) to (dst, dport) carrying data[dataOff, dataOff + dataLen).
 export function buildUdp(

@@ -7,13 +7,13 @@
 
 import { formatAddress } from '../ipv6/index.ts';
 import { F_ASSURED, F_REPLIED, PI_ICMP, PI_TCP, TCP_STATE_NAMES } from './constants.ts';
-import type { Nat66 } from './nat.ts';
+import type { ConnTable } from './table.ts';
 
 const PROTO_TEXT = ['tcp 6', 'udp 17', 'icmpv6 58'];
 
-// The live sessions (expired ones awaiting a tick are left out), in table order.
-export function conntrackList(nat: Nat66, nowMs: number): string[] {
-  const t = nat.table;
+// The live sessions of table `t` (expired ones awaiting a tick are left out), in table order;
+// `egressAddr` holds the egress addresses, 16 bytes per egress id.
+export function conntrackLines(t: ConnTable, egressAddr: Uint8Array, nowMs: number): string[] {
   const out: string[] = [];
   for (let s = 0; s < t.sCap; s++) {
     const m = t.sMap[s];
@@ -21,7 +21,7 @@ export function conntrackList(nat: Nat66, nowMs: number): string[] {
     const pi = t.mPi[m];
     const internal = formatAddress(t.mAddr, 16 * m);
     const remote = formatAddress(t.sRemote, 16 * s);
-    const external = formatAddress(nat.egressAddr, 16 * t.mEgress[m]);
+    const external = formatAddress(egressAddr, 16 * t.mEgress[m]);
     const flags = t.sFlags[s];
     let line = `ipv6 ${PROTO_TEXT[pi]} ${Math.floor((t.sExpire[s] - nowMs) / 1000)}`;
     if (pi === PI_TCP) line += ` ${TCP_STATE_NAMES[t.sState[s]] || 'NONE'}`;
