@@ -31,6 +31,7 @@
 // the field is prepared around the translation (src/nat66/partial-checksum.ts).
 
 import { addressBytes, formatAddress } from '../ipv6/index.ts';
+import { MACHINE_MTU } from '../router/router.ts';
 import {
   TUN_F_CSUM,
   TUN_F_TSO6,
@@ -55,7 +56,6 @@ import {
 // ---- Implementation constants ----
 
 export const EGRESS_IFNAME = '6pnegress'; // the egress TUN's default name
-export const EGRESS_MTU = 1420; // the machines' MTU (router MACHINE_MTU): no packet of theirs is bigger
 export const EGRESS_BATCH = 64; // packets per TUN read / write call
 export const EGRESS_TICK_MS = 1000; // expiry tick
 export const EGRESS_TICK_BUDGET = 100_000; // sessions one tick may expire (the rest wait for the next)
@@ -84,7 +84,7 @@ export interface EgressOptions {
   uplink?: string;
   /** Proxy NDP for the egress addresses on the uplink: 'auto' (default) when on-link. */
   proxyNdp?: boolean | 'auto';
-  /** TUN MTU (default 1420). */
+  /** TUN MTU (default MACHINE_MTU: no packet of a machine is bigger). */
   mtu?: number;
   /** The translator's limits and timeouts (src/nat66/nat.ts). */
   nat?: Nat66Options;
@@ -193,7 +193,7 @@ export class Egress {
     this.proxyNdp = opts.proxyNdp ?? 'auto';
     this.hdr = opts.vnetHdr === true ? VNET_HDR_LEN : 0;
     if (this.hdr !== 0 && VNET_HDR_LEN !== VIRTIO_NET_HDR_LEN) throw new Error(`egress: unexpected virtio_net_hdr size ${VNET_HDR_LEN}`);
-    const mtu = opts.mtu ?? EGRESS_MTU;
+    const mtu = opts.mtu ?? MACHINE_MTU;
     const slot = this.hdr !== 0 ? GSO_MAX + 64 : Math.max(2048, (mtu + 64 + 63) & ~63);
     const size = opts.batchSize ?? EGRESS_BATCH;
     this.out = new TunBatch(size, slot);
@@ -209,7 +209,7 @@ export class Egress {
    */
   static async open(opts: EgressOptions): Promise<Egress> {
     const netns = opts.netns;
-    const mtu = opts.mtu ?? EGRESS_MTU;
+    const mtu = opts.mtu ?? MACHINE_MTU;
     const uplink = opts.uplink ?? (await defaultUplink(netns));
     const tun = tunOpen(opts.ifname ?? EGRESS_IFNAME, { vnetHdr: opts.vnetHdr === true });
     let e: Egress | null = null;

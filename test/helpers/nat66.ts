@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { threadId } from 'node:worker_threads';
 import { EGRESS_OFFLOADS, Egress, type EgressOptions } from '../../src/host/egress.ts';
 import type { Nat66Options } from '../../src/nat66/index.ts';
+import { MACHINE_MTU } from '../../src/router/router.ts';
 import { fold, pseudoHeaderSum } from '../../src/ipv6/index.ts';
 import {
   TunBatch, VNET_HDR_LEN, close as closeFd, fdUnwatch, fdWatch, ip, tunOpen, tunSetOffload, type FdWatch,
@@ -37,7 +38,7 @@ export const EGRESS_S = '2001:db8:e::5';
 export const EGRESS_K = '2001:db8:2::6';
 export const EGRESS_P = '2001:db8:3::11';
 export const EGRESS_O = '2001:db8:e::9';
-export const MACHINE_MTU = 1420;
+export { MACHINE_MTU };
 const AGENT = fileURLToPath(new URL('./nat66-agent.ts', import.meta.url));
 
 /** Scaled-down timeouts, ms, applied to both NATs. */
