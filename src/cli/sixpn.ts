@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { runDemo } from './demo.ts';
 import { runNoiseDemo } from './demo-noise.ts';
 import { conntrack, status, up } from './up.ts';
+import { OPS_COMMANDS, OPS_USAGE, ops } from './ops.ts';
 
 const USAGE = `usage: sixpn <command>
 
@@ -18,6 +19,7 @@ commands:
             prints what it checked (exit 1 if a check fails)
   demo-noise
             the WireGuard protocol core alone, over UDP on loopback
+${OPS_USAGE}
   help      this text`;
 
 async function main(argv: string[]): Promise<number> {
@@ -32,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
     case 'demo':
       parseArgs({ args: rest, options: { keep: { type: 'boolean' } }, allowPositionals: false });
       return runDemo(rest);
+    case 'org': case 'app': case 'host': case 'machine': case 'peer': case 'topology':
+      return ops(command, rest);
     case 'demo-noise':
       return runNoiseDemo();
     case undefined:
