@@ -7,7 +7,8 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { MemoryDevice, UapiServer, uapiSocketPath, isValidInterfaceName, type UapiDevice, type UapiServerOptions } from '../src/uapi/index.ts';
+import { MemoryDevice, type UapiDevice } from '../src/uapi/index.ts';
+import { UapiServer, uapiSocketPath, isValidInterfaceName, type UapiServerOptions } from '../src/uapi/server.ts';
 
 const K1 = '11'.repeat(32);
 

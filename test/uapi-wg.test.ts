@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chosenBackend, generatePrivateKeyBytes, keyToBase64 } from '../src/noise/index.ts';
-import { MemoryDevice, UapiServer, formatCidr, uapiSocketPath, UAPI_SOCKET_DIR, type MemoryDeviceOptions } from '../src/uapi/index.ts';
+import { MemoryDevice, formatCidr, UAPI_SOCKET_DIR, type MemoryDeviceOptions } from '../src/uapi/index.ts';
+import { UapiServer, uapiSocketPath } from '../src/uapi/server.ts';
 
 const WG = '/usr/bin/wg';
 const BASE = `sxu${process.pid % 100000}`;

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { connect } from 'node:net';
-import { UapiServer, isValidInterfaceName, uapiSocketPath } from '../uapi/index.ts';
+import { UapiServer, isValidInterfaceName, uapiSocketPath } from '../uapi/server.ts';
 import { createLogger } from '../log.ts';
 import { WgHost, type WgOffloads } from '../wg/host.ts';
 
