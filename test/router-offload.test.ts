@@ -29,7 +29,7 @@ import {
   gsoSegmentCount,
   vnetOffloaded,
   writeVnetHdr,
-} from '../src/router/offload.ts';
+} from '../src/offload/index.ts';
 import { Router } from '../src/router/router.ts';
 import { parseTopology, type Machine } from '../src/topology/index.ts';
 import { mergeHostConfig, parseHostConfigFile, parseHostFlags } from '../src/topology/host-config.ts';

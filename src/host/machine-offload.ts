@@ -3,7 +3,7 @@
 // is routed as always (its header zeroed: passed on with it, it asks nothing). An offloaded one
 // (a 64 KB TCP segment, a partial checksum) goes whole to the egress or a machine of this host
 // when the router sends it there; else it is cut into MSS-sized packets, or its checksum
-// completed (src/router/offload.ts), and those are routed like any. The router's checks run on
+// completed (src/offload), and those are routed like any. The router's checks run on
 // every packet either way; it never sees a virtio_net_hdr.
 //
 // How the router's outputs know a packet is the one read from the machine, header just in
@@ -11,7 +11,7 @@
 // compare. Anything else (an ICMPv6 error, a piece of a cut segment, a packet from the mesh)
 // gets a zero header in front.
 import type { Router } from '../router/router.ts';
-import { VNET_GSO_NONE, VNET_HDR_LEN, completeChecksum, gsoSegment, vnetOffloaded } from '../router/offload.ts';
+import { SEGMENT_INVALID, Segmenter, VNET_GSO_NONE, VNET_HDR_LEN, completeChecksum, vnetOffloaded } from '../offload/index.ts';
 import type { Machine } from '../topology/index.ts';
 import { VNET_HDR_LEN as TUN_VNET_HDR_LEN } from '../tun/index.ts';
 import type { Egress } from './egress.ts';
@@ -32,6 +32,7 @@ export class MachineOffload {
   readonly counters = new OffloadCounters();
   private readonly router: Router;
   private readonly seg = new Uint8Array(VNET_SLOT); // the piece of a segment being routed
+  private readonly segmenter = new Segmenter();
   private egressScratch: Uint8Array | null = null; // a plain packet for the egress, header in front
   // the packet being routed from a machine, whose virtio_net_hdr is just in front
   private curBuf: Uint8Array | null = null;
@@ -64,16 +65,18 @@ export class MachineOffload {
         r.fromMachine(m, buf, off, len);
       } else {
         const s = this.seg;
+        const count = this.segmenter.begin(buf, h, off, len);
+        if (count === SEGMENT_INVALID) return void c.invalid++;
         this.curBuf = s;
         this.curOff = SEG_AT;
-        let k = 0;
-        for (let n: number; (n = gsoSegment(buf, h, off, len, k, s, SEG_AT)) > 0; k++) {
+        for (let k = 0; k < count; k++) {
+          const n = this.segmenter.write(k, s, SEG_AT);
+          if (n <= 0) break;
           s.fill(0, SEG_AT - VNET_HDR_LEN, SEG_AT); // the mesh may have sealed over it
           r.fromMachine(m, s, SEG_AT, n);
         }
-        if (k === 0) return void c.invalid++;
         c.segmented++;
-        c.segments += k;
+        c.segments += count;
       }
     } finally {
       this.curBuf = null;

@@ -6,6 +6,7 @@
 // virtio_net_hdr, and a slot holds a 64 KB segment with its header, the mesh headroom and the
 // tag behind.
 import type { Logger } from '../log.ts';
+import { Coalescer } from '../offload/index.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/constants.ts';
 import type { Machine } from '../topology/index.ts';
 import {
@@ -32,7 +33,8 @@ export interface LocalMachine {
   fd: number;
   watch: FdWatch | null;
   readonly out: TunBatch;
-  outCount: number;
+  /** the write queue: packets from elsewhere coalesced into super-packets (offload mode) */
+  readonly queue: Coalescer;
   /** Lines about this machine carry its id, app and org. */
   readonly log: Logger;
 }
@@ -61,6 +63,7 @@ export class MachineTuns {
   private readonly slots: Array<LocalMachine | null> = []; // SNAT66 slot → machine
   private readonly pending = new Set<LocalMachine>(); // machines with packets waiting to be written
   private readonly tunIn: TunBatch;
+  readonly counters = new MachineTunCounters();
 
   constructor(opts: MachineTunsOptions) {
     this.opts = opts;
@@ -86,7 +89,8 @@ export class MachineTuns {
     if (slot < 0) slot = this.slots.push(null) - 1;
     const out = offload ? new TunBatch(VNET_OUT_BATCH, VNET_SLOT) : new TunBatch(OUT_BATCH, SLOT);
     const log = this.opts.log.child({ machine: m.id, app: m.app, org: m.org });
-    const lm: LocalMachine = { machine: m, slot, ns, ifname: tun.name, fd: tun.fd, watch: null, out, outCount: 0, log };
+    const queue = new Coalescer(out, offload);
+    const lm: LocalMachine = { machine: m, slot, ns, ifname: tun.name, fd: tun.fd, watch: null, out, queue, log };
     try {
       if (offload) tunSetOffload(tun.fd, MACHINE_OFFLOADS);
       await configureMachineLink(ns, tun.name, m);
@@ -142,24 +146,27 @@ export class MachineTuns {
   /** Queues buf[off, off + len) as is for the machine (in offload mode, its virtio_net_hdr included). */
   queue(m: Machine, buf: Uint8Array, off: number, len: number): void {
     const lm = this.byId.get(m.id);
-    if (lm === undefined || lm.fd < 0 || len > lm.out.slotSize) return;
-    if (lm.outCount === lm.out.size) this.flushOne(lm);
-    const i = lm.outCount++;
-    lm.out.slab.set(buf.subarray(off, off + len), lm.out.offset(i));
-    lm.out.setLength(i, len);
+    if (lm === undefined || lm.fd < 0) return;
+    if (!lm.queue.addRaw(buf, off, len)) {
+      if (!lm.queue.full) return void this.counters.txTooLong++;
+      this.flushOne(lm);
+      lm.queue.addRaw(buf, off, len);
+    }
     this.pending.add(lm);
   }
 
-  /** Offload mode: queues a packet without its own virtio_net_hdr behind a zero one. */
+  /**
+   * Queues an IP packet without a virtio_net_hdr of its own (from the mesh, a peer, DNS, an
+   * error): in offload mode, segments of one TCP flow are coalesced into super-packets.
+   */
   queuePlain(m: Machine, buf: Uint8Array, off: number, len: number): void {
     const lm = this.byId.get(m.id);
-    if (lm === undefined || lm.fd < 0 || len + VNET_HDR_LEN > lm.out.slotSize) return;
-    if (lm.outCount === lm.out.size) this.flushOne(lm);
-    const i = lm.outCount++;
-    const at = lm.out.offset(i);
-    lm.out.slab.fill(0, at, at + VNET_HDR_LEN);
-    lm.out.slab.set(buf.subarray(off, off + len), at + VNET_HDR_LEN);
-    lm.out.setLength(i, len + VNET_HDR_LEN);
+    if (lm === undefined || lm.fd < 0) return;
+    if (!lm.queue.add(buf, off, len)) {
+      if (!lm.queue.full) return void this.counters.txTooLong++;
+      this.flushOne(lm);
+      lm.queue.add(buf, off, len);
+    }
     this.pending.add(lm);
   }
 
@@ -170,13 +177,27 @@ export class MachineTuns {
   }
 
   private flushOne(lm: LocalMachine): void {
-    const n = lm.outCount;
-    lm.outCount = 0;
-    if (n === 0 || lm.fd < 0) return;
+    const q = lm.queue;
+    if (q.count === 0) return;
+    const n = q.finish();
+    this.counters.txCoalesced += q.merged;
+    q.merged = 0;
+    q.reset();
+    if (lm.fd < 0) return;
     try {
-      lm.out.write(lm.fd, n, 0);
+      const written = lm.out.write(lm.fd, n, 0);
+      this.counters.txQueueFull += n - written;
+      for (let i = 0; i < written; i++) if (lm.out.error(i) !== 0) this.counters.txRefused++;
     } catch (err) {
       lm.log.error(`machine ${lm.machine.id}: ${(err as Error).message}`);
     }
   }
+}
+
+/** What the machines' TUNs did not take, and what was coalesced (in `sixpn status`). */
+export class MachineTunCounters {
+  txCoalesced = 0; // packets written as part of a super-packet (beyond the first of each)
+  txQueueFull = 0; // records not written: the TUN queue was full (the main thread does not wait)
+  txRefused = 0; // records the kernel refused (EINVAL, EIO)
+  txTooLong = 0; // packets longer than a slot
 }

@@ -120,6 +120,21 @@ export class Coalescer {
     return true;
   }
 
+  /**
+   * Adds a record as it is (in vnet mode buf[off] is its own virtio_net_hdr, len counts it):
+   * a super-packet from a TUN read, passed on whole. Nothing joins it. False as for add().
+   */
+  addRaw(buf: Uint8Array, off: number, len: number): boolean {
+    const head = this.vnet ? VNET_HDR_LEN : 0;
+    if (len - head > this.cap || len < head) return false;
+    if (this.count === this.out.size) return false;
+    const i = this.count++;
+    this.out.slab.set(buf.subarray(off, off + len), this.out.offset(i));
+    this.total[i] = len - head;
+    this.segs[i] = 0;
+    return true;
+  }
+
   /** A TCP data segment that later ones may join. */
   private startable(buf: Uint8Array, off: number, len: number, info: L4Info): boolean {
     if (info.protocol !== IPPROTO_TCP || info.packetLen !== len) return false;

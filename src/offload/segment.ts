@@ -122,3 +122,20 @@ export class Segmenter {
     return n;
   }
 }
+
+const one = new Segmenter();
+
+/**
+ * Segment `k` of the GSO packet (one call per segment, for tests and slow paths; the packet path
+ * uses a Segmenter): its length, 0 past the last segment, or SEGMENT_INVALID.
+ */
+export function gsoSegment(buf: Uint8Array, h: number, off: number, len: number, k: number, out: Uint8Array, outOff: number): number {
+  const n = one.begin(buf, h, off, len);
+  if (n === SEGMENT_INVALID) return SEGMENT_INVALID;
+  return k >= n ? 0 : one.write(k, out, outOff);
+}
+
+/** How many segments the GSO packet gives (0 when it is not one that can be cut). */
+export function gsoSegmentCount(buf: Uint8Array, h: number, off: number, len: number): number {
+  return Math.max(0, one.begin(buf, h, off, len));
+}

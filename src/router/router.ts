@@ -152,7 +152,7 @@ export class Router {
   /**
    * A packet read from the TUN of `machine` (a machine of this host).
    *
-   * `whole`: an offloaded packet (src/router/offload.ts: a 64 KB TSO segment, or one with a
+   * `whole`: an offloaded packet (src/offload: a 64 KB TSO segment, or one with a
    * partial checksum) that may go on unchanged only to the egress or to a machine of this host.
    * The checks above the routing run on it as on any packet (they read the IPv6 header, which
    * every piece of it shares). Returns false when it would go anywhere else — nothing was
@@ -193,7 +193,9 @@ export class Router {
     if (isGlobalDns(buf, dst) || isOrgDns(buf, dst) || getNetwork(buf, dst) !== machine.network) return false;
     const target = this.topology.machineAt(buf, dst);
     if (target === undefined || target.host !== this.hostId || !target.started) return false;
-    if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1 || this.migratedFlows.size !== 0) return false;
+    if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return false;
+    // a reply that restoreMigratedSource may rewrite goes in pieces; every other flow stays whole
+    if (this.migratedFlows.size !== 0 && machine.previous.length !== 0) return false;
     this.deliver(target, buf, off, len, null);
     return true;
   }
