@@ -33,7 +33,11 @@ export class EtcdServer {
   private proc: ChildProcess | null = null;
   log = '';
 
-  private constructor(dir: string, clientPort: number, peerPort: number) {
+  /** A network namespace it runs in (then its loopback is that namespace's). */
+  readonly netns: string | undefined;
+
+  private constructor(dir: string, clientPort: number, peerPort: number, netns?: string) {
+    this.netns = netns;
     this.dir = dir;
     this.clientPort = clientPort;
     this.peerPort = peerPort;
@@ -48,9 +52,11 @@ export class EtcdServer {
     return `etcd://${this.endpoint}`;
   }
 
-  static async start(): Promise<EtcdServer> {
+  /** In `netns` (which must exist), on ports 2379 and 2380 of its loopback. */
+  static async start(netns?: string): Promise<EtcdServer> {
     if (!ETCD) throw new Error('etcd is not installed');
-    const s = new EtcdServer(mkdtempSync(join(tmpdir(), 'sixpn-etcd-')), await freePort(), await freePort());
+    const dir = mkdtempSync(join(tmpdir(), 'sixpn-etcd-'));
+    const s = netns ? new EtcdServer(dir, 2379, 2380, netns) : new EtcdServer(dir, await freePort(), await freePort());
     await s.run();
     return s;
   }
@@ -58,7 +64,8 @@ export class EtcdServer {
   async run(): Promise<void> {
     const c = `http://127.0.0.1:${this.clientPort}`;
     const p = `http://127.0.0.1:${this.peerPort}`;
-    const proc = spawn(ETCD!, [
+    const cmd = this.netns ? ['/usr/sbin/ip', 'netns', 'exec', this.netns, ETCD!] : [ETCD!]; // ip netns exec execs etcd: same pid
+    const proc = spawn(cmd[0], [...cmd.slice(1),
       '--name', 'test', '--data-dir', join(this.dir, 'data'),
       '--listen-client-urls', c, '--advertise-client-urls', c,
       '--listen-peer-urls', p, '--initial-advertise-peer-urls', p, '--initial-cluster', `test=${p}`,
@@ -72,11 +79,15 @@ export class EtcdServer {
     const end = Date.now() + 15_000;
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`etcd exited ${proc.exitCode}: ${this.log.slice(-2000)}`);
-      try {
-        const r = await fetch(`${c}/health`);
-        if (r.ok) return;
-      } catch {
-        // not yet listening
+      if (this.netns) {
+        if (spawnSync('/usr/sbin/ip', ['netns', 'exec', this.netns, 'etcdctl', '--endpoints', this.endpoint, 'endpoint', 'health'], { env: { ...process.env, ETCDCTL_API: '3' } }).status === 0) return;
+      } else {
+        try {
+          const r = await fetch(`${c}/health`);
+          if (r.ok) return;
+        } catch {
+          // not yet listening
+        }
       }
       if (Date.now() > end) throw new Error(`etcd not healthy within 15 s: ${this.log.slice(-2000)}`);
       await sleep(100);
@@ -95,7 +106,8 @@ export class EtcdServer {
 
   /** etcdctl against this server (synchronous, for setup and checks). */
   ctl(...args: string[]): string {
-    const r = spawnSync('etcdctl', ['--endpoints', this.endpoint, ...args], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
+    const pre = this.netns ? ['netns', 'exec', this.netns, 'etcdctl'] : [];
+    const r = spawnSync(this.netns ? '/usr/sbin/ip' : 'etcdctl', [...pre, '--endpoints', this.endpoint, ...args], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
     if (r.status !== 0) throw new Error(`etcdctl ${args.join(' ')}: ${r.stderr}`);
     return r.stdout;
   }
