@@ -17,8 +17,8 @@
 // numbers"): a forged error can at worst reach the machine it names.
 //
 // Nat66 hands an `IcmpErrors` what it needs and nothing more: its connection table (looked up,
-// never changed), its egress addresses (`ErrorTranslationNat`) and the error counters. The
-// machine a delivered error goes to is this object's `machine`, which Nat66 reports as its own.
+// never changed), its egress addresses, its filtering mode and the error counters. The machine a
+// delivered error goes to is this object's `machine`, which Nat66 reports as its own.
 
 import {
   ICMPV6_DST_UNREACH,
@@ -46,16 +46,8 @@ import {
   Ipv6Info,
 } from '../ipv6/index.ts';
 import { FILTER_ADDRESS_AND_PORT, NAT66_DELIVER, NAT66_DROP, NAT66_FORWARD, PI_ICMP, PI_TCP, PI_UDP } from './constants.ts';
+import type { EgressSet } from './egress-set.ts';
 import type { ConnTable } from './table.ts';
-
-/** The NAT's side of error translation: its egress addresses and filtering mode. */
-export interface ErrorTranslationNat {
-  readonly filtering: number;
-  /** 16 bytes per egress id. */
-  readonly egressAddr: Uint8Array;
-  /** The egress id of the address at buf[off], or -1. */
-  findEgress(buf: Uint8Array, off: number): number;
-}
 
 /** The counters error translation adds to. */
 export interface ErrorCounters {
@@ -113,14 +105,16 @@ function isTranslatedError(type: number): boolean {
 export class IcmpErrors {
   /** After NAT66_DELIVER from `inbound`: the machine the error goes to. */
   machine = -1;
-  private readonly nat: ErrorTranslationNat;
   private readonly table: ConnTable;
+  private readonly egresses: EgressSet;
+  private readonly filtering: number;
   private readonly counters: ErrorCounters;
   private readonly inner = new Ipv6Info(); // the packet quoted in an error
 
-  constructor(nat: ErrorTranslationNat, table: ConnTable, counters: ErrorCounters) {
-    this.nat = nat;
+  constructor(table: ConnTable, egresses: EgressSet, filtering: number, counters: ErrorCounters) {
     this.table = table;
+    this.egresses = egresses;
+    this.filtering = filtering;
     this.counters = counters;
   }
 
@@ -128,7 +122,7 @@ export class IcmpErrors {
   inbound(buf: Uint8Array, off: number, info: Ipv6Info, egress: number, nowMs: number): number {
     const c = this.counters;
     const t = this.table;
-    const nat = this.nat;
+    const e = this.egresses;
     const inner = this.inner;
     this.machine = -1;
     const l4 = info.l4Off;
@@ -136,7 +130,7 @@ export class IcmpErrors {
     if (
       info.fragment || !isTranslatedError(buf[l4]) ||
       !parseQuoted(buf, q, off + info.packetLen - q, inner) ||
-      !addressEquals(buf, q + IPV6_OFF_SRC, nat.egressAddr, 16 * egress)
+      !addressEquals(buf, q + IPV6_OFF_SRC, e.addr, 16 * egress)
     ) {
       c.errorsDropped++;
       return NAT66_DROP;
@@ -170,14 +164,14 @@ export class IcmpErrors {
   outbound(buf: Uint8Array, off: number, info: Ipv6Info, machine: number, egress: number, nowMs: number): number {
     const c = this.counters;
     const t = this.table;
-    const nat = this.nat;
+    const e = this.egresses;
     const inner = this.inner;
     const l4 = info.l4Off;
     const q = l4 + ICMPV6_HEADER_LEN;
     if (
       info.fragment || !isTranslatedError(buf[l4]) ||
       !parseQuoted(buf, q, off + info.packetLen - q, inner) ||
-      nat.findEgress(buf, off + IPV6_OFF_DST) >= 0 // about a hairpinned packet: not translated
+      e.find(buf, off + IPV6_OFF_DST) >= 0 // about a hairpinned packet: not translated
     ) {
       c.errorsDropped++;
       return NAT66_DROP;
@@ -196,9 +190,9 @@ export class IcmpErrors {
     const oCsum = l4 + ICMPV6_OFF_CHECKSUM;
     rewriteQuoted(
       buf, oCsum, ql4 + checksumOffset(inner.protocol), pi === PI_UDP,
-      q + IPV6_OFF_DST, nat.egressAddr, 16 * egress, ql4 + 2, t.mExt[m],
+      q + IPV6_OFF_DST, e.addr, 16 * egress, ql4 + 2, t.mExt[m],
     );
-    rewriteAddress(buf, off + IPV6_OFF_SRC, nat.egressAddr, 16 * egress, oCsum, IPPROTO_ICMPV6);
+    rewriteAddress(buf, off + IPV6_OFF_SRC, e.addr, 16 * egress, oCsum, IPPROTO_ICMPV6);
     c.errorsOut++;
     return NAT66_FORWARD;
   }
@@ -209,6 +203,6 @@ export class IcmpErrors {
     const t = this.table;
     const s = t.findSession(m, buf, remoteOff, rport);
     if (s >= 0 && t.sExpire[s] > nowMs) return true;
-    return this.nat.filtering !== FILTER_ADDRESS_AND_PORT && t.mExpire[m] > nowMs;
+    return this.filtering !== FILTER_ADDRESS_AND_PORT && t.mExpire[m] > nowMs;
   }
 }

@@ -3,6 +3,7 @@
 //   constants  verdicts, filtering modes, RFC timeouts, TCP states
 //   nat        Nat66: outbound / inbound / hairpin, limits, tick, counters
 //   table      mapping and session tables in typed arrays, port allocation, expiry wheel
+//   egress-set the egress addresses by id, found by address in one probe or two
 //   tcp        the TCP state machine and its timeouts
 //   icmp       ICMPv6 error translation, both ways
 //   fragments  inbound non-first fragments follow their first fragment
@@ -17,7 +18,8 @@ export * from './constants.ts';
 export { Nat66, Nat66Counters, type Nat66Options } from './nat.ts';
 export { ConnTable } from './table.ts';
 export { tcpTrack, tcpTimeout, tcpMayCreate } from './tcp.ts';
-export { IcmpErrors, parseQuoted, type ErrorCounters, type ErrorTranslationNat } from './icmp.ts';
+export { IcmpErrors, parseQuoted, type ErrorCounters } from './icmp.ts';
+export { EgressSet } from './egress-set.ts';
 export { conntrackLines } from './conntrack-text.ts';
 export { MachineSlots } from './slots.ts';
 export { PartialChecksum, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_LEN } from './partial-checksum.ts';

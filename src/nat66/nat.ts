@@ -33,7 +33,6 @@ import {
   IPV6_OFF_SRC,
   Ipv6Info,
   PARSE_OK,
-  addressEquals,
   buildDestUnreachable,
   checksumOffset,
   parsePacket,
@@ -69,6 +68,7 @@ import {
   TCP_TRANSITORY_TIMEOUT_MS,
   UDP_TIMEOUT_MS,
 } from './constants.ts';
+import { EgressSet } from './egress-set.ts';
 import { FragmentCache } from './fragments.ts';
 import { IcmpErrors } from './icmp.ts';
 import { conntrackLines } from './conntrack-text.ts';
@@ -127,9 +127,7 @@ export class Nat66 {
   readonly icmpTimeoutMs: number;
   readonly udpInboundRefresh: boolean;
   readonly verifyInbound: boolean;
-  readonly egressAddr: Uint8Array; // 16 bytes per egress id
-  egressCount = 0;
-  private readonly egressSlots: Int32Array; // egress ids by hash of the address; -1: empty
+  private readonly egresses: EgressSet;
   /** After DELIVER or HAIRPIN: the machine the packet goes to. */
   get machine(): number {
     return this.target;
@@ -160,41 +158,28 @@ export class Nat66 {
       capacity, opts.mappingCapacity ?? capacity, this.maxMachines, maxEgress, maxTimeout,
       opts.wheelGranularityMs ?? DEFAULT_WHEEL_GRANULARITY_MS, seed,
     );
-    this.egressAddr = new Uint8Array(16 * maxEgress);
-    let slots = 4;
-    while (slots < 2 * maxEgress) slots *= 2;
-    this.egressSlots = new Int32Array(slots).fill(-1); // at most half full: probes end
+    this.egresses = new EgressSet(maxEgress);
     this.frags = new FragmentCache(opts.fragmentSlots ?? DEFAULT_FRAGMENT_SLOTS, seed ^ 0x27d4eb2f);
-    this.errors = new IcmpErrors(this, this.table, this.counters);
+    this.errors = new IcmpErrors(this.table, this.egresses, this.filtering, this.counters);
   }
 
   // Registers an egress address (the host's, or an app's static one) and returns its id, the
   // `egress` argument of outbound(); the same address gives the same id.
   addEgress(addr: Uint8Array, off = 0): number {
-    const known = this.findEgress(addr, off);
+    const known = this.egresses.find(addr, off);
     if (known >= 0) return known;
-    if (this.egressCount * 16 >= this.egressAddr.length) throw new RangeError('nat66: too many egress addresses');
-    const id = this.egressCount++;
-    for (let i = 0; i < 16; i++) this.egressAddr[16 * id + i] = addr[off + i];
-    const mask = this.egressSlots.length - 1;
-    const k = addr[off + 12] | (addr[off + 13] << 8) | (addr[off + 14] << 16) | (addr[off + 15] << 24);
-    let i = Math.imul(k, 0x9e3779b1) >>> 16;
-    while (this.egressSlots[i & mask] >= 0) i++;
-    this.egressSlots[i & mask] = id;
+    const id = this.egresses.add(addr, off);
     this.table.addEgress(id);
     return id;
   }
 
-  // The egress id of the address at buf[off], or -1. Every outbound packet asks (hairpinning),
-  // so a small open-addressing table keyed by the last 32 bits finds it in one probe or two.
+  // The egress id of the address at buf[off], or -1 (egress-set.ts).
   findEgress(buf: Uint8Array, off: number): number {
-    const mask = this.egressSlots.length - 1;
-    const k = buf[off + 12] | (buf[off + 13] << 8) | (buf[off + 14] << 16) | (buf[off + 15] << 24);
-    for (let i = Math.imul(k, 0x9e3779b1) >>> 16; ; i++) {
-      const e = this.egressSlots[i & mask];
-      if (e < 0) return -1;
-      if (addressEquals(buf, off, this.egressAddr, 16 * e)) return e;
-    }
+    return this.egresses.find(buf, off);
+  }
+
+  get egressCount(): number {
+    return this.egresses.count;
   }
 
   get size(): number {
@@ -216,12 +201,12 @@ export class Nat66 {
 
   // Live entries as `conntrack -L` prints them (conntrack-text.ts).
   list(nowMs: number): string[] {
-    return conntrackLines(this.table, this.egressAddr, nowMs);
+    return conntrackLines(this.table, this.egresses.addr, nowMs);
   }
 
   // Table bytes (typed arrays of the tracker and the fragment cache).
   byteLength(): number {
-    return this.table.byteLength() + this.frags.byteLength() + this.egressAddr.byteLength;
+    return this.table.byteLength() + this.frags.byteLength() + this.egresses.byteLength();
   }
 
   // Expires sessions (and mappings with no session left); returns how many sessions went. Call
@@ -263,7 +248,7 @@ export class Nat66 {
     const c = this.counters;
     const info = this.info;
     this.target = -1;
-    if (!(machine >>> 0 === machine && machine < this.maxMachines && egress >>> 0 === egress && egress < this.egressCount)) {
+    if (!(machine >>> 0 === machine && machine < this.maxMachines && egress >>> 0 === egress && egress < this.egresses.count)) {
       c.invalid++;
       return NAT66_DROP;
     }
@@ -275,11 +260,11 @@ export class Nat66 {
     const dstOff = off + IPV6_OFF_DST;
     if (info.nonFirstFragment) {
       // No ports and no checksum here (RFC 8200 §4.5): only the source changes.
-      if (this.findEgress(buf, dstOff) >= 0) {
+      if (this.egresses.find(buf, dstOff) >= 0) {
         c.invalid++; // hairpinned fragments are not reassembled
         return NAT66_DROP;
       }
-      for (let i = 0; i < 16; i++) buf[srcOff + i] = this.egressAddr[16 * egress + i];
+      for (let i = 0; i < 16; i++) buf[srcOff + i] = this.egresses.addr[16 * egress + i];
       c.fragments++;
       return NAT66_FORWARD;
     }
@@ -366,7 +351,7 @@ export class Nat66 {
 
     // Rewrite source address and port / identifier (RFC 1624 checksum updates).
     const csum = l4 + checksumOffset(proto);
-    rewriteAddress(buf, srcOff, this.egressAddr, 16 * egress, csum, proto);
+    rewriteAddress(buf, srcOff, this.egresses.addr, 16 * egress, csum, proto);
     const ext = t.mExt[m];
     if (ext !== sport) {
       if (pi === PI_ICMP) {
@@ -377,7 +362,7 @@ export class Nat66 {
       }
     }
 
-    const target = this.findEgress(buf, dstOff);
+    const target = this.egresses.find(buf, dstOff);
     if (target < 0) return NAT66_FORWARD;
     // Hairpinning (RFC 4787 REQ-9): the source is now our external endpoint;
     // translate the destination as if the packet had come in from the internet.
@@ -402,12 +387,12 @@ export class Nat66 {
       return NAT66_DROP;
     }
     const dstOff = off + IPV6_OFF_DST;
-    const egress = this.findEgress(buf, dstOff);
+    const egress = this.egresses.find(buf, dstOff);
     if (egress < 0) {
       c.unsolicited++;
       return NAT66_DROP;
     }
-    if (this.findEgress(buf, off + IPV6_OFF_SRC) >= 0) {
+    if (this.egresses.find(buf, off + IPV6_OFF_SRC) >= 0) {
       c.invalid++; // our own address from outside: spoofed (it would pass as hairpinned traffic)
       return NAT66_DROP;
     }
