@@ -101,6 +101,8 @@ export class SixpnLab {
   /** peer name → { namespace, interface, address } */
   readonly peers = new Map<string, { ns: string; ifname: string; address: string; prefix48: string }>();
   private readonly procs: ChildProcess[] = [];
+  /** the `sixpn up` process of each host (for benchmarks: RSS, CPU time) */
+  readonly upProcs: ChildProcess[] = [];
   private readonly namespaces: string[] = [];
   private doc: Record<string, unknown> = {};
 
@@ -236,10 +238,12 @@ export class SixpnLab {
     // one `sixpn up` per host; nsenter --net keeps the shared mount namespace (/run/netns)
     for (const x of this.hosts.values()) {
       const log = openSync(join(this.dir, `${x.name}.log`), 'a');
-      this.procs.push(spawn(NSENTER, [`--net=/run/netns/${x.ns}`, process.execPath, SIXPN_CLI, 'up', '-c', join(this.dir, `${x.name}.json`)], {
+      const up = spawn(NSENTER, [`--net=/run/netns/${x.ns}`, process.execPath, SIXPN_CLI, 'up', '-c', join(this.dir, `${x.name}.json`)], {
         stdio: ['ignore', log, log],
         env: { ...process.env, LOG_LEVEL: spec.logLevel ?? 'info' },
-      }));
+      });
+      this.procs.push(up);
+      this.upProcs.push(up);
       closeSync(log);
     }
     await this.waitApplied(60_000);
