@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { connect } from 'node:net';
 import { UapiServer, isValidInterfaceName, uapiSocketPath } from '../uapi/server.ts';
 import { createLogger } from '../log.ts';
-import { WgHost, type WgOffloads } from '../wg/host.ts';
+import { WgHost, offloadsFromEnv } from '../wg/host.ts';
 
 const USAGE = `usage: sixpn-wg [-f|--foreground] INTERFACE-NAME
        sixpn-wg --stats INTERFACE-NAME     datagrams received and dropped, per reason
@@ -19,14 +19,6 @@ Without -f it detaches once the interface and the socket exist.`;
 
 const READY_FD_ENV = 'SIXPN_WG_READY_FD';
 
-/**
- * Offload switches, for a kernel that misbehaves: SIXPN_OFFLOAD=0 turns all off;
- * SIXPN_TUN_OFFLOAD=0 (TSO/USO/checksum on the TUN), SIXPN_UDP_GSO=0, SIXPN_UDP_GRO=0 one each.
- */
-export function offloadsFromEnv(env: NodeJS.ProcessEnv): WgOffloads {
-  const off = (name: string) => env.SIXPN_OFFLOAD === '0' || env[name] === '0';
-  return { tun: !off('SIXPN_TUN_OFFLOAD'), gso: !off('SIXPN_UDP_GSO'), gro: !off('SIXPN_UDP_GRO') };
-}
 
 async function foreground(name: string): Promise<number> {
   const log = createLogger('sixpn-wg', { name: `sixpn-wg[${name}]`, defaultLevel: 'error' });

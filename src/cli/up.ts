@@ -117,6 +117,8 @@ export async function status(argv: string[]): Promise<number> {
       console.log(`  store: ${st.location} ${st.connected ? 'connected' : `DISCONNECTED since ${st.since}, forwarding with the last applied topology`}, revision ${st.revision}${st.reloads ? `, ${st.reloads} full reloads` : ''}`);
       if (st.lastError) console.log(`    last problem: ${String(st.lastError).split('\n')[0]}`);
     }
+    const off = s.offloads as Record<string, string> | undefined;
+    if (off) console.log(`  offloads: machine TUNs ${off.machineTuns}; mesh ${off.mesh}; gateway ${off.gateway}`);
     console.log('  machines:');
     for (const m of s.machines as Array<Record<string, string>>) console.log(`    ${m.id}  ${m.app.padEnd(12)} ${m.address.padEnd(36)} ${m.state}`);
     console.log('  mesh peers:');

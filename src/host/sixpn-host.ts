@@ -22,6 +22,7 @@ import {
 import { DnsService } from './dns-service.ts';
 import { Egress } from './egress.ts';
 import { MachineOffload } from './machine-offload.ts';
+import { offloadsFromEnv } from '../wg/host.ts';
 import { MachineTuns } from './machines.ts';
 import { StatusServer } from './status.ts';
 import { HostWireGuard } from './wireguard.ts';
@@ -74,6 +75,7 @@ export class SixpnHost {
       fromMesh: (hostId, buf, off, len) => this.router.fromMesh(hostId, buf, off, len),
       fromPeer: (peer, buf, off, len) => this.router.fromPeer(peer, buf, off, len),
       afterRound: () => this.machines.flush(),
+      udpOffloads: offloadsFromEnv(process.env),
     });
     this.machines = new MachineTuns({
       offload,
@@ -227,6 +229,13 @@ export class SixpnHost {
       dns: this.dns === null ? null : { ...this.dns.counters },
       egress: this.egress === null ? null : this.egress.status(),
       ...(this.offload !== null ? { offload: { ...this.offload.counters } } : {}),
+      offloads: {
+        machineTuns: this.offload !== null ? 'tso4 tso6 csum, coalesced writes' : 'none',
+        mesh: this.wg.mesh.offloadNames() || 'none',
+        gateway: this.wg.gateway.offloadNames() || 'none',
+      },
+      machineTuns: { ...this.machines.counters },
+      meshIo: { ...this.wg.mesh.counters },
       mesh: wg.mesh,
       peers: wg.peers,
       machines: machines.map((lm) => ({

@@ -13,7 +13,7 @@ import type { Host, Peer, Topology } from '../topology/index.ts';
 import { UapiServer } from '../uapi/server.ts';
 import { Endpoint } from '../wg/endpoint.ts';
 import type { Peer as WgPeer } from '../wg/peer.ts';
-import { WgPort } from '../wg/port.ts';
+import { WgPort, type PortOffloads } from '../wg/port.ts';
 
 export interface HostWireGuardOptions {
   readonly log: Logger;
@@ -27,6 +27,8 @@ export interface HostWireGuardOptions {
   fromPeer(peer: Peer, buf: Uint8Array, off: number, len: number): void;
   /** After each round of received datagrams: flush the machines' writes. */
   afterRound(): void;
+  /** UDP GSO/GRO on the mesh and gateway sockets (default on; SIXPN_UDP_GSO=0 / SIXPN_UDP_GRO=0). */
+  readonly udpOffloads?: PortOffloads;
 }
 
 export class HostWireGuard {
@@ -47,7 +49,7 @@ export class HostWireGuard {
     this.mesh = new WgPort(opts.log, (buf, off, len, peer) => {
       const hostId = this.hostOfPeer.get(peer);
       if (hostId !== undefined) opts.fromMesh(hostId, buf, off, len);
-    }, { mtu: MACHINE_MTU });
+    }, { mtu: MACHINE_MTU }, opts.udpOffloads);
     this.mesh.afterRound = () => {
       opts.afterRound();
       this.gateway.flush(); // mesh → external peer goes out in the same round
@@ -57,7 +59,7 @@ export class HostWireGuard {
     this.gateway = new WgPort(opts.log, (buf, off, len, wp) => {
       const p = this.externalOfPeer.get(wp);
       if (p !== undefined) opts.fromPeer(p, buf, off, len);
-    }, { mtu: MACHINE_MTU });
+    }, { mtu: MACHINE_MTU }, opts.udpOffloads);
     this.gateway.afterRound = () => {
       opts.afterRound();
       this.mesh.flush();

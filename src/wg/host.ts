@@ -27,6 +27,15 @@ export interface WgOffloads extends PortOffloads {
   tun?: boolean;
 }
 
+/**
+ * Offload switches, for a kernel that misbehaves: SIXPN_OFFLOAD=0 turns all off;
+ * SIXPN_TUN_OFFLOAD=0 (TSO/USO/checksum on the TUN), SIXPN_UDP_GSO=0, SIXPN_UDP_GRO=0 one each.
+ */
+export function offloadsFromEnv(env: Readonly<Record<string, string | undefined>>): WgOffloads {
+  const off = (name: string) => env.SIXPN_OFFLOAD === '0' || env[name] === '0';
+  return { tun: !off('SIXPN_TUN_OFFLOAD'), gso: !off('SIXPN_UDP_GSO'), gro: !off('SIXPN_UDP_GRO') };
+}
+
 /** What the TUN side did not deliver, and its offload state. */
 export interface TunCounters {
   /** TUN_F_* flags the kernel accepted (0: a plain TUN) */
