@@ -26,6 +26,7 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { DNS_PORT } from '../dns/wire.ts';
 import { parseKeyBase64 } from '../noise/keys.ts';
 import { IPV6_ADDR_LEN, isSixpn, parseAddress } from '../ipv6/index.ts';
 import { formatId32, parseEndpoint, parseId32 } from './model.ts';
@@ -34,7 +35,7 @@ import { DEFAULT_TOPOLOGY_FILE } from './store.ts';
 import type { TopologySourceFactory } from './store.ts';
 import type { Topology } from './topology.ts';
 
-export const DNS_PORT = 53;
+export { DNS_PORT }; // defined once, in src/dns (the protocol's port)
 const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/; // IFNAMSIZ is 16 with the NUL
 
 export interface HostConfig {
