@@ -437,19 +437,21 @@ export const wasmBackend: CryptoBackend = {
 
 // ---------------------------------------------------------------------------------------------
 // The choice, per primitive group, from `npm run bench:noise` on the project's 2-core machine
-// (Node 24; ops/s, medians; the bench prints the current table):
-//   X25519 shared secret    node 18–25 k    js 0.4–1.3 k   -> node
-//   BLAKE2s-256, 148 B      node 450 k      js 785 k       -> js (no per-call object, writes into our buffer)
-//   HMAC-BLAKE2s (2 hashes) node 113 k      js 456 k       -> js (follows the hash)
-//   ChaCha20-Poly1305 1420  node 103 k      js 55 k        wasm: see bench:noise -> wasm (node without WebAssembly SIMD)
-//   ChaCha20-Poly1305 handshake (import key + 0..32 B) node 45 k  js 200 k -> js (a key slot per one-use key does not pay)
+// (Node 24; ops/s, medians; the bench prints the current table, all backends in one run):
+//   X25519 shared secret    node 18–25 k    js 0.4–1.3 k                 -> node
+//   BLAKE2s-256, 148 B      node 450 k      js 785 k                     -> js (no per-call object, writes into our buffer)
+//   HMAC-BLAKE2s (2 hashes) node 113 k      js 456 k                     -> js (follows the hash)
+//   ChaCha20-Poly1305 1420  node 59–141 k   js 39–55 k    wasm 200–330 k -> wasm (node:crypto pays ~7 µs per call)
+//   ChaCha20-Poly1305 handshake (import key + 32 B) node 28–53 k  js 24–194 k  wasm 409–654 k -> wasm
 //   keyed BLAKE2s-128       node has none; js only
-//   XChaCha20-Poly1305 16 B node 28 k       js 188 k       -> js (cookie replies only)
+//   XChaCha20-Poly1305 16 B node 28 k       js 188 k                     -> js (cookie replies only)
+// The wasm AEAD needs WebAssembly SIMD; without it both AEADs fall back to node and js.
+const WASM = wasmAeadSupported();
 export const chosenBackend: CryptoBackend = {
   name: 'chosen',
   x25519: nodeX25519,
   blake2s: jsBlake2s,
-  aead: wasmAeadSupported() ? wasmAead : nodeAead,
-  handshakeAead: jsAead,
+  aead: WASM ? wasmAead : nodeAead,
+  handshakeAead: WASM ? wasmAead : jsAead,
   xaead: jsXAead,
 };
