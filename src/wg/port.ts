@@ -26,6 +26,13 @@ const GSO_MAX_SEGMENTS = 64;
 const GSO_MAX_BYTES = 65_000;
 const EIO = 5;
 const EINVAL = 22;
+/**
+ * Send errors that mean the source a peer's datagrams are pinned to (Endpoint.local/ifindex, the
+ * address it last wrote to) no longer works: the address was removed (EINVAL, EADDRNOTAVAIL), its
+ * interface is down or gone (ENETDOWN, ENODEV, ENXIO), or no route leaves from it (ENETUNREACH,
+ * EHOSTUNREACH). The pin is dropped and the datagram sent again from a source routing picks.
+ */
+const STALE_SOURCE = new Set([6, 19, 22, 99, 100, 101, 113]);
 
 export interface Logger {
   error(msg: string): void;
@@ -55,6 +62,8 @@ export interface PortCounters {
   rxGroRecords: number;
   /** received datagrams cut short (larger than a slot) */
   rxTruncated: number;
+  /** pinned sources that stopped working (address removed, interface down): unpinned and resent */
+  txSourceCleared: number;
 }
 
 interface Sock {
@@ -66,6 +75,8 @@ interface Sock {
 /** Datagrams waiting for one sendmmsg, for one family; the last record may still grow (GSO). */
 class SendQueue {
   readonly batch = new UdpBatch(BATCH, SLOT);
+  /** the endpoint each record was queued for (a peer's own Endpoint object) */
+  readonly dest: Array<Endpoint | null> = new Array<Endpoint | null>(BATCH).fill(null);
   count = 0;
   /** record still taking datagrams of `seg` bytes, or -1 */
   open = -1;
@@ -82,7 +93,7 @@ export class WgPort {
   readonly device: Device;
   readonly uapi: DeviceUapi;
   readonly counters: PortCounters = {
-    txErrors: {}, txBufferFull: 0, txGsoRecords: 0, txGsoFallback: 0, rxGroRecords: 0, rxTruncated: 0,
+    txErrors: {}, txBufferFull: 0, txGsoRecords: 0, txGsoFallback: 0, rxGroRecords: 0, rxTruncated: 0, txSourceCleared: 0,
   };
   /** offloads in use now (after probing) */
   gso: boolean;
@@ -236,6 +247,7 @@ export class WgPort {
     b.slab.set(buf.subarray(off, off + len), b.offset(i));
     b.setLength(i, len);
     b.setGso(i, len);
+    q.dest[i] = to;
     q.open = this.gso ? i : -1;
     q.seg = len;
     q.segs = 1;
@@ -279,12 +291,17 @@ export class WgPort {
       if (segs > 1) this.counters.txGsoRecords++;
       const err = b.error(i);
       if (err === 0) continue;
+      if (STALE_SOURCE.has(err) && this.unpin(q, i)) {
+        this.resend(s, b, i, false, true);
+        continue;
+      }
       if (segs > 1 && (err === EIO || err === EINVAL)) {
         this.gsoRefused(s, b, i, err);
         continue;
       }
       this.countTxError(err, segs);
     }
+    q.dest.fill(null, 0, count);
     for (let i = sent; i < count; i++) this.counters.txBufferFull += this.segmentsOf(b, i);
   }
 
@@ -294,6 +311,29 @@ export class WgPort {
     return seg > 0 && seg < len ? Math.ceil(len / seg) : 1;
   }
 
+  /**
+   * Record i was sent from a pinned source (LOCAL/IFINDEX) that failed: drop the pin from the
+   * peer's endpoint (if it still holds that pin) so what follows leaves from a working source.
+   * False when the record had no pin (the error is about something else).
+   */
+  private unpin(q: SendQueue, i: number): boolean {
+    const b = q.batch;
+    const r = i * UDP_RECORD_WORDS;
+    const l = (r + UDP_META_LOCAL) * 4;
+    const mb = b.metaBytes;
+    let pinned = b.meta[r + UDP_META_IFINDEX] !== 0;
+    for (let k = 0; k < 16 && !pinned; k++) pinned = mb[l + k] !== 0;
+    if (!pinned) return false;
+    const ep = q.dest[i];
+    if (ep !== null && sameDest(b, i, ep)) {
+      ep.local.fill(0);
+      ep.ifindex = 0;
+    }
+    this.counters.txSourceCleared++;
+    this.log.debug(`udp send from a source that no longer works (errno ${b.error(i)}): sending from another`);
+    return true;
+  }
+
   /** The kernel refused UDP_SEGMENT (a device without checksum offload: EIO): send one by one. */
   private gsoRefused(s: Sock, b: UdpBatch, i: number, err: number): void {
     if (this.gso) {
@@ -301,20 +341,35 @@ export class WgPort {
       this.log.info(`UDP_SEGMENT refused (errno ${err}): sending datagrams one by one`);
     }
     this.counters.txGsoFallback++;
+    this.resend(s, b, i, true, false);
+  }
+
+  /**
+   * Sends record i of b again through `single`: split into single datagrams (`split`), and/or
+   * with no source pinned (`anySource`: routing picks the address and interface).
+   */
+  private resend(s: Sock, b: UdpBatch, i: number, split: boolean, anySource: boolean): void {
     const one = this.single;
-    one.metaBytes.set(b.metaBytes.subarray(i * UDP_RECORD_WORDS * 4, (i + 1) * UDP_RECORD_WORDS * 4));
+    const r = i * UDP_RECORD_WORDS;
+    one.metaBytes.set(b.metaBytes.subarray(r * 4, (r + UDP_RECORD_WORDS) * 4));
     one.meta[META_OFF] = 0; // the copied record pointed into b's slab
     one.meta[META_CAP] = one.slab.length;
-    one.setGso(0, 0);
+    if (anySource) {
+      one.metaBytes.fill(0, UDP_META_LOCAL * 4, UDP_META_LOCAL * 4 + 16);
+      one.meta[UDP_META_IFINDEX] = 0;
+    }
     const off = b.offset(i);
     const len = b.length(i);
     const seg = b.gso(i);
-    for (let p = 0; p < len; p += seg) {
-      const n = Math.min(seg, len - p);
-      one.slab.set(b.slab.subarray(off + p, off + p + n), one.offset(0));
+    const step = split && seg > 0 ? seg : len;
+    one.setGso(0, split ? 0 : seg);
+    for (let p = 0; p < len; p += step) {
+      const n = Math.min(step, len - p);
+      one.slab.set(b.slab.subarray(off + p, off + p + n), 0);
       one.setLength(0, n);
-      if (one.send(s.fd, 1, 0) === 0) this.counters.txBufferFull++;
-      else if (one.error(0) !== 0) this.countTxError(one.error(0), 1);
+      const datagrams = this.segmentsOf(one, 0);
+      if (one.send(s.fd, 1, 0) === 0) this.counters.txBufferFull += datagrams;
+      else if (one.error(0) !== 0) this.countTxError(one.error(0), datagrams);
     }
   }
 
