@@ -80,6 +80,12 @@ test('Poly1305 agrees with @noble/ciphers on random keys and lengths, including 
     const msg = len % 3 === 0 ? new Uint8Array(len).fill(0xff) : randomBytes(len);
     t.deepEqual(batch.poly1305(key, msg), noblePoly1305(msg, key), `len ${len}`);
   }
+  // the largest limbs: r and s all ones (r clamped), messages all ones, odd and even block counts
+  const ones = new Uint8Array(32).fill(0xff);
+  for (const len of [16, 32, 48, 64, 80, 96, 112, 1420, 1424, 4096, 4112]) {
+    const msg = new Uint8Array(len).fill(0xff);
+    t.deepEqual(batch.poly1305(ones, msg), noblePoly1305(msg, ones), `all ones, len ${len}`);
+  }
 });
 
 const SUNSCREEN = Buffer.from('Ladies and Gentlemen of the class of \'99: If I could offer you only one tip for the future, sunscreen would be it.');
