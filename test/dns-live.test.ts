@@ -9,6 +9,8 @@ import { moveMachine, setMachineState } from '../src/topology/index.ts';
 import { SixpnLab, parseDig, type DigAnswer } from './helpers/sixpn-lab.ts';
 import { isRoot } from './helpers/netns.ts';
 
+const rootSerial = isRoot() ? test.serial : test.serial.skip; // counted as skipped when not root
+
 const DIG = '/usr/bin/dig';
 const KDIG = '/usr/bin/kdig';
 const GETENT = '/usr/bin/getent';
@@ -67,8 +69,8 @@ async function dig(from: string, ...args: string[]): Promise<DigAnswer & { ms: n
 const webAddrs = (): string[] => web.map((w) => lab!.machines.get(w.key)!.address).sort();
 const sorted = (xs: string[]) => [...xs].sort();
 
-test.serial('dig over UDP: AAAA web.internal from a machine lists all 40 machines of the app', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('dig over UDP: AAAA web.internal from a machine lists all 40 machines of the app', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const a = await dig('w01', 'AAAA', 'web.internal');
   t.is(a.status, 'NOERROR', a.raw);
   t.false(a.tcp);
@@ -78,8 +80,8 @@ test.serial('dig over UDP: AAAA web.internal from a machine lists all 40 machine
   t.deepEqual(b.txt, ['"ams,ord"'], b.raw);
 });
 
-test.serial('dig +tcp: the same answer over TCP (the kernel terminates the connection)', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('dig +tcp: the same answer over TCP (the kernel terminates the connection)', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const a = await dig('w02', '+tcp', 'AAAA', 'web.internal');
   t.is(a.status, 'NOERROR', a.raw);
   t.true(a.tcp, a.raw);
@@ -88,8 +90,8 @@ test.serial('dig +tcp: the same answer over TCP (the kernel terminates the conne
   t.deepEqual(b.aaaa, [lab.machines.get('w03')!.address], b.raw);
 });
 
-test.serial('without EDNS (musl-like, +noedns +ignore): TC=1 with the records that fit in 512 bytes; dig then retries over TCP', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('without EDNS (musl-like, +noedns +ignore): TC=1 with the records that fit in 512 bytes; dig then retries over TCP', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const a = await dig('w01', '+noedns', '+ignore', 'AAAA', 'web.internal');
   t.is(a.status, 'NOERROR', a.raw);
   t.true(a.flags.includes('tc'), a.raw);
@@ -102,8 +104,8 @@ test.serial('without EDNS (musl-like, +noedns +ignore): TC=1 with the records th
   t.deepEqual(sorted(b.aaaa), webAddrs());
 });
 
-test.serial('+bufsize=4096: the whole answer over UDP; +bufsize=512 truncates', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('+bufsize=4096: the whole answer over UDP; +bufsize=512 truncates', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const a = await dig('w05', '+bufsize=4096', 'AAAA', 'web.internal');
   t.false(a.tcp);
   t.false(a.flags.includes('tc'), a.raw);
@@ -113,8 +115,8 @@ test.serial('+bufsize=4096: the whole answer over UDP; +bufsize=512 truncates', 
   t.true(b.aaaa.length > 0 && b.aaaa.length < 40);
 });
 
-test.serial('kdig: without EDNS it gets TC and retries over TCP; +tcp; +edns', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('kdig: without EDNS it gets TC and retries over TCP; +tcp; +edns', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   for (const opts of [[], ['+tcp'], ['+edns=0', '+bufsize=1232']]) {
     const r = await lab.exec('w07', KDIG, ['+time=4', '+retry=0', ...opts, 'AAAA', 'web.internal']);
     const a = parseDig(r.out);
@@ -124,8 +126,8 @@ test.serial('kdig: without EDNS it gets TC and retries over TCP; +tcp; +edns', a
   }
 });
 
-test.serial('getent ahostsv6 (glibc getaddrinfo through /etc/netns/<ns>/resolv.conf) resolves the app and another machine', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('getent ahostsv6 (glibc getaddrinfo through /etc/netns/<ns>/resolv.conf) resolves the app and another machine', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const r = await lab.exec('w10', GETENT, ['ahostsv6', 'web.internal']);
   t.true(r.ok, r.out);
   t.deepEqual(sorted([...new Set(r.out.trim().split('\n').map((l) => l.split(/\s+/)[0]))]), webAddrs());
@@ -134,8 +136,8 @@ test.serial('getent ahostsv6 (glibc getaddrinfo through /etc/netns/<ns>/resolv.c
   t.is(v.out.trim().split('\n')[0].split(/\s+/)[0], w30.address, v.out);
 });
 
-test.serial('a machine of another org gets NXDOMAIN for the same names, over UDP, TCP and getent', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('a machine of another org gets NXDOMAIN for the same names, over UDP, TCP and getent', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   for (const opts of [[], ['+tcp']]) {
     const a = await dig('led1', ...opts, 'AAAA', 'web.internal');
     t.is(a.status, 'NXDOMAIN', a.raw);
@@ -151,8 +153,8 @@ test.serial('a machine of another org gets NXDOMAIN for the same names, over UDP
   t.is(x.status, '');
 });
 
-test.serial('names outside .internal go to the host\'s upstream: ID and question as asked, over UDP and TCP', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('names outside .internal go to the host\'s upstream: ID and question as asked, over UDP and TCP', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   for (const opts of [[], ['+tcp']]) {
     const a = await dig('w03', ...opts, 'AAAA', 'WwW.ExAmPlE.TeSt');
     t.is(a.status, 'NOERROR', a.raw);
@@ -163,8 +165,8 @@ test.serial('names outside .internal go to the host\'s upstream: ID and question
   }
 });
 
-test.serial('a forwarded answer larger than the tunnel MTU: TC=1 over UDP, whole over TCP', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('a forwarded answer larger than the tunnel MTU: TC=1 over UDP, whole over TCP', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const a = await dig('w04', '+bufsize=4096', '+ignore', 'AAAA', 'big.example.test');
   t.true(a.flags.includes('tc'), a.raw);
   t.false(a.tcp);
@@ -173,8 +175,8 @@ test.serial('a forwarded answer larger than the tunnel MTU: TC=1 over UDP, whole
   t.is(b.aaaa.length, BIG);
 });
 
-test.serial('a dead upstream: SERVFAIL within the forward timeout (2 s), ID and question kept, over UDP and TCP', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('a dead upstream: SERVFAIL within the forward timeout (2 s), ID and question kept, over UDP and TCP', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   for (const opts of [[], ['+tcp']]) {
     const a = await dig('w40', '+time=8', ...opts, 'AAAA', 'WwW.ExAmPlE.TeSt');
     t.is(a.status, 'SERVFAIL', a.raw);
@@ -183,8 +185,8 @@ test.serial('a dead upstream: SERVFAIL within the forward timeout (2 s), ID and 
   }
 });
 
-test.serial('the external WireGuard peer resolves at its org\'s ::3 over UDP and TCP, outside names too', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('the external WireGuard peer resolves at its org\'s ::3 over UDP and TCP, outside names too', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const p = lab.peers.get('laptop')!;
   const dns = p.prefix48.replace('::/48', '::3');
   for (const opts of [[], ['+tcp']]) {
@@ -198,14 +200,14 @@ test.serial('the external WireGuard peer resolves at its org\'s ::3 over UDP and
   t.deepEqual(me.aaaa, [p.address]);
 });
 
-test.serial('ping fdaa::3 from a machine: other traffic to the DNS address reaches the host kernel', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('ping fdaa::3 from a machine: other traffic to the DNS address reaches the host kernel', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const r = await lab.exec('w06', '/usr/bin/ping', ['-6', '-c', '1', '-W', '2', 'fdaa::3']);
   t.true(r.ok, r.out);
 });
 
-test.serial('answers follow the topology within one TTL (5 s): stop, start, migrate', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('answers follow the topology within one TTL (5 s): stop, start, migrate', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   t.timeout(60_000);
   const L = lab;
   const until = async (pred: (a: DigAnswer) => boolean, name: string, opts: string[] = []): Promise<number> => {
@@ -232,8 +234,8 @@ test.serial('answers follow the topology within one TTL (5 s): stop, start, migr
   t.log(`changes seen after ≤ ${Math.round(ms)} ms`);
 });
 
-test.serial('DNS under abuse: TCP pipelining, garbage, short frames, mutated queries, idle and too many connections; UDP garbage', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('DNS under abuse: TCP pipelining, garbage, short frames, mutated queries, idle and too many connections; UDP garbage', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   t.timeout(90_000);
   const r = await lab.exec('w08', process.execPath, [FUZZ, 'fdaa::3', '10000', '256'], { timeout: 80_000 });
   t.true(r.ok, r.out);

@@ -14,6 +14,8 @@ import {
   type NatSite, type SiteMachine, type Timeouts,
 } from './helpers/nat66.ts';
 
+const rootSerial = isRoot() ? test.serial : test.serial.skip; // counted as skipped when not root
+
 const TIMEOUTS: Timeouts = { udpMs: 2000, icmpMs: 2000, tcpTransitoryMs: 3000, tcpEstablishedMs: 6000 };
 const ON_LINK_LIMIT = 3; // hostP's per-machine session limit (the REJECT test)
 const PROBE_MS = 700;
@@ -115,8 +117,7 @@ function table(t: ExecutionContext, rows: string[][]): void {
 
 // ---- tests ----
 
-test.serial('Egress setup: TUN, the /128 route and nothing else, forwarding sysctls, proxy NDP for an on-link address', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('Egress setup: TUN, the /128 route and nothing else, forwarding sysctls, proxy NDP for an on-link address', async (t) => {
   const s = lab.sixpn.engine.status();
   t.log('hostS:', JSON.stringify({ ifname: s.ifname, uplink: s.uplink, addresses: s.addresses, proxyNdp: s.proxyNdp, sysctls: s.sysctls }));
   t.deepEqual(s.addresses, [EGRESS_S]);
@@ -139,8 +140,7 @@ test.serial('Egress setup: TUN, the /128 route and nothing else, forwarding sysc
   t.regex(await lab.exec(lab.router, 'ip', ['-6', 'neigh', 'show', EGRESS_P]), /lladdr/);
 });
 
-test.serial('ping, TCP (ncat) and UDP from every machine reach the internet from the egress address (sixpn and Linux)', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('ping, TCP (ncat) and UDP from every machine reach the internet from the egress address (sixpn and Linux)', async (t) => {
   for (const site of eachSite()) {
     for (const m of site.machines) {
       const ping = await run(m.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', INET_A]);
@@ -157,8 +157,7 @@ test.serial('ping, TCP (ncat) and UDP from every machine reach the internet from
   t.true(io.toTun > 0 && io.delivered > 0, JSON.stringify(io));
 });
 
-test.serial('PMTUD through the NAT: Packet Too Big from the 1280-byte link comes back; large TCP transfers complete both ways', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('PMTUD through the NAT: Packet Too Big from the 1280-byte link comes back; large TCP transfers complete both ways', async (t) => {
   const errorsBefore = lab.sixpn.engine.nat.counters.errorsIn;
   const blob = join(lab.lab.dir, 'blob');
   writeFileSync(blob, randomBytes(16 << 20));
@@ -203,8 +202,7 @@ test.serial('PMTUD through the NAT: Packet Too Big from the 1280-byte link comes
   t.log(`sixpn: ${c.errorsIn - errorsBefore} ICMPv6 errors translated inbound, ${c.fragments} fragments`);
 });
 
-test.serial('nothing from the internet reaches a machine unsolicited', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('nothing from the internet reaches a machine unsolicited', async (t) => {
   const rows = [['unsolicited probe', 'RFC', 'sixpn', 'Linux']];
   const seen: Record<string, string[]> = { sixpn: [], linux: [] };
   const delivered0 = lab.sixpn.delivered();
@@ -251,8 +249,7 @@ test.serial('nothing from the internet reaches a machine unsolicited', async (t)
   table(t, rows);
 });
 
-test.serial('two machines using the same source port get distinct mappings (UDP and TCP)', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('two machines using the same source port get distinct mappings (UDP and TCP)', async (t) => {
   for (const site of eachSite()) {
     const [m1, m2] = site.machines;
     const [a1, e1] = await udpWho(m1, 33000);
@@ -272,8 +269,7 @@ test.serial('two machines using the same source port get distinct mappings (UDP 
   }
 });
 
-test.serial('mapping behaviours side by side: sixpn follows RFC 4787/5382, Linux masquerade differs where shown', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('mapping behaviours side by side: sixpn follows RFC 4787/5382, Linux masquerade differs where shown', async (t) => {
   const r: Record<string, Record<string, string>> = { sixpn: {}, linux: {} };
   for (const site of eachSite()) {
     const o = r[site.kind];
@@ -340,8 +336,7 @@ test.serial('mapping behaviours side by side: sixpn follows RFC 4787/5382, Linux
   if (l.hairpin !== s.hairpin) t.log('RFC 4787 REQ-9 vs Linux: the masquerade address is the host\'s own, so a machine\'s packet to it is local input, not translated back to the other machine; sixpn hairpins.');
 });
 
-test.serial('time-scaled timeouts expire mappings; refresh is outbound (sixpn) vs both ways (Linux)', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('time-scaled timeouts expire mappings; refresh is outbound (sixpn) vs both ways (Linux)', async (t) => {
   const out: Record<string, Record<string, string>> = { sixpn: {}, linux: {} };
   await Promise.all(eachSite().map(async (site) => {
     const o = out[site.kind];
@@ -401,8 +396,7 @@ test.serial('time-scaled timeouts expire mappings; refresh is outbound (sixpn) v
   ]);
 });
 
-test.serial('per-app static egress address: every machine of the app leaves from it, the others from the host\'s', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('per-app static egress address: every machine of the app leaves from it, the others from the host\'s', async (t) => {
   const site = lab.sixpn;
   const [m1, m2] = site.machines;
   // the provider routes the app's address to the host, like the host's own
@@ -426,8 +420,7 @@ test.serial('per-app static egress address: every machine of the app leaves from
   }
 });
 
-test.serial('a machine over its session limit gets ICMPv6 administratively prohibited; its existing flows go on', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('a machine over its session limit gets ICMPv6 administratively prohibited; its existing flows go on', async (t) => {
   const site = lab.onLink!;
   const m = site.machines[0];
   t.true(await waitFor(async () => site.engine.size === 0, TIMEOUTS.udpMs + TIMEOUTS.tcpTransitoryMs + 2000), 'earlier entries expired');
@@ -441,8 +434,7 @@ test.serial('a machine over its session limit gets ICMPv6 administratively prohi
   t.log(`hostP: ${s.entries} entries (limit ${ON_LINK_LIMIT}), ${s.nat.machineFull} flows refused, ${s.io.prohibitedSent} prohibited sent`);
 });
 
-test.serial('conntrack listing and status, side by side', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('conntrack listing and status, side by side', async (t) => {
   for (const site of eachSite()) {
     await udpWho(site.machines[0], 37000);
     await run(site.machines[0].ns, 'ping', ['-c', '1', INET_A]);

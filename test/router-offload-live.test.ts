@@ -7,6 +7,8 @@ import test from 'ava';
 import { isRoot } from './helpers/netns.ts';
 import { SixpnLab, parseDig } from './helpers/sixpn-lab.ts';
 
+const rootSerial = isRoot() ? test.serial : test.serial.skip; // counted as skipped when not root
+
 const EGRESS = '2001:db8:e::11';
 const INET = '2001:db8:f::80';
 const INET_UNDERLAY = 'fd00:6f::80';
@@ -78,8 +80,8 @@ async function iperf(client: string, server: string, to: string, port: number, s
   return { bps, remote };
 }
 
-test.serial('ping: machines of one host and across hosts', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('ping: machines of one host and across hosts', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   for (const [from, to] of [['a1', 'a2'], ['a1', 'b1'], ['b1', 'a2']]) {
     const r = await lab.exec(from, 'ping', ['-6', '-c', '2', '-i', '0.2', '-W', '2', addr(to)]);
     t.true(r.ok, `${from} → ${to}: ${r.out}`);
@@ -89,8 +91,8 @@ test.serial('ping: machines of one host and across hosts', async (t) => {
   t.true(big.ok, big.out);
 });
 
-test.serial('iperf3 between machines of one host: 64 KB segments passed whole', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('iperf3 between machines of one host: 64 KB segments passed whole', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const before = await offloadCounters('h1');
   const r = await iperf('a1', 'a2', addr('a2'), 5301);
   const after = await offloadCounters('h1');
@@ -99,8 +101,8 @@ test.serial('iperf3 between machines of one host: 64 KB segments passed whole', 
   t.log(`a1 → a2 (one host): ${(r.bps / 1e9).toFixed(2)} Gbit/s; ${JSON.stringify(after)}`);
 });
 
-test.serial('iperf3 across hosts: segments cut for the mesh, both directions', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('iperf3 across hosts: segments cut for the mesh, both directions', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const before = await offloadCounters('h1');
   const r = await iperf('a1', 'b1', addr('b1'), 5302);
   const after = await offloadCounters('h1');
@@ -113,8 +115,8 @@ test.serial('iperf3 across hosts: segments cut for the mesh, both directions', a
   t.log(`b1 → a2 (mesh): ${(back.bps / 1e6).toFixed(0)} Mbit/s; h2 ${JSON.stringify(await offloadCounters('h2'))}`);
 });
 
-test.serial('DNS over UDP and TCP from a machine', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('DNS over UDP and TCP from a machine', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const name = `${lab.machines.get('b1')!.id}.vm.web.internal`;
   for (const tcp of [false, true]) {
     const r = await lab.exec('a1', '/usr/bin/dig', ['+time=4', '+tries=1', ...(tcp ? ['+tcp'] : []), 'AAAA', name]);
@@ -127,8 +129,8 @@ test.serial('DNS over UDP and TCP from a machine', async (t) => {
   t.deepEqual(all.aaaa.sort(), [addr('a1'), addr('a2'), addr('b1')].sort());
 });
 
-test.serial('another org is still refused: ping both ways, TCP and UDP, counted', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('another org is still refused: ping both ways, TCP and UDP, counted', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const before = (await router('h1')).dropped_cross_org ?? 0;
   const ping = await lab.exec('a1', 'ping', ['-6', '-c', '1', '-W', '1', addr('i1')]);
   t.false(ping.ok);
@@ -143,8 +145,8 @@ test.serial('another org is still refused: ping both ways, TCP and UDP, counted'
   t.true(((await router('h1')).dropped_cross_org ?? 0) - before >= 3);
 });
 
-test.serial('iperf3 machine → internet through SNAT66: the server sees the egress address', async (t) => {
-  if (!lab) return t.pass('needs root');
+rootSerial('iperf3 machine → internet through SNAT66: the server sees the egress address', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
   const ping = await lab.exec('a1', 'ping', ['-6', '-c', '1', '-W', '2', INET]);
   t.true(ping.ok, ping.out);
   const r = await iperf('a1', 'inet', INET, 5305, 3);

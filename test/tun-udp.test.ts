@@ -10,6 +10,9 @@ import {
   UDP_CHUNK, UDP_META_FAMILY, UDP_RECORD_WORDS, UdpBatch, addrAdd, close, ifIndex, linkAdd, linkUp, netnsAdd, netnsDelete, udpOpen,
 } from '../src/tun/index.ts';
 import type { UdpOpenOptions, UdpSocket } from '../src/tun/index.ts';
+import { isRoot } from './helpers/netns.ts';
+
+const rootTest = isRoot() ? test : test.skip; // counted as skipped when not root
 
 const { EAFNOSUPPORT, EINVAL, EMSGSIZE, ENETUNREACH } = osConstants.errno;
 const TAG = (process.pid % 46656).toString(36);
@@ -158,7 +161,7 @@ class Agent {
 
 // ---------------------------------------------------------------------------------------------
 
-test('batched recv returns every datagram with its length, bytes, sender and local address', (t) => {
+rootTest('batched recv returns every datagram with its length, bytes, sender and local address', (t) => {
   const rx = openUdp(t, 6, '::1', 0, { rcvbuf: 4 << 20 });
   const tx = openUdp(t, 6, '::1');
   t.true(rx.rcvbuf >= 4 << 20, `SO_RCVBUFFORCE granted ${rx.rcvbuf}`);
@@ -265,7 +268,7 @@ test('record and argument checks throw before any I/O', (t) => {
   t.is(b.error(1), EAFNOSUPPORT);
 });
 
-test('SO_REUSEPORT: sockets of two processes share one port and the kernel spreads flows', async (t) => {
+rootTest('SO_REUSEPORT: sockets of two processes share one port and the kernel spreads flows', async (t) => {
   const ns = await makeNetns(t);
   const a = new Agent(t, ns);
   const b = new Agent(t, ns);
@@ -287,7 +290,7 @@ test('SO_REUSEPORT: sockets of two processes share one port and the kernel sprea
   t.true(ga.length > 0 && gb.length > 0, `split ${ga.length}/${gb.length}`);
 });
 
-test('recv reports the local address a datagram came to; a reply with that source leaves from it', async (t) => {
+rootTest('recv reports the local address a datagram came to; a reply with that source leaves from it', async (t) => {
   const nsA = await makeNetns(t);
   const nsB = await makeNetns(t);
   const vA = `sxu${TAG}a${seq}`;
@@ -349,7 +352,7 @@ test('recv reports the local address a datagram came to; a reply with that sourc
   }
 });
 
-test('dontFragment: a datagram over the path MTU fails with EMSGSIZE in its record', async (t) => {
+rootTest('dontFragment: a datagram over the path MTU fails with EMSGSIZE in its record', async (t) => {
   const nsA = await makeNetns(t);
   const nsB = await makeNetns(t);
   const vA = `sxu${TAG}c${seq}`;

@@ -11,6 +11,10 @@ import {
   ip, isErrno, linkSetNetns, linkUp, netnsAdd, netnsDelete, tunOpen, tunRead, tunSetOffload, tunWrite,
 } from '../src/tun/index.ts';
 import type { TunQueue } from '../src/tun/index.ts';
+import { isRoot } from './helpers/netns.ts';
+
+const rootTest = isRoot() ? test : test.skip; // counted as skipped when not root
+const rootSerial = isRoot() ? test.serial : test.serial.skip; // counted as skipped when not root
 
 const MTU = 1420;
 const SLOT = 2048;
@@ -137,7 +141,7 @@ test('argument and fd errors: RangeError for bad names and records, NativeError 
   t.is((err as { errno?: number }).errno, -9);
 });
 
-test('ping -6 into a TUN in a fresh namespace: read the echo request, write the reply', async (t) => {
+rootTest('ping -6 into a TUN in a fresh namespace: read the echo request, write the reply', async (t) => {
   const ns = await makeNetns(t);
   const q = openTun(t, uniqIf());
   t.regex(q.name, /^sxt/);
@@ -149,7 +153,7 @@ test('ping -6 into a TUN in a fresh namespace: read the echo request, write the 
   t.true(r.checksumsOk, 'the kernel’s echo requests verify with the local checksum helper');
 });
 
-test('vnetHdr queue: packets carry a virtio_net_hdr; offloads can be enabled', async (t) => {
+rootTest('vnetHdr queue: packets carry a virtio_net_hdr; offloads can be enabled', async (t) => {
   const ns = await makeNetns(t);
   const q = openTun(t, uniqIf(), { vnetHdr: true });
   tunSetOffload(q.fd, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
@@ -160,7 +164,7 @@ test('vnetHdr queue: packets carry a virtio_net_hdr; offloads can be enabled', a
   t.is(r.answered[0], 2);
 });
 
-test('multi-queue: two queues on one device, pings answered from whichever queue they land on', async (t) => {
+rootTest('multi-queue: two queues on one device, pings answered from whichever queue they land on', async (t) => {
   const ns = await makeNetns(t);
   const name = uniqIf();
   const q1 = openTun(t, name, { multiQueue: true });
@@ -176,7 +180,7 @@ test('multi-queue: two queues on one device, pings answered from whichever queue
   t.is(r.answered[0] + r.answered[1], 4);
 });
 
-test('the TUN keeps working after moving to another namespace: the fd stays with us', async (t) => {
+rootTest('the TUN keeps working after moving to another namespace: the fd stays with us', async (t) => {
   const ns1 = await makeNetns(t);
   const ns2 = await makeNetns(t);
   const q = openTun(t, uniqIf());
@@ -191,7 +195,7 @@ test('the TUN keeps working after moving to another namespace: the fd stays with
   t.is(r2.answered[0], 2);
 });
 
-test('per-packet write errors land in the record, the batch goes on', async (t) => {
+rootTest('per-packet write errors land in the record, the batch goes on', async (t) => {
   const ns = await makeNetns(t);
   const q = openTun(t, uniqIf());
   await plumb(q.name, ns, 'fd5e:6::1', 'fd5e:6::2');
@@ -214,7 +218,7 @@ test('per-packet write errors land in the record, the batch goes on', async (t) 
   t.is(batch.error(2), 5); // EIO: the device is down
 });
 
-test.serial('a worker blocks in tunRead with a timeout; the main thread stays free; a stop flag ends it', async (t) => {
+rootSerial('a worker blocks in tunRead with a timeout; the main thread stays free; a stop flag ends it', async (t) => {
   const ns = await makeNetns(t);
   const q = openTun(t, uniqIf());
   await plumb(q.name, ns, 'fd5e:7::1', 'fd5e:7::2');

@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { chosenBackend, generatePrivateKeyBytes, keyToBase64 } from '../src/noise/index.ts';
 import { MemoryDevice, formatCidr, UAPI_SOCKET_DIR, type MemoryDeviceOptions } from '../src/uapi/index.ts';
 import { UapiServer, uapiSocketPath } from '../src/uapi/server.ts';
+import { isRoot } from './helpers/netns.ts';
+
+const rootSerial = isRoot() ? test.serial : test.serial.skip; // counted as skipped when not root
 
 const WG = '/usr/bin/wg';
 const BASE = `sxu${process.pid % 100000}`;
@@ -76,7 +79,7 @@ function file(dir: string, name: string, text: string): string {
 
 const state = (dev: MemoryDevice): string => JSON.stringify(dev.uapiGet(), (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
 
-test.serial('wg finds the interface by its socket alone; the socket directory is 0755', async (t) => {
+rootSerial('wg finds the interface by its socket alone; the socket directory is 0755', async (t) => {
   const { name } = await up(t);
   t.is(statSync(UAPI_SOCKET_DIR).mode & 0o777, 0o755);
   t.is(statSync(uapiSocketPath(name)).mode & 0o777, 0o600);
@@ -90,7 +93,7 @@ test.serial('wg finds the interface by its socket alone; the socket directory is
   t.is(show.stdout, `interface: ${name}\n`);
 });
 
-test.serial('wg set with every option, read back by wg show, show dump, showconf; handshake time is Unix time', async (t) => {
+rootSerial('wg set with every option, read back by wg show, show dump, showconf; handshake time is Unix time', async (t) => {
   const { name, dev } = await up(t);
   const dir = scratch(t);
   const me = keyPair();
@@ -151,7 +154,7 @@ function escape(s: string): string {
   return s.replace(/[+/=]/g, '\\$&');
 }
 
-test.serial('wg set peer KEY remove removes that peer only; listen-port 0 makes the device pick', async (t) => {
+rootSerial('wg set peer KEY remove removes that peer only; listen-port 0 makes the device pick', async (t) => {
   const { name, dev } = await up(t, { pickPort: () => 40123 });
   const a = keyPair();
   const b = keyPair();
@@ -164,7 +167,7 @@ test.serial('wg set peer KEY remove removes that peer only; listen-port 0 makes 
   t.is((await wg(t, 'show', name, 'peers')).stdout, `${b.pubB64}\n`);
 });
 
-test.serial('a failing set makes wg exit non-zero and leaves the device unchanged', async (t) => {
+rootSerial('a failing set makes wg exit non-zero and leaves the device unchanged', async (t) => {
   const { name, dev } = await up(t, { portsInUse: [5555] });
   const a = keyPair();
   const b = keyPair();
@@ -207,7 +210,7 @@ function countAllowedIps(out: string): { peers: number; prefixes: number } {
   return { peers, prefixes };
 }
 
-test.serial('wg setconf of one peer with 130,560 allowed IPs, read back complete by wg show allowed-ips', async (t) => {
+rootSerial('wg setconf of one peer with 130,560 allowed IPs, read back complete by wg show allowed-ips', async (t) => {
   const { name, dev } = await up(t);
   const dir = scratch(t);
   const peer = keyPair();
@@ -230,7 +233,7 @@ test.serial('wg setconf of one peer with 130,560 allowed IPs, read back complete
   t.true(set.ms < 10_000 && show.ms < 10_000);
 });
 
-test.serial('wg setconf of 40 peers × 52 prefixes, read back complete', async (t) => {
+rootSerial('wg setconf of 40 peers × 52 prefixes, read back complete', async (t) => {
   const { name, dev } = await up(t);
   const dir = scratch(t);
   const lines = ['[Interface]', `PrivateKey = ${keyPair().privB64}`];

@@ -3,6 +3,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { Lab, SIXPN_WG, isRoot, type WgPair } from './helpers/netns.ts';
 
+const rootSerial = isRoot() ? test.serial : test.serial.skip; // counted as skipped when not root
+
 type Impl = 'sixpn' | 'wggo';
 type Tunnel = WgPair;
 
@@ -33,8 +35,7 @@ const combos: Array<[Impl, Impl]> = [['sixpn', 'wggo'], ['sixpn', 'sixpn']];
 
 for (const [ia, ib] of combos) {
   for (const outer of [6, 4] as const) {
-    test.serial(`${ia} ⇄ ${ib}, IPv${outer} outside, PSK: ping v4+v6 inside both ways, iperf3 TCP and UDP`, async (t) => {
-      if (!isRoot()) return t.pass('needs root');
+    rootSerial(`${ia} ⇄ ${ib}, IPv${outer} outside, PSK: ping v4+v6 inside both ways, iperf3 TCP and UDP`, async (t) => {
       const tn = await tunnel(t, ia, ib, { outer, psk: true });
       // outer v6: A initiates; outer v4: B initiates
       const first = outer === 6 ? 'A' : 'B';
@@ -55,8 +56,7 @@ for (const [ia, ib] of combos) {
   }
 }
 
-test.serial('sixpn ⇄ wireguard-go at a large MTU (about 34 KB)', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('sixpn ⇄ wireguard-go at a large MTU (about 34 KB)', async (t) => {
   const tn = await tunnel(t, 'sixpn', 'wggo', { outer: 6, mtu: 34_000, vethMtu: 65_000 });
   await ping(tn, 'A', '10.9.0.2', ['-s', '30000']);
   await ping(tn, 'B', 'fd99::1', ['-s', '30000']);
@@ -65,8 +65,7 @@ test.serial('sixpn ⇄ wireguard-go at a large MTU (about 34 KB)', async (t) => 
   t.true(tcp > 20e6);
 });
 
-test.serial('roaming: after the peer changes its listen port, the endpoint follows', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('roaming: after the peer changes its listen port, the endpoint follows', async (t) => {
   for (const other of ['wggo', 'sixpn'] as const) {
     const tn = await tunnel(t, 'sixpn', other, { outer: 6 });
     await ping(tn, 'A', '10.9.0.2');
@@ -81,8 +80,7 @@ test.serial('roaming: after the peer changes its listen port, the endpoint follo
   }
 });
 
-test.serial('cryptokey routing: a more specific allowed IP takes the traffic; a source the peer does not own is dropped', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('cryptokey routing: a more specific allowed IP takes the traffic; a source the peer does not own is dropped', async (t) => {
   const tn = await tunnel(t, 'sixpn', 'wggo', { outer: 6 });
   const { lab, nsA, ifA } = tn;
   // a third peer C (wireguard-go) owning 10.9.0.3/32 while B owns 10.9.0.0/24
@@ -107,8 +105,7 @@ test.serial('cryptokey routing: a more specific allowed IP takes the traffic; a 
   await ping(tn, 'B', '10.9.0.1');
 });
 
-test.serial('on a host with two addresses, replies leave from the address the peer wrote to', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('on a host with two addresses, replies leave from the address the peer wrote to', async (t) => {
   const tn = await tunnel(t, 'sixpn', 'wggo', { outer: 6 });
   await tn.lab.exec(tn.nsA, 'ip', ['addr', 'add', 'fd00:b1::11/64', 'dev', tn.lab.links[0], 'nodad']);
   await tn.lab.exec(tn.nsB, 'wg', ['set', tn.ifB, 'peer', tn.keyA.pub, 'endpoint', '[fd00:b1::11]:51820']);
@@ -122,8 +119,7 @@ test.serial('on a host with two addresses, replies leave from the address the pe
   t.regex(await wgShow(tn, 'A', 'endpoints'), /\[fd00:b1::2\]:51821/);
 });
 
-test.serial('garbage, truncated and replayed datagrams at the listen port change nothing', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('garbage, truncated and replayed datagrams at the listen port change nothing', async (t) => {
   const tn = await tunnel(t, 'sixpn', 'wggo', { outer: 6 });
   await ping(tn, 'B', '10.9.0.1');
   const before = await wgShow(tn, 'A', 'endpoints');

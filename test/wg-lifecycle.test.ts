@@ -5,6 +5,9 @@ import test from 'ava';
 import { existsSync, rmSync } from 'node:fs';
 import { Lab, isRoot, sh } from './helpers/netns.ts';
 
+const rootTest = isRoot() ? test : test.skip; // counted as skipped when not root
+const rootSerial = isRoot() ? test.serial : test.serial.skip; // counted as skipped when not root
+
 async function daemonPid(ifname: string): Promise<number> {
   const out = await sh('pgrep', ['-f', `sixpn-wg.ts --foreground ${ifname}$`]).catch(() => '');
   return Number(out.trim().split('\n')[0] || 0);
@@ -23,8 +26,7 @@ async function waitGone(pid: number, ms = 5000): Promise<boolean> {
   return false;
 }
 
-test.serial('the TUN moved into another namespace after start keeps working with wireguard-go', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('the TUN moved into another namespace after start keeps working with wireguard-go', async (t) => {
   const lab = new Lab('lm');
   t.teardown(() => lab.cleanup());
   const nsA = await lab.ns('A'); // where sixpn-wg runs and its UDP socket lives
@@ -54,8 +56,7 @@ test.serial('the TUN moved into another namespace after start keeps working with
   t.true(rx >= 4, `ip -s link shows ${rx} packets received`);
 });
 
-test.serial('sixpn-wg exits cleanly on SIGTERM, on `ip link del`, and when its socket is removed', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootSerial('sixpn-wg exits cleanly on SIGTERM, on `ip link del`, and when its socket is removed', async (t) => {
   const lab = new Lab('lx');
   t.teardown(() => lab.cleanup());
   const ns = await lab.ns('A');
@@ -74,8 +75,7 @@ test.serial('sixpn-wg exits cleanly on SIGTERM, on `ip link del`, and when its s
   }
 });
 
-test('sixpn-wg refuses a second daemon for the same interface, and a bad name', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootTest('sixpn-wg refuses a second daemon for the same interface, and a bad name', async (t) => {
   const lab = new Lab('ld');
   t.teardown(() => lab.cleanup());
   const ns = await lab.ns('A');

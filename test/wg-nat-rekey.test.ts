@@ -6,11 +6,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, SIXPN_WG, isRoot, sh } from './helpers/netns.ts';
 
+const rootTest = isRoot() ? test : test.skip; // counted as skipped when not root
+
 // by full path: under `npx ava`, node_modules/.bin has an unrelated `nft` (@vercel/nft)
 const NFT = '/usr/sbin/nft';
 
-test('through a NAT with a 2 s UDP timeout, persistent keepalive 1 keeps the return path open', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootTest('through a NAT with a 2 s UDP timeout, persistent keepalive 1 keeps the return path open', async (t) => {
   t.timeout(90_000);
   const lab = new Lab('nat');
   t.teardown(() => lab.cleanup());
@@ -54,8 +55,7 @@ test('through a NAT with a 2 s UDP timeout, persistent keepalive 1 keeps the ret
   t.regex(await lab.exec(nsA, 'wg', ['show', ifA, 'persistent-keepalive']), /\s1$/m);
 });
 
-test('a session with wireguard-go survives a rekey (traffic for 130 s, no stall)', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootTest('a session with wireguard-go survives a rekey (traffic for 130 s, no stall)', async (t) => {
   t.timeout(200_000);
   const lab = new Lab('rk');
   t.teardown(() => lab.cleanup());
@@ -71,8 +71,7 @@ test('a session with wireguard-go survives a rekey (traffic for 130 s, no stall)
   t.true(Date.now() / 1000 - hs < 30, 'a handshake happened after the first (rekey at 120 s)');
 });
 
-test('wg setconf: one peer with 130,560 allowed IPs, and 40 peers × 52 prefixes, read back complete', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootTest('wg setconf: one peer with 130,560 allowed IPs, and 40 peers × 52 prefixes, read back complete', async (t) => {
   t.timeout(120_000);
   const lab = new Lab('sc');
   t.teardown(() => lab.cleanup());
@@ -102,8 +101,7 @@ test('wg setconf: one peer with 130,560 allowed IPs, and 40 peers × 52 prefixes
   for (const l of lines) t.is(l.trim().split(/\s+/).length - 1, 52);
 });
 
-test('wg-quick up/down with WG_QUICK_USERSPACE_IMPLEMENTATION=sixpn-wg', async (t) => {
-  if (!isRoot()) return t.pass('needs root');
+rootTest('wg-quick up/down with WG_QUICK_USERSPACE_IMPLEMENTATION=sixpn-wg', async (t) => {
   const lab = new Lab('wq');
   t.teardown(() => lab.cleanup());
   const ns = await lab.ns('A');
