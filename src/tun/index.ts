@@ -15,10 +15,11 @@ export {
   IFNAMSIZ, META_CAP, META_ERR, META_LEN, META_OFF, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN,
   TUN_F_USO4, TUN_F_USO6, TUN_RECORD_WORDS, UDP_CHUNK, UDP_META_ADDR, UDP_META_FAMILY, UDP_META_IFINDEX,
   UDP_META_GSO, UDP_META_LOCAL, UDP_META_PORT, UDP_RECORD_WORDS, VNET_HDR_LEN, close, ifIndex, isErrno, tunOpen,
-  tunRead, tunSetOffload, tunWrite, udpOpen, udpRecv, udpSend, udpSetGro, udpSetMark, fdWatch, fdUnwatch,
+  errnoName, tunRead, tunSetOffload, tunWrite, udpOpen, udpRecv, udpSend, udpSetGro, udpSetMark, fdWatch, fdUnwatch,
 } from './native.ts';
 export type { FdWatch, NativeError, Slab, TunOpenOptions, TunQueue, UdpOpenOptions, UdpSocket } from './native.ts';
 export { TunBatch, UdpBatch } from './batch.ts';
+export { TunCounters, TunPump, type TunPumpOptions } from './pump.ts';
 export type { BatchOptions } from './batch.ts';
 export { bytesToIp, ipToBytes, isV4Mapped } from './addr.ts';
 export {

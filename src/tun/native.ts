@@ -257,6 +257,17 @@ export function fdUnwatch(handle: FdWatch): void {
   binding.fdUnwatch(handle);
 }
 
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 5: 'EIO', 6: 'ENXIO', 11: 'EAGAIN', 13: 'EACCES', 19: 'ENODEV', 22: 'EINVAL', 90: 'EMSGSIZE',
+  97: 'EAFNOSUPPORT', 99: 'EADDRNOTAVAIL', 100: 'ENETDOWN', 101: 'ENETUNREACH', 105: 'ENOBUFS',
+  111: 'ECONNREFUSED', 113: 'EHOSTUNREACH',
+};
+
+/** The name of a per-packet errno from META_ERR ("EMSGSIZE"), or "errno N" for others. */
+export function errnoName(err: number): string {
+  return ERRNO_NAMES[err] ?? `errno ${err}`;
+}
+
 /** True if `err` is a {@link NativeError} (or any Node system error) with this code. */
 export function isErrno(err: unknown, code: string): err is NativeError {
   return err instanceof Error && (err as Partial<NativeError>).code === code;

@@ -1,16 +1,14 @@
-// sixpn-wg's device: a WgPort (UDP sockets + WireGuard device) in front of a TUN queue. TUN
-// reads are drained in batches when libuv says the fd is readable; decrypted packets are
-// gathered and written with one tunWrite per round. Timers run on a 100 ms tick.
+// sixpn-wg's device: a WgPort (UDP sockets + WireGuard device) in front of a TUN queue, whose
+// I/O is a TunPump (src/tun/pump.ts): reads in batches when libuv says the fd is readable,
+// super-packets cut once, decrypted packets coalesced and written once per round. Timers run on
+// a 100 ms tick.
 //
 // The TUN fd stays with this process, so the interface may be moved to another network
 // namespace. The host stops when the interface is deleted (reads fail) or on close().
 import { readFile } from 'node:fs/promises';
 import {
-  Coalescer, SEGMENT_INVALID, Segmenter, VNET_HDR_LEN, completeChecksum, vnetGsoType, VNET_GSO_NONE,
-} from '../offload/index.ts';
-import {
-  TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6, TunBatch, close as closeFd, fdUnwatch,
-  fdWatch, linkSetMtu, tunOpen, tunSetOffload, type FdWatch,
+  TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6, TunPump, close as closeFd, linkSetMtu,
+  tunOpen, tunSetOffload, type TunCounters,
 } from '../tun/index.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/index.ts';
 import type { DeviceOptions } from './device.ts';
@@ -36,22 +34,6 @@ export function offloadsFromEnv(env: Readonly<Record<string, string | undefined>
   return { tun: !off('SIXPN_TUN_OFFLOAD'), gso: !off('SIXPN_UDP_GSO'), gro: !off('SIXPN_UDP_GRO') };
 }
 
-/** What the TUN side did not deliver, and its offload state. */
-export interface TunCounters {
-  /** TUN_F_* flags the kernel accepted (0: a plain TUN) */
-  offloadFlags: number;
-  /** packets read whose offload header could not be honoured (bad GSO or checksum fields) */
-  rxBadOffload: number;
-  /** super-packets read and cut into segments */
-  rxSuperPackets: number;
-  /** segments written coalesced into super-packets (beyond the first of each) */
-  txCoalesced: number;
-  /** packets not written: the TUN queue was full */
-  txQueueFull: number;
-  /** packets the kernel refused, by errno */
-  txErrors: Record<string, number>;
-}
-
 /** The TUN_F_* offloads to ask for, best first; each is tried until the kernel accepts one. */
 const TUN_OFFLOAD_CHOICES = [
   TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_USO4 | TUN_F_USO6,
@@ -62,19 +44,9 @@ const TUN_OFFLOAD_CHOICES = [
 export class WgHost {
   readonly name: string;
   readonly port: WgPort;
-  readonly tunCounters: TunCounters = {
-    offloadFlags: 0, rxBadOffload: 0, rxSuperPackets: 0, txCoalesced: 0, txQueueFull: 0, txErrors: {},
-  };
   private readonly log: Logger;
   private tunFd: number;
-  private tunWatch: FdWatch | null;
-  private readonly vnet: boolean;
-  private readonly tunIn: TunBatch;
-  private readonly tunOut = new TunBatch(BATCH, SLOT);
-  private readonly coalescer: Coalescer;
-  private readonly segmenter = new Segmenter();
-  /** one segment at a time, sealed in place behind HEADROOM */
-  private readonly scratch = new Uint8Array(SLOT);
+  private readonly tun: TunPump;
   private readonly ticker: NodeJS.Timeout;
   private ticks = 0;
   private closed = false;
@@ -88,15 +60,22 @@ export class WgHost {
     this.log = log;
     this.onStop = onStop;
     this.tunFd = tunFd;
-    this.vnet = offloadFlags !== 0;
-    this.tunCounters.offloadFlags = offloadFlags;
-    // with a virtio header the packet sits VNET_HDR_LEN in; HEADROOM in all before it
-    this.tunIn = new TunBatch(BATCH, SLOT, { headroom: this.vnet ? HEADROOM - VNET_HDR_LEN : HEADROOM });
-    this.coalescer = new Coalescer(this.tunOut, this.vnet);
-    this.port = new WgPort(log, (buf, off, len) => this.queueTun(buf, off, len), opts, offloads);
-    this.port.afterRound = () => this.flushTun();
+    this.port = new WgPort(log, (buf, off, len) => this.tun.write(buf, off, len), opts, offloads);
+    this.tun = new TunPump(tunFd, {
+      vnet: offloadFlags !== 0,
+      cut: true,
+      headroom: HEADROOM, // the transport header is sealed in front of each packet, in place
+      readBatch: BATCH,
+      readSlot: SLOT,
+      writeBatch: BATCH,
+      writeSlot: SLOT,
+      onPacket: (buf, off, len) => this.port.device.sendPacket(buf, off, len),
+      afterRead: () => this.port.flush(),
+      onFail: (err) => this.stop(`TUN ${this.name}: ${err.message} (interface deleted?)`),
+    });
+    this.tun.counters.offloadFlags = offloadFlags;
+    this.port.afterRound = () => this.tun.flush();
     this.port.extraStats = () => ({ offloads: this.offloads, ...flatCounters(this.tunCounters, 'tun') });
-    this.tunWatch = fdWatch(tunFd, () => this.onTunReadable());
     this.ticker = setInterval(() => this.tick(), TICK_MS);
   }
 
@@ -106,6 +85,11 @@ export class WgHost {
 
   get uapi() {
     return this.port.uapi;
+  }
+
+  /** What the TUN side did not deliver, and its offload state. */
+  get tunCounters(): TunCounters {
+    return this.tun.counters;
   }
 
   /** Offloads in use, for --stats and status: "tun tso4 tso6 uso udp-gso udp-gro", or "none". */
@@ -142,91 +126,10 @@ export class WgHost {
     return host;
   }
 
-  private onTunReadable(): void {
-    if (this.closed) return;
-    const b = this.tunIn;
-    const device = this.device;
-    for (let round = 0; round < 4; round++) {
-      let n: number;
-      try {
-        n = b.read(this.tunFd, 0);
-      } catch (err) {
-        return this.stop(`TUN ${this.name}: ${(err as Error).message} (interface deleted?)`);
-      }
-      for (let i = 0; i < n; i++) {
-        if (b.error(i) !== 0) continue;
-        if (!this.vnet) {
-          device.sendPacket(b.slab, b.offset(i), b.length(i));
-          continue;
-        }
-        const h = b.offset(i);
-        const off = h + VNET_HDR_LEN;
-        const len = b.length(i) - VNET_HDR_LEN;
-        if (len <= 0) continue;
-        if (vnetGsoType(b.slab, h) === VNET_GSO_NONE) {
-          if (completeChecksum(b.slab, h, off, len)) device.sendPacket(b.slab, off, len);
-          else this.tunCounters.rxBadOffload++;
-          continue;
-        }
-        this.sendSegments(b.slab, h, off, len);
-      }
-      if (n < b.size) break;
-    }
-    this.port.flush();
-  }
-
-  /** Cuts a super-packet read from the TUN and sends each segment. */
-  private sendSegments(buf: Uint8Array, h: number, off: number, len: number): void {
-    const seg = this.segmenter;
-    const count = seg.begin(buf, h, off, len);
-    if (count === SEGMENT_INVALID || seg.maxLength + HEADROOM + 32 > this.scratch.length) {
-      this.tunCounters.rxBadOffload++;
-      return;
-    }
-    this.tunCounters.rxSuperPackets++;
-    const scratch = this.scratch;
-    for (let k = 0; k < count; k++) {
-      const n = seg.write(k, scratch, HEADROOM);
-      if (n > 0) this.device.sendPacket(scratch, HEADROOM, n);
-    }
-  }
-
-  private queueTun(buf: Uint8Array, off: number, len: number): void {
-    const c = this.coalescer;
-    if (c.add(buf, off, len)) return;
-    if (c.full) {
-      this.flushTun();
-      if (c.add(buf, off, len)) return;
-    }
-    this.tunCounters.txErrors.EMSGSIZE = (this.tunCounters.txErrors.EMSGSIZE ?? 0) + 1;
-  }
-
-  private flushTun(): void {
-    const c = this.coalescer;
-    if (c.count === 0) return;
-    const n = c.finish();
-    this.tunCounters.txCoalesced += c.merged;
-    c.merged = 0;
-    let written = 0;
-    try {
-      written = this.tunOut.write(this.tunFd, n, 0);
-    } catch (err) {
-      c.reset();
-      this.stop(`TUN ${this.name}: ${(err as Error).message}`);
-      return;
-    }
-    c.reset();
-    this.tunCounters.txQueueFull += n - written;
-    for (let i = 0; i < written; i++) {
-      const e = this.tunOut.error(i);
-      if (e !== 0) this.tunCounters.txErrors[`errno ${e}`] = (this.tunCounters.txErrors[`errno ${e}`] ?? 0) + 1;
-    }
-  }
-
   private tick(): void {
     if (this.closed) return;
     this.device.tick();
-    this.flushTun();
+    this.tun.flush();
     this.port.flush();
     if (++this.ticks % 10 === 0) void this.refreshMtu();
   }
@@ -253,8 +156,7 @@ export class WgHost {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.ticker);
-    if (this.tunWatch) fdUnwatch(this.tunWatch);
-    this.tunWatch = null;
+    this.tun.stop();
     this.port.close();
     closeFd(this.tunFd);
     this.tunFd = -1;

@@ -9,7 +9,7 @@
 // hold several datagrams of one sender, split here by the segment size the kernel reports. The
 // main thread never waits for the socket: what does not fit is counted (txBufferFull).
 import {
-  UdpBatch, close as closeFd, fdUnwatch, fdWatch, isErrno, udpOpen, udpSetGro, udpSetMark,
+  UdpBatch, close as closeFd, errnoName, fdUnwatch, fdWatch, isErrno, udpOpen, udpSetGro, udpSetMark,
   META_CAP, META_OFF, UDP_META_ADDR, UDP_META_FAMILY, UDP_META_GSO, UDP_META_IFINDEX, UDP_META_LOCAL, UDP_META_PORT,
   UDP_RECORD_WORDS, type FdWatch,
 } from '../tun/index.ts';
@@ -416,14 +416,6 @@ function sameDest(b: UdpBatch, i: number, to: Endpoint): boolean {
   return true;
 }
 
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM', 5: 'EIO', 11: 'EAGAIN', 13: 'EACCES', 22: 'EINVAL', 90: 'EMSGSIZE', 97: 'EAFNOSUPPORT',
-  99: 'EADDRNOTAVAIL', 101: 'ENETUNREACH', 105: 'ENOBUFS', 111: 'ECONNREFUSED', 113: 'EHOSTUNREACH',
-};
-
-function errnoName(err: number): string {
-  return ERRNO_NAMES[err] ?? `errno ${err}`;
-}
 
 function mappedV4(mb: Uint8Array, off: number, addr: Uint8Array): void {
   mb.fill(0, off, off + 10);
