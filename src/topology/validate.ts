@@ -39,6 +39,7 @@ import {
   parseId32,
 } from './model.ts';
 import type { App, Host, Machine, MachineState, Org, Peer, PreviousAddress, TopologyData } from './model.ts';
+import { requiredKeys, sectionKeys, topologySection } from './fields.ts';
 
 /** The format version this code reads (`"version": 1`). */
 export const TOPOLOGY_VERSION = 1;
@@ -65,15 +66,20 @@ export class TopologyError extends Error {
   }
 }
 
-const TOP_KEYS = ['version', 'comment', 'orgs', 'apps', 'hosts', 'machines', 'peers'];
-const ORG_KEYS = ['name', 'network', 'comment'];
-const APP_KEYS = ['name', 'org', 'comment'];
-const HOST_KEYS = ['id', 'name', 'region', 'publicKey', 'endpoint', 'egress', 'comment'];
-const MACHINE_KEYS = [
-  'id', 'app', 'region', 'processGroup', 'metadata', 'host', 'instance', 'state', 'previous', 'comment',
-];
-const PREVIOUS_KEYS = ['address', 'host', 'comment'];
-const PEER_KEYS = ['name', 'org', 'publicKey', 'address', 'gateway', 'comment'];
+// The allowed and required keys of each section come from the field table (fields.ts), which
+// docs/config.md is generated from: a field is accepted here only once it is documented there.
+const TOP_KEYS = sectionKeys(topologySection('topology'));
+const [ORG_KEYS, ORG_REQUIRED] = keysOf('orgs');
+const [APP_KEYS, APP_REQUIRED] = keysOf('apps');
+const [HOST_KEYS, HOST_REQUIRED] = keysOf('hosts');
+const [MACHINE_KEYS, MACHINE_REQUIRED] = keysOf('machines');
+const PREVIOUS_KEYS = sectionKeys(topologySection('machines[].previous'));
+const [PEER_KEYS, PEER_REQUIRED] = keysOf('peers');
+
+function keysOf(section: string): [string[], string[]] {
+  const s = topologySection(section);
+  return [sectionKeys(s), requiredKeys(s)];
+}
 
 type Obj = Record<string, unknown>;
 
@@ -202,7 +208,7 @@ class Validator {
   }
 
   org(e: unknown, i: number, out: Org[]): void {
-    const [entry, o] = this.fields('orgs', i, e, ORG_KEYS, ['name', 'network']);
+    const [entry, o] = this.fields('orgs', i, e, ORG_KEYS, ORG_REQUIRED);
     if (!o) return;
     const name = this.label(entry, 'name', o.name, LABEL_RE, 'a lower-case DNS label');
     let network = this.id32(entry, 'network', o.network);
@@ -231,7 +237,7 @@ class Validator {
   }
 
   host(e: unknown, i: number, out: Host[]): void {
-    const [entry, o] = this.fields('hosts', i, e, HOST_KEYS, ['id', 'name', 'region', 'publicKey', 'endpoint']);
+    const [entry, o] = this.fields('hosts', i, e, HOST_KEYS, HOST_REQUIRED);
     if (!o) return;
     const name = this.label(entry, 'name', o.name, LABEL_RE, 'a lower-case DNS label');
     if (name !== undefined && this.hostsByName.has(name)) {
@@ -284,7 +290,7 @@ class Validator {
   }
 
   app(e: unknown, i: number, out: App[]): void {
-    const [entry, o] = this.fields('apps', i, e, APP_KEYS, ['name', 'org']);
+    const [entry, o] = this.fields('apps', i, e, APP_KEYS, APP_REQUIRED);
     if (!o) return;
     const name = this.label(entry, 'name', o.name, LABEL_RE, 'a lower-case DNS label');
     if (name !== undefined && this.apps.has(name)) {
@@ -306,7 +312,7 @@ class Validator {
   }
 
   machine(e: unknown, i: number, out: Machine[]): void {
-    const [entry, o] = this.fields('machines', i, e, MACHINE_KEYS, ['id', 'app', 'region', 'host', 'instance'], 'id');
+    const [entry, o] = this.fields('machines', i, e, MACHINE_KEYS, MACHINE_REQUIRED, 'id');
     if (!o) return;
     const id = this.label(entry, 'id', o.id, MACHINE_ID_RE, 'a machine id (14 characters of a-z, 0-9)');
     if (id !== undefined && this.machineIds.has(id)) {
@@ -418,7 +424,7 @@ class Validator {
   }
 
   peer(e: unknown, i: number, out: Peer[]): void {
-    const [entry, o] = this.fields('peers', i, e, PEER_KEYS, ['name', 'org', 'publicKey', 'address', 'gateway']);
+    const [entry, o] = this.fields('peers', i, e, PEER_KEYS, PEER_REQUIRED);
     if (!o) return;
     const name = this.label(entry, 'name', o.name, PEER_NAME_RE, 'a peer name (1-63 characters of A-Z, a-z, 0-9 and -)');
     const org = this.ref(entry, 'org', o.org, this.orgs);
