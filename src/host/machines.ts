@@ -1,17 +1,17 @@
 // The machines of this host as the host process holds them: one TUN each (its fd stays here,
-// the interface lives in the machine's namespace, netns.ts), read in batches when libuv says it
-// is readable, and a write queue each, flushed once per round (`flush`). A machine also has a
+// the interface lives in the machine's namespace, netns.ts), on a TunPump (src/tun/pump.ts):
+// read in batches when libuv says it is readable (one read batch shared by all machines), and a
+// write queue each that coalesces segments into super-packets, flushed once per round (`flush`). A machine also has a
 // slot, the small number SNAT66 knows it by (src/nat66). In offload mode ("offload", the
 // default) the TUNs are vnet_hdr queues: every packet read or written starts with its
 // virtio_net_hdr, and a slot holds a 64 KB segment with its header, the mesh headroom and the
 // tag behind.
 import type { Logger } from '../log.ts';
-import { Coalescer } from '../offload/index.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/constants.ts';
 import type { Machine } from '../topology/index.ts';
 import {
-  TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TunBatch, VNET_HDR_LEN, close as closeFd, fdUnwatch, fdWatch,
-  tunOpen, tunSetOffload, type FdWatch,
+  TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TunCounters, TunPump, close as closeFd, tunOpen, tunSetOffload,
+  type TunBatch,
 } from '../tun/index.ts';
 import { configureMachineLink, ensureNamespace, machineIfname, writeNetnsFiles } from './netns.ts';
 
@@ -31,10 +31,8 @@ export interface LocalMachine {
   readonly ns: string;
   readonly ifname: string;
   fd: number;
-  watch: FdWatch | null;
-  readonly out: TunBatch;
-  /** the write queue: packets from elsewhere coalesced into super-packets (offload mode) */
-  readonly queue: Coalescer;
+  /** its TUN's I/O: reads, and the write queue (segments coalesced into super-packets in offload mode) */
+  readonly pump: TunPump;
   /** Lines about this machine carry its id, app and org. */
   readonly log: Logger;
 }
@@ -63,11 +61,16 @@ export class MachineTuns {
   private readonly slots: Array<LocalMachine | null> = []; // SNAT66 slot → machine
   private readonly pending = new Set<LocalMachine>(); // machines with packets waiting to be written
   private readonly tunIn: TunBatch;
-  readonly counters = new MachineTunCounters();
+  private readonly pumpShape: { vnet: boolean; cut: boolean; headroom: number; readBatch: number; readSlot: number };
+  /** what the machines' TUNs did not take, and what was coalesced, summed over machines closed too */
+  private readonly closedCounters = new TunCounters();
 
   constructor(opts: MachineTunsOptions) {
     this.opts = opts;
-    this.tunIn = new TunBatch(IN_BATCH, opts.offload ? VNET_SLOT : SLOT, { headroom: MESSAGE_TRANSPORT_HEADER_SIZE });
+    // in offload mode the packet is handed on behind its virtio_net_hdr (whole to the egress or a
+    // machine of this host, or cut by machine-offload.ts), with the mesh headroom before the header
+    this.pumpShape = { vnet: opts.offload, cut: false, headroom: MESSAGE_TRANSPORT_HEADER_SIZE, readBatch: IN_BATCH, readSlot: opts.offload ? VNET_SLOT : SLOT };
+    this.tunIn = TunPump.readBatch(this.pumpShape);
   }
 
   get size(): number {
@@ -87,10 +90,7 @@ export class MachineTuns {
     const tun = tunOpen(machineIfname(m), { vnetHdr: offload });
     let slot = this.slots.indexOf(null);
     if (slot < 0) slot = this.slots.push(null) - 1;
-    const out = offload ? new TunBatch(VNET_OUT_BATCH, VNET_SLOT) : new TunBatch(OUT_BATCH, SLOT);
     const log = this.opts.log.child({ machine: m.id, app: m.app, org: m.org });
-    const queue = new Coalescer(out, offload);
-    const lm: LocalMachine = { machine: m, slot, ns, ifname: tun.name, fd: tun.fd, watch: null, out, queue, log };
     try {
       if (offload) tunSetOffload(tun.fd, MACHINE_OFFLOADS);
       await configureMachineLink(ns, tun.name, m);
@@ -99,7 +99,24 @@ export class MachineTuns {
       closeFd(tun.fd);
       throw err;
     }
-    lm.watch = fdWatch(lm.fd, () => this.read(lm));
+    const lm: LocalMachine = {
+      machine: m, slot, ns, ifname: tun.name, fd: tun.fd, log,
+      pump: new TunPump(tun.fd, {
+        ...this.pumpShape,
+        writeBatch: offload ? VNET_OUT_BATCH : OUT_BATCH,
+        writeSlot: offload ? VNET_SLOT : SLOT,
+        readRounds: READ_ROUNDS,
+        sharedRead: this.tunIn,
+        onPacket: (buf, off, len) => this.opts.onPacket(lm, buf, off, len),
+        afterRead: () => this.opts.afterRead(),
+        onFail: (err) => {
+          // the interface went away (deleted in the namespace): set it up again on the next retry
+          lm.log.error(`machine ${lm.machine.id}: ${err.message} (recreating its interface)`);
+          this.close(lm);
+          this.opts.onLost(lm);
+        },
+      }),
+    };
     this.slots[slot] = lm;
     this.byId.set(m.id, lm);
     return lm;
@@ -107,8 +124,8 @@ export class MachineTuns {
 
   /** Closes the machine's TUN (the interface disappears with its last fd) and frees its slot. */
   close(lm: LocalMachine): void {
-    if (lm.watch) fdUnwatch(lm.watch);
-    lm.watch = null;
+    if (lm.fd >= 0) addCounters(this.closedCounters, lm.pump.counters);
+    lm.pump.stop();
     this.pending.delete(lm);
     if (this.slots[lm.slot] === lm) {
       this.opts.onClose(lm);
@@ -123,35 +140,11 @@ export class MachineTuns {
     for (const lm of [...this.byId.values()]) this.close(lm);
   }
 
-  private read(lm: LocalMachine): void {
-    if (lm.fd < 0) return;
-    const b = this.tunIn;
-    for (let round = 0; round < READ_ROUNDS; round++) {
-      let n: number;
-      try {
-        n = b.read(lm.fd, 0);
-      } catch (err) {
-        // the interface went away (deleted in the namespace): set it up again on the next retry
-        lm.log.error(`machine ${lm.machine.id}: ${(err as Error).message} (recreating its interface)`);
-        this.close(lm);
-        this.opts.onLost(lm);
-        return;
-      }
-      for (let i = 0; i < n; i++) if (b.error(i) === 0) this.opts.onPacket(lm, b.slab, b.offset(i), b.length(i));
-      if (n < b.size) break;
-    }
-    this.opts.afterRead();
-  }
-
   /** Queues buf[off, off + len) as is for the machine (in offload mode, its virtio_net_hdr included). */
   queue(m: Machine, buf: Uint8Array, off: number, len: number): void {
     const lm = this.byId.get(m.id);
     if (lm === undefined || lm.fd < 0) return;
-    if (!lm.queue.addRaw(buf, off, len)) {
-      if (!lm.queue.full) return void this.counters.txTooLong++;
-      this.flushOne(lm);
-      lm.queue.addRaw(buf, off, len);
-    }
+    lm.pump.writeRaw(buf, off, len);
     this.pending.add(lm);
   }
 
@@ -162,42 +155,30 @@ export class MachineTuns {
   queuePlain(m: Machine, buf: Uint8Array, off: number, len: number): void {
     const lm = this.byId.get(m.id);
     if (lm === undefined || lm.fd < 0) return;
-    if (!lm.queue.add(buf, off, len)) {
-      if (!lm.queue.full) return void this.counters.txTooLong++;
-      this.flushOne(lm);
-      lm.queue.add(buf, off, len);
-    }
+    lm.pump.write(buf, off, len);
     this.pending.add(lm);
   }
 
   /** Writes every machine's queued packets. */
   flush(): void {
-    for (const lm of this.pending) this.flushOne(lm);
+    for (const lm of this.pending) lm.pump.flush();
     this.pending.clear();
   }
 
-  private flushOne(lm: LocalMachine): void {
-    const q = lm.queue;
-    if (q.count === 0) return;
-    const n = q.finish();
-    this.counters.txCoalesced += q.merged;
-    q.merged = 0;
-    q.reset();
-    if (lm.fd < 0) return;
-    try {
-      const written = lm.out.write(lm.fd, n, 0);
-      this.counters.txQueueFull += n - written;
-      for (let i = 0; i < written; i++) if (lm.out.error(i) !== 0) this.counters.txRefused++;
-    } catch (err) {
-      lm.log.error(`machine ${lm.machine.id}: ${(err as Error).message}`);
-    }
+  /** The machine TUNs' counters, summed (machines closed included). */
+  get counters(): TunCounters {
+    const sum = new TunCounters();
+    addCounters(sum, this.closedCounters);
+    for (const lm of this.byId.values()) addCounters(sum, lm.pump.counters);
+    return sum;
   }
 }
 
-/** What the machines' TUNs did not take, and what was coalesced (in `sixpn status`). */
-export class MachineTunCounters {
-  txCoalesced = 0; // packets written as part of a super-packet (beyond the first of each)
-  txQueueFull = 0; // records not written: the TUN queue was full (the main thread does not wait)
-  txRefused = 0; // records the kernel refused (EINVAL, EIO)
-  txTooLong = 0; // packets longer than a slot
+function addCounters(to: TunCounters, from: TunCounters): void {
+  to.rxBadOffload += from.rxBadOffload;
+  to.rxSuperPackets += from.rxSuperPackets;
+  to.txCoalesced += from.txCoalesced;
+  to.txQueueFull += from.txQueueFull;
+  to.txTooLong += from.txTooLong;
+  for (const [k, v] of Object.entries(from.txErrors)) to.txErrors[k] = (to.txErrors[k] ?? 0) + v;
 }

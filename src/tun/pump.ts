@@ -47,6 +47,12 @@ export interface TunPumpOptions {
   readonly writeSlot: number;
   /** read batches per readiness callback before yielding to the event loop */
   readonly readRounds?: number;
+  /**
+   * A read batch shared by several pumps of one thread (many machine TUNs: one 64 KB-slot batch
+   * for all, not one each); made by TunPump.readBatch with the same options. Reads never overlap:
+   * each callback drains into it and hands its packets on before returning.
+   */
+  readonly sharedRead?: TunBatch;
   onPacket(buf: Uint8Array, off: number, len: number): void;
   /** after the packets of one readiness callback (flush what they caused) */
   afterRead(): void;
@@ -76,11 +82,17 @@ export class TunPump {
     this.rounds = opts.readRounds ?? 4;
     if (this.cut && opts.headroom < VNET_HDR_LEN) throw new RangeError('a cutting pump needs headroom for the virtio_net_hdr');
     // cut mode: the header sits in the headroom of the packet behind it
-    this.tunIn = new TunBatch(opts.readBatch, opts.readSlot, { headroom: this.cut ? opts.headroom - VNET_HDR_LEN : opts.headroom });
+    this.tunIn = opts.sharedRead ?? TunPump.readBatch(opts);
     this.tunOut = new TunBatch(opts.writeBatch, opts.writeSlot);
     this.queue = new Coalescer(this.tunOut, opts.vnet);
     this.scratch = this.cut ? new Uint8Array(opts.readSlot + opts.headroom) : null;
     this.watch = fdWatch(fd, () => this.onReadable());
+  }
+
+  /** The read batch a pump with these options uses (to share one among pumps: sharedRead). */
+  static readBatch(opts: Pick<TunPumpOptions, 'vnet' | 'cut' | 'headroom' | 'readBatch' | 'readSlot'>): TunBatch {
+    const cut = opts.vnet && opts.cut;
+    return new TunBatch(opts.readBatch, opts.readSlot, { headroom: cut ? opts.headroom - VNET_HDR_LEN : opts.headroom });
   }
 
   /** Packets are waiting to be written. */
