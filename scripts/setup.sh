@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" != 0 ]; then echo "setup: run as root (sixpn creates TUN devices and namespaces)" >&2; exit 1; fi
 
-APT_PACKAGES=(iproute2 wireguard-tools wireguard-go iperf3 ncat dnsutils knot-dnsutils dnsmasq-base dnsperf tcpdump iputils-ping nftables python3 make g++ qemu-system-x86 busybox-static cpio ethtool procps etcd-server etcd-client)
+APT_PACKAGES=(iproute2 wireguard-tools wireguard-go iperf3 ncat dnsutils knot-dnsutils dnsmasq-base dnsperf tcpdump iputils-ping nftables python3 make g++ qemu-system-x86 busybox-static cpio ethtool procps etcd-server etcd-client prometheus tshark)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

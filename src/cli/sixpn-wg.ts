@@ -5,7 +5,9 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { connect } from 'node:net';
 import { UapiServer, isValidInterfaceName, uapiSocketPath } from '../uapi/server.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { Metrics, MetricsServer } from '../metrics/index.ts';
+import { deviceMetrics, tunMetrics } from '../metrics/device.ts';
 import { WgHost, offloadsFromEnv } from '../wg/host.ts';
 
 const USAGE = `usage: sixpn-wg [-f|--foreground] INTERFACE-NAME
@@ -15,6 +17,7 @@ A userspace WireGuard implementation, configured with wg(8) through
 /var/run/wireguard/INTERFACE-NAME.sock. LOG_LEVEL=debug|verbose|error|silent (default error).
 Offloads (TUN TSO/USO, UDP GSO/GRO) are on where the kernel has them; SIXPN_OFFLOAD=0 turns
 them off, SIXPN_TUN_OFFLOAD=0, SIXPN_UDP_GSO=0 or SIXPN_UDP_GRO=0 one of them.
+SIXPN_METRICS=ADDR:PORT serves Prometheus metrics at http://ADDR:PORT/metrics.
 Without -f it detaches once the interface and the socket exist.`;
 
 const READY_FD_ENV = 'SIXPN_WG_READY_FD';
@@ -24,11 +27,13 @@ async function foreground(name: string): Promise<number> {
   const log = createLogger('sixpn-wg', { name: `sixpn-wg[${name}]`, defaultLevel: 'error' });
   let host: WgHost | null = null;
   let server: UapiServer | null = null;
+  let metrics: MetricsServer | null = null;
   let done!: (code: number) => void;
   const finished = new Promise<number>((r) => (done = r));
   const shutdown = (why: string, code = 0) => {
     log.info(`shutting down: ${why}`);
     host?.close();
+    void metrics?.close();
     void server?.close().finally(() => done(code));
     if (server === null) done(code);
   };
@@ -42,6 +47,8 @@ async function foreground(name: string): Promise<number> {
     host.close();
     throw err;
   }
+  const metricsAddress = process.env.SIXPN_METRICS;
+  if (metricsAddress) metrics = await serveMetrics(host, metricsAddress, log);
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   log.info(`device ${name} started (UDP port ${host.device.listenPort})`);
@@ -51,6 +58,20 @@ async function foreground(name: string): Promise<number> {
     ready.end('ready\n');
   }
   return finished;
+}
+
+/** SIXPN_METRICS: the device's metrics (src/metrics/device.ts), its peers named by public key as `wg show` prints them. */
+async function serveMetrics(host: WgHost, address: string, log: Logger): Promise<MetricsServer> {
+  const m = new Metrics();
+  deviceMetrics(m, () => [{
+    device: host.name,
+    dev: host.device,
+    port: host.port.counters,
+    offloads: () => host.offloads,
+    peers: () => [...host.device.peers.values()].map((peer) => ({ peer, name: Buffer.from(peer.publicKey).toString('base64') })),
+  }]);
+  tunMetrics(m, 'sixpn_wg_tun', 'the TUN', { device: host.name }, () => host.tunCounters);
+  return MetricsServer.listen(m, address, log);
 }
 
 /** Starts `sixpn-wg -f NAME` detached and waits until it reports the device is up. */

@@ -6,17 +6,20 @@
 //   - the `.internal` DNS service at fdaa::3 and the orgs' ::3 (dns-service.ts);
 //   - SNAT66 through the egress TUN, when the topology gives this host an egress address
 //     (egress.ts, ipv6-forwarding.ts);
-//   - the status socket (status.ts).
+//   - the status socket (status.ts) and the Prometheus metrics (metrics.ts), on the host
+//     config's `metrics` address (default 127.0.0.1:9586, in the host's namespace).
 // Topology edits apply as they are saved; a bad edit is refused and the running state kept.
 // By default (unless "offload": false in the host config; issue 5) machine TUNs and the egress
 // are vnet_hdr queues with TSO and checksum offload (machine-offload.ts); the router's checks
 // run on every packet either way. One 100 ms tick drives the WireGuard timers, expiry and
 // retries; every readiness callback ends by flushing what it queued.
+import { DnsStats } from '../dns/stats.ts';
 import { formatAddress } from '../ipv6/index.ts';
+import { MetricsServer } from '../metrics/index.ts';
 import type { Logger } from '../log.ts';
 import { COUNTERS, MACHINE_MTU, Router } from '../router/router.ts';
 import {
-  describeDiff, dnsView, readPrivateKey, resolveLocalHost, topologyDigest, watchTopology,
+  DEFAULT_METRICS_ADDRESS, describeDiff, dnsView, readPrivateKey, resolveLocalHost, topologyDigest, watchTopology,
   type HostConfig, type Host, type Topology, type TopologySource,
 } from '../topology/index.ts';
 import { DnsService } from './dns-service.ts';
@@ -24,6 +27,7 @@ import { Egress } from './egress.ts';
 import { MachineOffload } from './machine-offload.ts';
 import { offloadsFromEnv } from '../wg/host.ts';
 import { MachineTuns } from './machines.ts';
+import { hostMetrics, networkNamespace } from './metrics.ts';
 import { StatusServer } from './status.ts';
 import { HostWireGuard } from './wireguard.ts';
 
@@ -45,6 +49,12 @@ export class SixpnHost {
   private egress: Egress | null = null; // SNAT66 to the Internet, when the host has an egress address
   private readonly egressAddress: Uint8Array | undefined;
   private status: StatusServer | null = null;
+  /** UDP DNS answers by type and rcode, and their latency (metrics), seen at the service's door. */
+  readonly dnsStats = new DnsStats();
+  private metricsServer: MetricsServer | null = null;
+  private metricsError: string | null = null;
+  private applies = 1; // topologies applied, the first included
+  private lastApplyUnixMs = Date.now();
   private readonly ticker: NodeJS.Timeout;
   private ticks = 0;
   private busy: Promise<void> = Promise.resolve(); // machine setup runs one change at a time
@@ -97,7 +107,10 @@ export class SixpnHost {
       },
       toMesh: (_host, buf, off, len) => this.wg.mesh.device.sendPacket(buf, off, len),
       toPeer: (_peer, buf, off, len) => this.wg.gateway.device.sendPacket(buf, off, len),
-      toDns: (buf, off, len) => this.dns?.packet(buf, off, len),
+      toDns: (buf, off, len) => {
+        this.dnsStats.query(buf, off, len, performance.now());
+        this.dns?.packet(buf, off, len);
+      },
       toEgress: (m, buf, off, len) => {
         const lm = this.machines.byId.get(m.id);
         if (this.egress === null || lm === undefined) return false;
@@ -126,12 +139,42 @@ export class SixpnHost {
         status: () => h.snapshot(),
         conntrack: () => h.egress?.list() ?? [],
       });
+      await h.startMetrics(config.metrics ?? DEFAULT_METRICS_ADDRESS);
     } catch (err) {
       await h.close();
       throw err;
     }
     log.info(`host ${h.host.name} up: ${h.machines.size} machines, mesh port ${h.wg.mesh.device.listenPort}`);
     return h;
+  }
+
+  /** /metrics on `address` (false: none). A failure to listen is logged; forwarding goes on without metrics. */
+  private async startMetrics(address: string | false): Promise<void> {
+    if (address === false) return;
+    const metrics = hostMetrics({
+      host: this.host.name,
+      router: this.router.counters,
+      offload: this.offload?.counters ?? null,
+      machineTuns: () => this.machines.counters,
+      machines: () => this.machines.byId.values(),
+      devices: () => [
+        { device: 'mesh', dev: this.wg.mesh.device, port: this.wg.mesh.counters, offloads: () => this.wg.mesh.offloadNames(), peers: () => this.wg.meshPeers(this.topology) },
+        { device: 'gateway', dev: this.wg.gateway.device, port: this.wg.gateway.counters, offloads: () => this.wg.gateway.offloadNames(), peers: () => this.wg.gatewayPeers() },
+      ],
+      machineOffloads: () => (this.offload !== null ? 'tso4 tso6 csum' : 'none'),
+      egress: () => this.egress?.status() ?? null,
+      dns: () => (this.dns === null ? null : { counters: this.dns.counters, stats: this.dnsStats }),
+      topology: () => {
+        const st = this.watcher.status?.() as { revision?: number; connected?: boolean } | undefined;
+        return { revision: st?.revision || this.applies, applies: this.applies, lastApplyUnixMs: this.lastApplyUnixMs, connected: st?.connected ?? null };
+      },
+    });
+    try {
+      this.metricsServer = await MetricsServer.listen(metrics, address, this.log);
+    } catch (err) {
+      this.metricsError = `${address}: ${(err as Error).message}`;
+      this.log.error(`metrics: cannot serve on ${this.metricsError}; running without metrics`);
+    }
   }
 
   // ---- the DNS service and the egress: started once, wired to the router and the machines ----
@@ -146,7 +189,10 @@ export class SixpnHost {
       log: this.log,
       mtu: MACHINE_MTU,
     }, {
-      deliver: (buf, off, len) => this.router.fromLocal(buf, off, len),
+      deliver: (buf, off, len) => {
+        this.dnsStats.reply(buf, off, len, performance.now());
+        this.router.fromLocal(buf, off, len);
+      },
       flush: () => {
         this.machines.flush();
         this.wg.gateway.flush();
@@ -173,6 +219,8 @@ export class SixpnHost {
 
   private apply(next: Topology): void {
     this.topology = next;
+    this.applies++;
+    this.lastApplyUnixMs = Date.now();
     this.router.setTopology(next);
     this.wg.sync(next);
     void this.dns?.sync();
@@ -204,7 +252,10 @@ export class SixpnHost {
     if (this.closed) return;
     this.wg.tick();
     this.machines.flush();
-    if (++this.ticks % EXPIRE_EVERY_TICKS === 0) this.router.expire();
+    if (++this.ticks % EXPIRE_EVERY_TICKS === 0) {
+      this.router.expire();
+      this.dnsStats.expire(performance.now());
+    }
     if (this.ticks % RETRY_EVERY_TICKS === 0 && this.retrySetup) {
       this.retrySetup = false;
       this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
@@ -221,6 +272,8 @@ export class SixpnHost {
       hostId: this.host.id,
       topology: topologyDigest(this.topology),
       store: this.watcher.status?.() ?? null,
+      applied: { count: this.applies, lastUnixMs: this.lastApplyUnixMs },
+      metrics: { url: this.metricsServer?.url ?? null, namespace: networkNamespace(), error: this.metricsError },
       machinesReady: machines.length === this.topology.machinesOnHost(this.host.id).length,
       meshPort: wg.meshPort,
       gatewayPort: wg.gatewayPort,
@@ -260,5 +313,6 @@ export class SixpnHost {
     await this.egress?.close();
     await this.wg.closeUapi();
     await this.status?.close();
+    await this.metricsServer?.close();
   }
 }

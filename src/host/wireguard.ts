@@ -157,6 +157,16 @@ export class HostWireGuard {
     };
   }
 
+  /** The mesh peers by host name (metrics). */
+  *meshPeers(topology: Topology): Iterable<{ peer: WgPeer; name: string }> {
+    for (const [peer, id] of this.hostOfPeer) yield { peer, name: topology.host(id)?.name ?? String(id) };
+  }
+
+  /** The gateway's external peers with their names and orgs (metrics). */
+  *gatewayPeers(): Iterable<{ peer: WgPeer; name: string; org: string }> {
+    for (const [peer, p] of this.externalOfPeer) yield { peer, name: p.name, org: p.org };
+  }
+
   /** Closes both devices (their sockets; peers and keys dropped). */
   closeDevices(): void {
     this.mesh.close();

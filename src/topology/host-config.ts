@@ -18,11 +18,17 @@
 //     "store": "etcd://h1:2379,h2:2379",       the topology from etcd instead of the file (issue 12;
 //                                              see stores.ts); with TLS: {"url": "etcds://…",
 //                                              "ca": "ca.pem", "cert": "h1.pem", "key": "h1-key.pem"}
+//     "metrics": "127.0.0.1:9586",             Prometheus /metrics over HTTP (issue 14), served in the
+//                                              host's network namespace; default 127.0.0.1:9586;
+//                                              "[::1]:9586", ":9586" (all addresses), false: none
+//     "keylog": "/root/sixpn-keys.log"         appends the WireGuard session keys for Wireshark
+//                                              (wg.keylog_file); a secret: off unless set
 //   }
 //
 // Flags: --host, --private-key, --listen-port, --uplink, --topology, --dns (repeatable or
 // comma-separated), --egress, --offload (alone, or with true or false), --store URL with
-// --store-ca, --store-cert, --store-key FILE, and -c/--config FILE; `--flag value` or `--flag=value`.
+// --store-ca, --store-cert, --store-key FILE, --metrics ADDR|false, --keylog FILE, and
+// -c/--config FILE; `--flag value` or `--flag=value`.
 
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -37,6 +43,9 @@ import type { Topology } from './topology.ts';
 
 export { DNS_PORT }; // defined once, in src/dns (the protocol's port)
 const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/; // IFNAMSIZ is 16 with the NUL
+/** Where `sixpn up` serves /metrics unless the config says otherwise: loopback, in the host's namespace. */
+export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9586';
+const LISTEN_RE = /^(?:\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.-]*):[0-9]{1,5}$/;
 
 export interface HostConfig {
   /** This process's host in the topology: a host name, or an id in any parseId32 form. */
@@ -54,6 +63,10 @@ export interface HostConfig {
   readonly offload?: boolean;
   /** Where the topology is: an etcd URL or a file path (then it replaces `topology`), and TLS files (absolute). */
   readonly store?: { readonly url: string; readonly ca?: string; readonly cert?: string; readonly key?: string };
+  /** Where /metrics is served (HOST:PORT, [ADDR]:PORT, :PORT); false: not served. Default DEFAULT_METRICS_ADDRESS. */
+  readonly metrics?: string | false;
+  /** A file the WireGuard session keys are appended to, for Wireshark (absolute); unset: none. */
+  readonly keylog?: string;
   /** Set by `sixpn up` for a store other than the file (not from the config file or flags). */
   readonly source?: TopologySourceFactory;
 }
@@ -147,6 +160,13 @@ const FIELDS: readonly Field[] = [
     parse: (v) => v === true || v === 'true' ? true : v === false || v === 'false' ? false
       : new Error(`${show(v)} is not true or false`),
   },
+  {
+    key: 'metrics', flag: '--metrics',
+    parse: (v) => v === false || v === 'false' ? false
+      : typeof v === 'string' && LISTEN_RE.test(v) && Number(v.slice(v.lastIndexOf(':') + 1)) >= 1 && Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535
+        ? v : new Error(`${show(v)} is not HOST:PORT, [ADDRESS]:PORT, :PORT or false`),
+  },
+  { key: 'keylog', flag: '--keylog', parse: path },
   {
     key: 'egress', flag: '--egress',
     parse: (v) => {

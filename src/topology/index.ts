@@ -74,5 +74,6 @@ export {
   loadHostConfig,
   readPrivateKey,
   resolveLocalHost,
+  DEFAULT_METRICS_ADDRESS,
 } from './host-config.ts';
 export type { HostConfig, PartialHostConfig, LocalHost } from './host-config.ts';
