@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { poly1305 as noblePoly1305 } from '@noble/ciphers/_poly1305.js';
 import { AeadBatch, MAX_PLAINTEXT, jsBackend, nodeBackend, wasmAead, wasmBackend, type AeadKey } from '../src/noise/index.ts';
 import { buildWasm } from '../scripts/build-wasm.ts';
+import { handshake, makePair } from './helpers/noise.ts';
 
 const hex = (s: string) => new Uint8Array(Buffer.from(s.replace(/\s/g, ''), 'hex'));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -255,6 +256,7 @@ test('a batch with mixed keys, counters and lengths equals per-packet results, a
   }
   for (const s of slots) b.freeKey(s);
   t.is(b.keysInUse, 0);
+  t.throws(() => b.freeKey(slots[0]), { message: /not in use/ }, 'a slot is never freed twice');
 });
 
 test('batch records out of bounds, too long or with a bad slot get -1 and touch nothing', (t) => {
@@ -318,4 +320,62 @@ test('npm run build:wasm rebuilds the checked-in .wasm byte for byte', async (t)
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// ---- Keypair's batch path (prepareSeal / prepareOpen / completeOpen with AeadBatch records) ----
+
+test('Keypair: messages sealed through an AeadBatch equal Keypair.seal, and open through one', (t) => {
+  const { a, b } = makePair(wasmBackend);
+  const { ki, kr } = handshake(a, b);
+  t.true(ki.sendSlot >= 0 && kr.receiveSlot >= 0);
+  const ab = AeadBatch.default();
+  const sizes = [0, 1, 100, 1280, 1420, 3000];
+  const stride = 4096;
+  const plain = sizes.map((n) => randomBytes(n));
+  for (let i = 0; i < sizes.length; i++) {
+    const off = ab.arenaOffset + i * stride;
+    ab.u8.set(plain[i], off + 16);
+    const padded = ki.prepareSeal(ab.u8, off, sizes[i], 1420);
+    t.true(padded >= 0);
+    ab.setRecord(i, off + 16, padded, ki.sendSlot, ki.preparedCounterLo, ki.preparedCounterHi);
+  }
+  ab.sealBatch(sizes.length);
+  const messages = sizes.map((_, i) => ab.u8.slice(ab.arenaOffset + i * stride, ab.arenaOffset + i * stride + 16 + ab.result(i)));
+  // each one opens with the ordinary single-message path, in order
+  for (let i = 0; i < sizes.length; i++) {
+    const m = Uint8Array.from(messages[i]);
+    t.is(kr.open(m, 0, m.length), messages[i].length - 32, `message ${i}`);
+    t.deepEqual(m.subarray(16, 16 + sizes[i]), Uint8Array.from(plain[i]));
+  }
+  // and through a batch on a fresh receiving side (the replay window is per keypair)
+  const again = handshake(a, b, 100_000, Date.now() + 60_000);
+  const rx = again.kr;
+  const tx = again.ki;
+  const lens: number[] = [];
+  for (let i = 0; i < sizes.length; i++) {
+    const off = ab.arenaOffset + i * stride;
+    const m = new Uint8Array(16 + 1500 + 16 + 3000);
+    m.set(plain[i], 16);
+    const len = tx.seal(m, 0, sizes[i], 1420);
+    ab.u8.set(m.subarray(0, len), off);
+    lens.push(len);
+    const sealed = rx.prepareOpen(ab.u8, off, len);
+    t.is(sealed, len - 16);
+    ab.setRecord(i, off + 16, sealed, rx.receiveSlot, rx.preparedCounterLo, rx.preparedCounterHi);
+  }
+  ab.u8[ab.arenaOffset + 2 * stride + 20] ^= 1; // message 2 tampered
+  ab.openBatch(sizes.length);
+  for (let i = 0; i < sizes.length; i++) {
+    const r = rx.completeOpen(i, 0, ab.result(i));
+    if (i === 2) {
+      t.true(r < 0);
+      continue;
+    }
+    t.is(r, lens[i] - 32);
+    const off = ab.arenaOffset + i * stride;
+    t.deepEqual(ab.u8.slice(off + 16, off + 16 + sizes[i]), Uint8Array.from(plain[i]));
+  }
+  t.true(rx.completeOpen(0, 0, 5) < 0, 'a counter is accepted once');
+  for (const kp of [ki, kr, tx, rx]) kp.zero();
+  t.is(ki.sendSlot, -1);
 });

@@ -32,8 +32,17 @@
 // - Keys live in key slots (32 bytes each) inside wasm memory, installed once per keypair; no
 //   key is copied per packet. freeKey zeroes the slot. Scratch bytes derived from keys (Poly1305
 //   key, keystream) are zeroed by the wasm before each call returns.
-// - Single packets: sealOne/openOne on a packet already in the arena; WasmAead (the `Aead`
+// - Single packets: sealOne/openOne on a packet already in the arena; wasmAead (the `Aead`
 //   interface of ./crypto.ts, for Keypair) copies in and out of a private staging area.
+// - With Keypair (./transport.ts), whose keys from wasmAead live in AeadBatch.default():
+//     seal: len = kp.prepareSeal(u8, off, n, mtu)   (header, padding, counter; u8 = arena view)
+//           setRecord(i, off + 16, len, kp.sendSlot, kp.preparedCounterLo, kp.preparedCounterHi)
+//           … sealBatch(k); message i is u8[off, off + 16 + result(i))
+//     open: len = kp.prepareOpen(u8, off, n)          (checks; counter read from the header)
+//           setRecord(i, off + 16, len, kp.receiveSlot, kp.preparedCounterLo, kp.preparedCounterHi)
+//           … openBatch(k); then kp.completeOpen(lo, hi, result(i)) (replay window) for each
+//   Records of one batch may name any mix of keys and counters; a peer's order is the record
+//   order (the batch runs records in sequence).
 //
 // ## Worker threads
 // The module is compiled once (AeadBatch.module(), a WebAssembly.Module, which postMessage can
@@ -141,6 +150,7 @@ export class AeadBatch {
   private readonly mem: Buffer;
   private readonly ownsKeys: boolean;
   private readonly freeSlots: number[] = [];
+  private readonly slotInUse: Uint8Array;
 
   /** The ChaCha20-Poly1305 module, compiled once per thread (throws if WebAssembly SIMD is missing). */
   static module(): WasmModule {
@@ -187,6 +197,7 @@ export class AeadBatch {
     this.arena = new Uint8Array(buf, this.arenaOffset, this.arenaBytes);
     this.records = new Uint32Array(buf, this.recordsOffset, this.maxRecords * RECORD_WORDS);
     this.results = new Int32Array(buf, this.recordsOffset, this.maxRecords * RECORD_WORDS);
+    this.slotInUse = new Uint8Array(this.ownsKeys ? this.keySlots : 0);
     if (this.ownsKeys) for (let s = this.keySlots - 1; s >= 0; s--) this.freeSlots.push(s);
   }
 
@@ -199,11 +210,14 @@ export class AeadBatch {
     const slot = this.freeSlots.pop();
     if (slot === undefined) throw new RangeError(`all ${this.keySlots} AEAD key slots are in use`);
     this.u8.set(raw, this.keysOffset + slot * KEY_SLOT_SIZE);
+    this.slotInUse[slot] = 1;
     return slot;
   }
 
-  /** Zeroes a slot's key and returns the slot to the free list. */
+  /** Zeroes a slot's key and returns the slot to the free list (a slot not in use throws). */
   freeKey(slot: number): void {
+    if (this.slotInUse[slot] !== 1) throw new Error(`AEAD key slot ${slot} is not in use`);
+    this.slotInUse[slot] = 0;
     const at = this.keysOffset + slot * KEY_SLOT_SIZE;
     this.u8.fill(0, at, at + KEY_SLOT_SIZE);
     this.freeSlots.push(slot);

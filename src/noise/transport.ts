@@ -7,6 +7,7 @@
 // and encrypts in place; `open` decrypts in place behind the header. A keepalive is an empty
 // payload (a 32-byte message).
 import type { Aead, AeadKey } from './crypto.ts';
+import { WasmAeadKey } from './aead-batch.ts';
 import {
   MESSAGE_TRANSPORT,
   MESSAGE_TRANSPORT_HEADER_SIZE,
@@ -58,6 +59,9 @@ export class Keypair {
   /** Counter of the last message opened (hi * 2^32 + lo); for callers that track it. */
   lastCounterHi = 0;
   lastCounterLo = 0;
+  /** Counter taken by the last prepareSeal / read by the last prepareOpen (batch path). */
+  preparedCounterLo = 0;
+  preparedCounterHi = 0;
 
   constructor(aead: Aead, sendKey: AeadKey, receiveKey: AeadKey, localIndex: number, remoteIndex: number, createdMs: number, isInitiator: boolean) {
     this.aead = aead;
@@ -75,6 +79,19 @@ export class Keypair {
    * message length, or a SEAL_ERR_* code (nothing is consumed then).
    */
   seal(buf: Uint8Array, off: number, len: number, mtu: number): number {
+    const padded = this.prepareSeal(buf, off, len, mtu);
+    if (padded < 0) return padded;
+    const data = off + TRANSPORT_OFF_DATA;
+    return MESSAGE_TRANSPORT_HEADER_SIZE + this.aead.seal(this.sendKey, this.preparedCounterLo, this.preparedCounterHi, buf.subarray(data, data + padded), null, buf, data);
+  }
+
+  /**
+   * `seal` without the AEAD, for batches (AeadBatch): pads the packet at buf[off + 16 ..], takes
+   * the next counter (preparedCounterLo/Hi) and writes the header. The caller then seals
+   * buf[off + 16 .. off + 16 + padded) in place under `sendSlot` with that counter; the message
+   * is 16 + padded + 16 bytes. Returns `padded`, or a SEAL_ERR_* code (nothing consumed).
+   */
+  prepareSeal(buf: Uint8Array, off: number, len: number, mtu: number): number {
     const counter = this.sendCounter;
     if (counter >= SEND_LIMIT) return SEAL_ERR_EXHAUSTED;
     const padded = paddedLength(len, mtu);
@@ -84,11 +101,13 @@ export class Keypair {
     buf.fill(0, data + len, data + padded);
     const lo = counter >>> 0;
     const hi = (counter - lo) / TWO32;
+    this.preparedCounterLo = lo;
+    this.preparedCounterHi = hi;
     writeHeader(buf, off, MESSAGE_TRANSPORT);
     writeU32LE(buf, off + TRANSPORT_OFF_RECEIVER, this.remoteIndex);
     writeU32LE(buf, off + TRANSPORT_OFF_COUNTER, lo);
     writeU32LE(buf, off + TRANSPORT_OFF_COUNTER + 4, hi);
-    return MESSAGE_TRANSPORT_HEADER_SIZE + this.aead.seal(this.sendKey, lo, hi, buf.subarray(data, data + padded), null, buf, data);
+    return padded;
   }
 
   /**
@@ -97,19 +116,53 @@ export class Keypair {
    * The replay window is only updated by messages that authenticate.
    */
   open(buf: Uint8Array, off: number, len: number): number {
+    const sealed = this.prepareOpen(buf, off, len);
+    if (sealed < 0) return sealed;
+    const data = off + TRANSPORT_OFF_DATA;
+    const lo = this.preparedCounterLo;
+    const hi = this.preparedCounterHi;
+    return this.completeOpen(lo, hi, this.aead.open(this.receiveKey, lo, hi, buf.subarray(data, off + len), null, buf, data));
+  }
+
+  /**
+   * `open` up to the AEAD, for batches: checks size, type, receiver and the counter limit and
+   * reads the counter (preparedCounterLo/Hi). The caller opens buf[off + 16 .. off + len) in
+   * place under `receiveSlot` with that counter, then calls completeOpen. Returns the sealed
+   * length (len - 16), or an OPEN_ERR_* code.
+   */
+  prepareOpen(buf: Uint8Array, off: number, len: number): number {
     if (len < MESSAGE_TRANSPORT_SIZE) return OPEN_ERR_SIZE;
     if (readType(buf, off, len) !== MESSAGE_TRANSPORT) return OPEN_ERR_TYPE;
     if (readU32LE(buf, off + TRANSPORT_OFF_RECEIVER) !== this.localIndex) return OPEN_ERR_INDEX;
     const lo = readU32LE(buf, off + TRANSPORT_OFF_COUNTER);
     const hi = readU32LE(buf, off + TRANSPORT_OFF_COUNTER + 4);
     if (hi === REJECT_AFTER_MESSAGES_HI && lo >= REJECT_AFTER_MESSAGES_LO) return OPEN_ERR_REPLAY;
-    const data = off + TRANSPORT_OFF_DATA;
-    const n = this.aead.open(this.receiveKey, lo, hi, buf.subarray(data, off + len), null, buf, data);
-    if (n < 0) return OPEN_ERR_AUTH;
-    if (!this.replay.validate(hi, lo)) return OPEN_ERR_REPLAY;
-    this.lastCounterHi = hi;
-    this.lastCounterLo = lo;
-    return n;
+    this.preparedCounterLo = lo;
+    this.preparedCounterHi = hi;
+    return len - TRANSPORT_OFF_DATA;
+  }
+
+  /**
+   * After the AEAD opened a message with counter (lo, hi) and returned `opened` (the plaintext
+   * length, or < 0): the replay window is updated only for messages that authenticate. Returns
+   * the plaintext length, OPEN_ERR_AUTH or OPEN_ERR_REPLAY.
+   */
+  completeOpen(counterLo: number, counterHi: number, opened: number): number {
+    if (opened < 0) return OPEN_ERR_AUTH;
+    if (!this.replay.validate(counterHi, counterLo)) return OPEN_ERR_REPLAY;
+    this.lastCounterHi = counterHi;
+    this.lastCounterLo = counterLo;
+    return opened;
+  }
+
+  /** AeadBatch key slot of the sending key (AeadBatch.default()), or -1 if the AEAD is not the wasm one. */
+  get sendSlot(): number {
+    return this.sendKey instanceof WasmAeadKey ? this.sendKey.slot : -1;
+  }
+
+  /** AeadBatch key slot of the receiving key, or -1. */
+  get receiveSlot(): number {
+    return this.receiveKey instanceof WasmAeadKey ? this.receiveKey.slot : -1;
   }
 
   /** Drops both keys; the keypair can no longer seal or open. */
