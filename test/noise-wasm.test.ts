@@ -379,3 +379,44 @@ test('Keypair: messages sealed through an AeadBatch equal Keypair.seal, and open
   for (const kp of [ki, kr, tx, rx]) kp.zero();
   t.is(ki.sendSlot, -1);
 });
+
+test('a worker thread instantiates the module it is sent and opens, in the shared memory, what the main thread sealed', async (t) => {
+  const { Worker } = await import('node:worker_threads');
+  const main = new AeadBatch({ arenaBytes: 1 << 17, maxRecords: 8, keySlots: 8 });
+  const slot = main.allocKey(randomBytes(32));
+  const pt = randomBytes(1420);
+  main.u8.set(pt, main.arenaOffset);
+  t.is(main.sealOne(slot, 42, 0, main.arenaOffset, 1420), 1436);
+  const sealedCopy = main.u8.slice(main.arenaOffset, main.arenaOffset + 1436);
+  const src = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.url).then(({ AeadBatch }) => {
+      const { module, memory, base, keys, at } = workerData;
+      const w = new AeadBatch({ module, memory, base, keys, arenaBytes: 1 << 17, maxRecords: 8 });
+      w.u8.copyWithin(w.arenaOffset, at, at + 1436);
+      w.setRecord(0, w.arenaOffset, 1436, 0, 42, 0);
+      w.openBatch(1);
+      parentPort.postMessage({ result: w.result(0), plain: w.u8.slice(w.arenaOffset, w.arenaOffset + 1420) });
+    });`;
+  const worker = new Worker(src, {
+    eval: true,
+    workerData: {
+      url: new URL('../src/noise/aead-batch.ts', import.meta.url).href,
+      module: AeadBatch.module(),
+      memory: main.memory,
+      base: main.end,
+      keys: { offset: main.keysOffset, slots: main.keySlots },
+      at: main.arenaOffset,
+    },
+  });
+  const reply = await new Promise<{ result: number; plain: Uint8Array }>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  await worker.terminate();
+  t.is(reply.result, 1420);
+  t.deepEqual(reply.plain, Uint8Array.from(pt));
+  // the main thread's copy is untouched: the worker worked in its own arena of the same memory
+  t.deepEqual(main.u8.slice(main.arenaOffset, main.arenaOffset + 1436), sealedCopy);
+  t.is(slot, 0);
+});
