@@ -34,7 +34,8 @@ const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 /** The registry of one host; `collect` reads `src` at each scrape. */
 export function hostMetrics(src: HostMetricsSource): Metrics {
   const m = new Metrics();
-  m.gauge('sixpn_host_info', 'This host (value 1).', ['host'], (e) => e(1, { host: src.host }));
+  m.registry.setDefaultLabels({ host: src.host }); // every series names its host (dashboards select by it)
+  m.gauge('sixpn_host_info', 'This host (value 1; its name in the host label).', [], (e) => e(1));
   routerMetrics(m, src);
   machineMetrics(m, src);
   deviceMetrics(m, () => src.devices());
