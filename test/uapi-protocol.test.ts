@@ -164,6 +164,17 @@ test('remove: only "true"; drops what the section said before, ignores (but stil
   t.is(s.peers[1].allowedIpsAdd.length, 1);
 });
 
+test('remove with update_only on either side of it is a plain removal, and formats back to itself (found by fuzz/targets/uapi.ts)', (t) => {
+  for (const lines of ['update_only=true\nremove=true\n', 'remove=true\nupdate_only=true\n']) {
+    const p = peer(lines);
+    t.deepEqual(p, { publicKey: key(K1), remove: true, updateOnly: false, replaceAllowedIps: false, allowedIpsAdd: [], allowedIpsRemove: [] }, lines);
+    const again = new UapiParser();
+    again.feed(Buffer.from(formatSet({ replacePeers: false, peers: [p] }).join('')));
+    const r = again.next();
+    t.deepEqual(r?.kind === 'set' ? r.set.peers[0] : r, p);
+  }
+});
+
 test('update_only: only "true"; flags the section', (t) => {
   const p = peer('allowed_ip=10.0.0.0/8\nupdate_only=true\nendpoint=1.2.3.4:5\n');
   t.true(p.updateOnly);

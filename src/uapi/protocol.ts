@@ -318,12 +318,13 @@ export class UapiParser {
       }
       case 'update_only':
         if (value !== 'true') return false;
-        p.updateOnly = true;
+        if (!this.ignored) p.updateOnly = true;
         return true;
       case 'remove':
         if (value !== 'true') return false;
         // What came before in this section is moot, what comes after is ignored.
         p.remove = true;
+        p.updateOnly = false; // a removal is one (whether the peer exists or not: no-op then)
         delete p.presharedKey;
         delete p.endpoint;
         delete p.persistentKeepaliveS;
