@@ -88,6 +88,38 @@ rootSerial('sixpn up serves /metrics in its namespace: named by status --json, p
   t.regex(withoutHost(fb.out), new RegExp(`^sixpn_wg_peer_rx_bytes_total\\{device="mesh",peer="${a.name}"\\} [1-9]`, 'm'));
 });
 
+rootSerial('sixpn status: a readable page per host; --watch redraws', async (t) => {
+  t.timeout(60_000);
+  const l = await setup();
+  const a = l.hosts.get('a')!;
+  const b = l.hosts.get('b')!;
+  const env = { ...process.env, SIXPN_NODE: process.execPath };
+  const { stdout } = await run(SIXPN, ['status', a.name], { env });
+  t.log(stdout);
+  t.regex(stdout, new RegExp(`^host ${a.name} \\(mesh port 51820, gateway port 51821\\)$`, 'm'));
+  t.regex(stdout, /^  topology [0-9a-f]{16}, applied \d+ s ago \(1 since start\)$/m);
+  t.regex(stdout, /^  metrics http:\/\/127\.0\.0\.1:9586\/metrics \(network namespace sxh/m);
+  t.regex(stdout, /^  machines \(1\):$/m);
+  t.regex(stdout, new RegExp(`^    ${l.machineId('w1')}  web +acme +fdaa:`, 'm'));
+  t.regex(stdout, new RegExp(`^    ${b.name}  \\[${b.addr}\\]:51820  \\d+ s ago +[\\d.]+ (B|KiB) +[\\d.]+ (B|KiB)$`, 'm'));
+  t.regex(stdout, /^  gateway peers \(0\):$/m);
+  t.regex(stdout, /^  egress: none/m);
+  t.regex(stdout, /^    router: .*forwarded_mesh \d+/m);
+  t.regex(stdout, /dropped_cross_org [1-9]/);
+  t.notRegex(stdout, /[{}]/, 'no JSON dump');
+  t.notRegex(stdout, / 0(,|$)/m, 'no zero counters');
+  // --watch: redraws until SIGINT
+  const c = execFile(SIXPN, ['status', '--watch=0.3', a.name], { env });
+  let out = '';
+  c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  for (let i = 0; i < 300 && (out.match(/^host /gm) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+  c.kill('SIGINT');
+  const code = await new Promise((r) => c.on('exit', r));
+  t.is(code, 0);
+  t.true((out.match(/^host /gm) ?? []).length >= 2, out);
+  t.regex(out, /every 0\.3 s \(Ctrl-C to stop\)/);
+});
+
 rootSerial('the logs of the lab are JSON lines, and no private key is in them', async (t) => {
   const l = await setup();
   for (const h of l.hosts.values()) {

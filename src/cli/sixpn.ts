@@ -10,8 +10,9 @@ const USAGE = `usage: sixpn <command>
 commands:
   up -c HOST_CONFIG [--host H] [--private-key F] [--listen-port N] [--topology F] …
             run this host's 6PN router (one per host)
-  status [HOST] [--json]
-            counters, machines, mesh peers and the SNAT66 table size of the running routers
+  status [HOST…] [--json] [--watch[=SECONDS]]
+            each running router: topology and store, machines, mesh and gateway peers
+            (endpoint, last handshake, bytes), egress, counters that are not zero, metrics URL
   conntrack [HOST]
             the SNAT66 connection table, as conntrack -L prints it
   demo [--keep]

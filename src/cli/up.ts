@@ -1,10 +1,11 @@
-// `sixpn up -c HOST_CONFIG [flags]` and `sixpn status [HOST]`.
+// `sixpn up -c HOST_CONFIG [flags]`, `sixpn status [HOST…]` and `sixpn conntrack [HOST]`.
 import { readdirSync } from 'node:fs';
 import { SixpnHost } from '../host/sixpn-host.ts';
 import { STATUS_DIR, askStatus, statusSocketPath } from '../host/status.ts';
 import { loadHostConfig, openStore, parseStoreSpec } from '../topology/index.ts';
 import type { HostConfig, StoreStatus, TopologySourceFactory } from '../topology/index.ts';
 import { createLogger } from '../log.ts';
+import { formatStatus, parseStatusArgs } from './status.ts';
 
 export async function up(argv: string[]): Promise<number> {
   const { config, rest } = loadHostConfig(argv);
@@ -88,50 +89,42 @@ export async function conntrack(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** `sixpn status [HOST…] [--json] [--watch[=SECONDS]]` (the page: src/cli/status.ts). */
 export async function status(argv: string[]): Promise<number> {
-  const json = argv.includes('--json');
-  const hosts = runningHosts(argv.filter((a) => !a.startsWith('--')));
-  if (hosts.length === 0) {
-    console.error('sixpn status: no running `sixpn up` found (nothing in /run/sixpn)');
-    return 1;
+  const { opts, hosts: named } = parseStatusArgs(argv);
+  const once = async (): Promise<{ text: string; failed: number; found: number }> => {
+    const hosts = runningHosts(named);
+    const parts: string[] = [];
+    let failed = 0;
+    for (const h of hosts) {
+      try {
+        const s = await fetchStatus(statusSocketPath(h));
+        parts.push(opts.json ? JSON.stringify(s) : formatStatus(s));
+      } catch (err) {
+        parts.push(`sixpn status: ${h}: ${(err as Error).message}`);
+        failed++;
+      }
+    }
+    return { text: parts.join(opts.json ? '\n' : '\n\n'), failed, found: hosts.length };
+  };
+  if (opts.watch === 0) {
+    const r = await once();
+    if (r.found === 0) {
+      console.error('sixpn status: no running `sixpn up` found (nothing in /run/sixpn)');
+      return 1;
+    }
+    for (const line of r.text.split('\n')) (line.startsWith('sixpn status: ') ? console.error : console.log)(line);
+    return r.failed === 0 ? 0 : 1;
   }
-  let failed = 0;
-  for (const h of hosts) {
-    let s: Record<string, unknown>;
-    try {
-      s = await fetchStatus(statusSocketPath(h));
-    } catch (err) {
-      console.error(`sixpn status: ${h}: ${(err as Error).message}`);
-      failed++;
-      continue;
-    }
-    if (json) {
-      console.log(JSON.stringify(s));
-      continue;
-    }
-    const router = s.router as Record<string, number>;
-    const mesh = s.mesh as Record<string, number>;
-    console.log(`host ${s.host} (mesh port ${s.meshPort})`);
-    const st = s.store as Record<string, unknown> | null | undefined;
-    if (st) {
-      console.log(`  store: ${st.location} ${st.connected ? 'connected' : `DISCONNECTED since ${st.since}, forwarding with the last applied topology`}, revision ${st.revision}${st.reloads ? `, ${st.reloads} full reloads` : ''}`);
-      if (st.lastError) console.log(`    last problem: ${String(st.lastError).split('\n')[0]}`);
-    }
-    const off = s.offloads as Record<string, string> | undefined;
-    if (off) console.log(`  offloads: machine TUNs ${off.machineTuns}; mesh ${off.mesh}; gateway ${off.gateway}`);
-    console.log('  machines:');
-    for (const m of s.machines as Array<Record<string, string>>) console.log(`    ${m.id}  ${m.app.padEnd(12)} ${m.address.padEnd(36)} ${m.state}`);
-    console.log('  mesh peers:');
-    for (const p of s.peers as Array<Record<string, string | number>>) {
-      const ago = p.lastHandshakeUnixMs ? `${Math.round((Date.now() - Number(p.lastHandshakeUnixMs)) / 1000)} s ago` : 'never';
-      console.log(`    ${String(p.host).padEnd(10)} ${String(p.endpoint).padEnd(28)} handshake ${ago}, rx ${p.rxBytes} B, tx ${p.txBytes} B`);
-    }
-    console.log('  router counters:');
-    for (const [k, v] of Object.entries(router)) if (v !== 0) console.log(`    ${k.padEnd(22)} ${v}`);
-    const egress = s.egress as Record<string, unknown> | null;
-    if (egress) console.log(`  egress: ${JSON.stringify(egress)}`);
-    const meshDrops = Object.entries(mesh).filter(([k, v]) => v !== 0 && k !== 'rxDatagrams');
-    if (meshDrops.length) console.log(`  mesh: ${meshDrops.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  // --watch: redraw until interrupted
+  let stop = false;
+  process.once('SIGINT', () => (stop = true));
+  while (!stop) {
+    const r = await once();
+    const page = r.found === 0 ? 'sixpn status: no running `sixpn up` found (nothing in /run/sixpn)' : r.text;
+    process.stdout.write(`${process.stdout.isTTY ? '\x1b[H\x1b[2J' : ''}${new Date().toISOString()}  every ${opts.watch} s (Ctrl-C to stop)\n${page}\n`);
+    const until = Date.now() + opts.watch * 1000;
+    while (!stop && Date.now() < until) await new Promise((res) => setTimeout(res, Math.min(100, until - Date.now())));
   }
-  return failed === 0 ? 0 : 1;
+  return 0;
 }

@@ -290,10 +290,13 @@ export class SixpnHost {
       machineTuns: { ...this.machines.counters },
       meshIo: { ...this.wg.mesh.counters },
       mesh: wg.mesh,
+      gateway: wg.gateway,
+      gatewayIo: { ...this.wg.gateway.counters },
       peers: wg.peers,
       machines: machines.map((lm) => ({
         id: lm.machine.id,
         app: lm.machine.app,
+        org: lm.machine.org,
         address: formatAddress(lm.machine.address, 0),
         state: lm.machine.state,
         namespace: lm.ns,

@@ -135,7 +135,7 @@ export class HostWireGuard {
   }
 
   /** The mesh and gateway parts of `sixpn status`. */
-  status(topology: Topology): { meshPort: number; gatewayPort: number; externalPeers: unknown[]; mesh: unknown; peers: unknown[] } {
+  status(topology: Topology): { meshPort: number; gatewayPort: number; externalPeers: unknown[]; gateway: unknown; mesh: unknown; peers: unknown[] } {
     return {
       meshPort: this.mesh.device.listenPort,
       gatewayPort: this.gateway.device.listenPort,
@@ -145,7 +145,10 @@ export class HostWireGuard {
         address: p.addressText,
         endpoint: wp.endpoint?.toString() ?? null,
         lastHandshakeUnixMs: wp.lastHandshakeUnixMs,
+        rxBytes: wp.rxBytes,
+        txBytes: wp.txBytes,
       })),
+      gateway: { ...this.gateway.device.counters },
       mesh: { ...this.mesh.device.counters },
       peers: [...this.hostOfPeer].map(([p, id]) => ({
         host: topology.host(id)?.name ?? id,
