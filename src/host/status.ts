@@ -3,7 +3,7 @@
 // with them). One request line: "status" answers the status as JSON, "conntrack" the SNAT66
 // table as conntrack -L lines; a reader that sends nothing (`socat - UNIX:…`) gets the status
 // after 200 ms.
-import { mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 
@@ -31,10 +31,19 @@ export class StatusServer {
     this.path = path;
   }
 
+  /**
+   * Listens at statusSocketPath(hostName), in a root-only directory (0700), the socket 0600.
+   * A socket file left by a process that is gone (SIGKILL) is replaced; one that answers
+   * belongs to a running `sixpn up` for the same host: refused.
+   */
   static async listen(hostName: string, source: StatusSource): Promise<StatusServer> {
-    mkdirSync(STATUS_DIR, { recursive: true });
+    mkdirSync(STATUS_DIR, { recursive: true, mode: 0o700 });
+    chmodSync(STATUS_DIR, 0o700);
     const path = statusSocketPath(hostName);
-    rmSync(path, { force: true });
+    if (existsSync(path)) {
+      if (await answers(path)) throw new Error(`${path}: another sixpn up for host ${hostName} is running (its status socket answers); stop it first`);
+      rmSync(path, { force: true }); // stale: its process is gone
+    }
     const server = createServer((c) => {
       c.on('error', () => undefined);
       let line = '';
@@ -53,6 +62,7 @@ export class StatusServer {
       });
     });
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
+    chmodSync(path, 0o600);
     return new StatusServer(server, path);
   }
 
@@ -60,6 +70,21 @@ export class StatusServer {
     await new Promise((r) => this.server.close(r));
     rmSync(this.path, { force: true });
   }
+}
+
+/** Whether something accepts connections at the socket `path` (false: refused, or not a socket). */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(path, () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.on('error', () => resolve(false));
+    c.setTimeout(1000, () => {
+      c.destroy();
+      resolve(true); // accepted but silent: alive, busy
+    });
+  });
 }
 
 /** Sends one request and resolves with the whole reply; rejects if the socket cannot be reached. */

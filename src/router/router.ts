@@ -49,6 +49,7 @@ import { readU16 } from '../bytes.ts';
 import { DNS_PORT } from '../dns/wire.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/constants.ts';
 import type { Machine, Peer, Topology } from '../topology/index.ts';
+import { TokenBucket } from './token-bucket.ts';
 
 /** The MTU of a machine's interface, and what the mesh carries at most: the one definition. */
 export const MACHINE_MTU = 1420;
@@ -84,6 +85,8 @@ export const COUNTERS = [
   'dropped_no_egress',
   'dropped_not_local', // a mesh packet for a machine this host does not have
   'icmp_sent',
+  'icmp_rate_limited', // an ICMPv6 error not sent: over ICMP_ERRORS_PER_SECOND (RFC 4443 §2.4 f)
+  'migrated_flows_evicted', // the oldest migration flow forgotten to make room (MIGRATION_FLOWS_MAX)
 ] as const;
 export type Counter = (typeof COUNTERS)[number];
 
@@ -92,6 +95,24 @@ export type Counter = (typeof COUNTERS)[number];
 const ICMP_HEADROOM = MESSAGE_TRANSPORT_HEADER_SIZE;
 const ICMP_ROOM = ICMP_HEADROOM + 1280 + 64;
 const MIGRATION_FLOW_TTL_MS = 300_000;
+/** Flows to old addresses remembered at most; the least recently used goes first. */
+export const MIGRATION_FLOWS_MAX = 65_536;
+/**
+ * ICMPv6 errors this router sends (RFC 4443 §2.4 f: a token bucket): at most this many per
+ * second on average, in bursts of at most ICMP_ERROR_BURST (Linux's icmp_msgs_per_sec and
+ * icmp_msgs_burst are 1000 and 50).
+ */
+export const ICMP_ERRORS_PER_SECOND = 1000;
+export const ICMP_ERROR_BURST = 100;
+
+export interface RouterOptions {
+  meshMtu?: number;
+  now?: () => number;
+  /** ICMPv6 errors per second (Infinity: no limit) and the bucket's size. */
+  icmpErrorsPerSecond?: number;
+  icmpErrorBurst?: number;
+  migrationFlowsMax?: number;
+}
 
 /** Ports of a TCP/UDP segment, or the echo identifier of ICMPv6 echo, for the migration flow key. */
 function flowPorts(buf: Uint8Array, info: Ipv6Info): number {
@@ -120,18 +141,30 @@ export class Router {
   private readonly info = new Ipv6Info();
   private readonly icmp = new Uint8Array(ICMP_ROOM);
   private readonly routerAddr = new Uint8Array(16);
-  /** Flows to an old address: key (proto, client, new address, ports) → old address. */
+  /**
+   * Flows to an old address: key (proto, client, new address, ports) → old address. In order of
+   * last use (a use moves a flow to the end), so expiry and eviction take from the front.
+   */
   private readonly migratedFlows = new Map<string, { old: Uint8Array; expires: number }>();
+  private readonly migrationFlowsMax: number;
+  private readonly icmpBucket: TokenBucket;
   readonly io: RouterIO;
   now: () => number;
 
-  constructor(topology: Topology, hostId: number, io: RouterIO, opts: { meshMtu?: number; now?: () => number } = {}) {
+  constructor(topology: Topology, hostId: number, io: RouterIO, opts: RouterOptions = {}) {
     this.topology = topology;
     this.hostId = hostId;
     this.io = io;
     this.meshMtu = opts.meshMtu ?? MACHINE_MTU;
     this.now = opts.now ?? (() => performance.now());
     this.counters = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
+    this.icmpBucket = new TokenBucket(opts.icmpErrorsPerSecond ?? ICMP_ERRORS_PER_SECOND, opts.icmpErrorBurst ?? ICMP_ERROR_BURST);
+    this.migrationFlowsMax = opts.migrationFlowsMax ?? MIGRATION_FLOWS_MAX;
+  }
+
+  /** Flows to migrated machines' old addresses remembered now (status, tests). */
+  get migratedFlowCount(): number {
+    return this.migratedFlows.size;
   }
 
   setTopology(t: Topology): void {
@@ -140,10 +173,13 @@ export class Router {
     for (const [k, v] of this.migratedFlows) if (t.movedFrom(v.old, 0) === undefined) this.migratedFlows.delete(k);
   }
 
-  /** Drops expired migration flows (call now and then). */
+  /** Drops expired migration flows (call now and then): the oldest are first, so it stops early. */
   expire(): void {
     const now = this.now();
-    for (const [k, v] of this.migratedFlows) if (v.expires < now) this.migratedFlows.delete(k);
+    for (const [k, v] of this.migratedFlows) {
+      if (v.expires >= now) break;
+      this.migratedFlows.delete(k);
+    }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -358,7 +394,15 @@ export class Router {
     const ports = flowPorts(buf, this.info);
     const swapped = this.info.protocol === IPPROTO_ICMPV6 ? ports : ((ports << 16) | (ports >>> 16)) >>> 0;
     const key = `${this.info.protocol}|${hex16(buf, off + IPV6_OFF_SRC)}|${Buffer.from(now).toString('hex')}|${swapped}`;
-    this.migratedFlows.set(key, { old, expires: this.now() + MIGRATION_FLOW_TTL_MS });
+    const flows = this.migratedFlows;
+    if (!flows.delete(key) && flows.size >= this.migrationFlowsMax) {
+      for (const oldest of flows.keys()) {
+        flows.delete(oldest);
+        this.counters.migrated_flows_evicted++;
+        break;
+      }
+    }
+    flows.set(key, { old, expires: this.now() + MIGRATION_FLOW_TTL_MS }); // at the end: last used
   }
 
   /**
@@ -374,6 +418,8 @@ export class Router {
     const f = this.migratedFlows.get(key);
     if (f === undefined) return;
     f.expires = this.now() + MIGRATION_FLOW_TTL_MS;
+    this.migratedFlows.delete(key); // to the end: the most recently used
+    this.migratedFlows.set(key, f);
     this.rewrite(buf, off, IPV6_OFF_SRC, f.old);
     this.counters.migrated_rewrite++;
   }
@@ -409,6 +455,7 @@ export class Router {
   private icmpError(buf: Uint8Array, off: number, len: number, type: 1 | 2 | 3, param: number, fromHost: number | null): void {
     const src = off + IPV6_OFF_SRC;
     if (!isSixpn(buf, src)) return;
+    if (!this.icmpBucket.take(this.now())) return void this.counters.icmp_rate_limited++;
     encodeSixpn(this.routerAddr, 0, getNetwork(buf, src), this.hostId, 0, 1);
     const out = this.icmp;
     const o = ICMP_HEADROOM;

@@ -75,12 +75,13 @@ export class Net {
   /** mesh hops allowed for one packet before the harness gives up (a loop would be a bug) */
   maxSteps = 16;
 
-  constructor(topology: Topology, opts: { meshMtu?: number; egress?: boolean } = {}) {
+  constructor(topology: Topology, opts: { meshMtu?: number; egress?: boolean; icmpErrorsPerSecond?: number } = {}) {
     this.topology = topology;
     for (const h of topology.hosts) {
       const io = new RecordingIO(h.id, opts.egress ?? false);
       this.ios.set(h.id, io);
-      this.routers.set(h.id, new Router(topology, h.id, io, { meshMtu: opts.meshMtu, now: () => this.clock }));
+      // no ICMPv6 rate limit unless a test asks: the clock stands still between packets here
+      this.routers.set(h.id, new Router(topology, h.id, io, { meshMtu: opts.meshMtu, now: () => this.clock, icmpErrorsPerSecond: opts.icmpErrorsPerSecond ?? Infinity }));
     }
   }
 
