@@ -87,6 +87,8 @@ export interface DeviceOptions {
   underLoadHandshakesPerSecond?: number;
   /** Jitter source for REKEY_TIMEOUT (tests make it deterministic). */
   jitterMs?: () => number;
+  /** After an initiation or response to `peer` is built: `msg` holds our ephemeral public key (the opt-in key log, src/keylog.ts). */
+  onHandshakeMessage?: (peer: Peer, msg: Uint8Array) => void;
 }
 
 /** Why datagrams or packets were dropped; readable by `sixpn-wg` status and the tests. */
@@ -136,6 +138,7 @@ export class Device {
   private handshakesInWindow = 0;
   private underLoadUntil = -Infinity;
   private readonly jitter: () => number;
+  private readonly onHandshakeMessage: DeviceOptions['onHandshakeMessage'];
   private readonly scratch = new Uint8Array(MESSAGE_INITIATION_SIZE);
   private readonly sourceScratch = new Uint8Array(18);
   private readonly keepaliveBuf = new Uint8Array(MESSAGE_TRANSPORT_SIZE);
@@ -147,6 +150,7 @@ export class Device {
     this.mtu = opts.mtu ?? 1420;
     this.underLoadThreshold = opts.underLoadHandshakesPerSecond ?? 1000;
     this.jitter = opts.jitterMs ?? (() => randomInt(REKEY_TIMEOUT_JITTER_MAX_MS + 1));
+    this.onHandshakeMessage = opts.onHandshakeMessage;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -338,6 +342,7 @@ export class Device {
       this.dropHandshakeIndex(peer);
       return;
     }
+    this.onHandshakeMessage?.(peer, msg);
     hs.cookies.addMacs(msg, MESSAGE_INITIATION_SIZE, now);
     timersAnyAuthenticatedPacketTraversal(peer, this.clock.now());
     timersAnyAuthenticatedPacketSent(peer);
@@ -469,6 +474,7 @@ export class Device {
       this.dropHandshakeIndex(peer);
       return;
     }
+    this.onHandshakeMessage?.(peer, resp);
     hs.cookies.addMacs(resp, MESSAGE_RESPONSE_SIZE, now);
     const kp = hs.deriveKeypair(now)!;
     this.installKeypair(peer, kp);
