@@ -139,6 +139,14 @@ test('the private key: read, warned about when group or world can read it, never
   t.throws(() => readPrivateKey(join(dir, 'none.key')), { message: /none\.key: cannot read: ENOENT/ });
 });
 
+test('mesh port 65535 is refused: the gateway needs the port + 1', (t) => {
+  const topo = loadTopology(EXAMPLE);
+  const base = mergeHostConfig({ host: 'ord1', privateKeyFile: '/k' }, {});
+  const err = t.throws(() => resolveLocalHost({ ...base, listenPort: 65535 }, topo), { instanceOf: HostConfigError })!;
+  t.regex(err.message, /^ *listenPort: mesh port 65535 leaves no port for the gateway, which listens on the mesh port \+ 1; use 65534 or lower$/m);
+  t.is(resolveLocalHost({ ...base, listenPort: 65534 }, topo).listenPort, 65534);
+});
+
 test('this host in the topology: by name or id, listen port and egress defaults and overrides', (t) => {
   const topo = loadTopology(EXAMPLE);
   const base = mergeHostConfig({ host: 'ord1', privateKeyFile: '/k' }, {});

@@ -2,13 +2,14 @@
 // wireguard-go: `sixpn-wg [-f|--foreground] IFNAME`. Without -f it starts a detached copy of
 // itself and returns once that copy has created the TUN and the UAPI socket.
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { UapiServer, isValidInterfaceName, uapiSocketPath } from '../uapi/server.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { Metrics, MetricsServer } from '../metrics/index.ts';
 import { deviceMetrics, tunMetrics } from '../metrics/device.ts';
 import { WgHost, offloadsFromEnv } from '../wg/host.ts';
+import { explainStartError } from './start-errors.ts';
 
 const USAGE = `usage: sixpn-wg [-f|--foreground] INTERFACE-NAME
        sixpn-wg --stats INTERFACE-NAME     datagrams received and dropped, per reason
@@ -37,14 +38,21 @@ async function foreground(name: string): Promise<number> {
     void server?.close().finally(() => done(code));
     if (server === null) done(code);
   };
-  host = await WgHost.create(name, log, (reason) => shutdown(reason), {}, offloadsFromEnv(process.env));
+  const readyFd = process.env[READY_FD_ENV];
   try {
-    server = await UapiServer.listen(name, host.uapi, {
-      onSocketDeleted: () => shutdown('UAPI socket deleted'),
-      onError: (err) => log.error(`uapi: ${err instanceof Error ? err.message : String(err)}`),
-    });
+    host = await WgHost.create(name, log, (reason) => shutdown(reason), {}, offloadsFromEnv(process.env));
+    try {
+      server = await UapiServer.listen(name, host.uapi, {
+        onSocketDeleted: () => shutdown('UAPI socket deleted'),
+        onError: (err) => log.error(`uapi: ${err instanceof Error ? err.message : String(err)}`),
+      });
+    } catch (err) {
+      host.close();
+      throw err;
+    }
   } catch (err) {
-    host.close();
+    // the detaching parent shows this line (it has no terminal of ours to read)
+    if (readyFd !== undefined) writeSync(Number(readyFd), `error ${explainStartError(err)}\n`);
     throw err;
   }
   const metricsAddress = process.env.SIXPN_METRICS;
@@ -52,7 +60,6 @@ async function foreground(name: string): Promise<number> {
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   log.info(`device ${name} started (UDP port ${host.device.listenPort})`);
-  const readyFd = process.env[READY_FD_ENV];
   if (readyFd !== undefined) {
     const ready = createWriteStream('', { fd: Number(readyFd) });
     ready.end('ready\n');
@@ -94,7 +101,8 @@ function detach(name: string): Promise<number> {
     });
     child.on('exit', (code) => {
       if (!said.startsWith('ready')) {
-        console.error(`sixpn-wg: ${name} failed to start (exit ${code}); run with -f to see why`);
+        const why = /^error (.*)$/m.exec(said)?.[1];
+        console.error(why !== undefined ? `sixpn-wg: ${name}: ${why}` : `sixpn-wg: ${name} failed to start (exit ${code}); run with -f to see why`);
         resolve(1);
       }
     });
@@ -158,7 +166,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(`sixpn-wg: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`sixpn-wg: ${explainStartError(err)}`);
     process.exit(1);
   },
 );

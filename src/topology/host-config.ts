@@ -326,5 +326,10 @@ export function resolveLocalHost(config: HostConfig, topology: Topology): LocalH
     throw new HostConfigError([`host: ${show(ref)} is not a host of topology ${topology.source} (hosts: ${known})`]);
   }
   const egress = config.egress ?? host.egress;
-  return { host, listenPort: config.listenPort ?? host.endpoint.port, ...(egress ? { egress } : {}) };
+  const listenPort = config.listenPort ?? host.endpoint.port;
+  if (listenPort === 65535) {
+    const where = config.listenPort !== undefined ? 'listenPort' : `host ${host.name}'s endpoint in the topology`;
+    throw new HostConfigError([`${where}: mesh port 65535 leaves no port for the gateway, which listens on the mesh port + 1; use 65534 or lower`]);
+  }
+  return { host, listenPort, ...(egress ? { egress } : {}) };
 }
