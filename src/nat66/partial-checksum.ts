@@ -14,12 +14,12 @@
 //   struct virtio_net_hdr { u8 flags; u8 gso_type; u16 hdr_len, gso_size, csum_start, csum_offset; }
 // (little-endian on this host: a TUN without TUNSETVNETBE uses the host's order).
 
+import { readU16LE } from '../bytes.ts';
 import { TCP_OFF_CHECKSUM, UDP_OFF_CHECKSUM, fold, readU16, sumWords, updateChecksumWord, writeU16 } from '../ipv6/index.ts';
+import { VNET_F_NEEDS_CSUM, VNET_HDR_LEN, VNET_OFF_CSUM_OFFSET, VNET_OFF_CSUM_START } from '../offload/vnet.ts';
 
-export const VIRTIO_NET_HDR_LEN = 10;
-export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
-const VNET_OFF_CSUM_START = 6;
-const VNET_OFF_CSUM_OFFSET = 8;
+// The header's layout is src/offload's (one definition); these names stay for existing callers.
+export { VNET_HDR_LEN as VIRTIO_NET_HDR_LEN, VNET_F_NEEDS_CSUM as VIRTIO_NET_HDR_F_NEEDS_CSUM };
 
 export class PartialChecksum {
   pos = -1; // the checksum field of the packet being translated, or -1
@@ -30,17 +30,17 @@ export class PartialChecksum {
   // checksum for translation; true when it did (call close() after translating).
   open(buf: Uint8Array, at: number, len: number): boolean {
     this.pos = -1;
-    if ((buf[at] & VIRTIO_NET_HDR_F_NEEDS_CSUM) === 0) return false;
-    const start = buf[at + VNET_OFF_CSUM_START] | (buf[at + VNET_OFF_CSUM_START + 1] << 8);
-    const field = buf[at + VNET_OFF_CSUM_OFFSET] | (buf[at + VNET_OFF_CSUM_OFFSET + 1] << 8);
-    const l4 = at + VIRTIO_NET_HDR_LEN + start;
+    if ((buf[at] & VNET_F_NEEDS_CSUM) === 0) return false;
+    const start = readU16LE(buf, at + VNET_OFF_CSUM_START);
+    const field = readU16LE(buf, at + VNET_OFF_CSUM_OFFSET);
+    const l4 = at + VNET_HDR_LEN + start;
     const end = at + len;
     const pos = l4 + field;
     if (pos + 2 > end || l4 + 6 > end) return false; // nonsense: Nat66 judges the packet
     if (field !== TCP_OFF_CHECKSUM && field !== UDP_OFF_CHECKSUM) {
       // Not TCP or UDP (an ICMPv6 message would change deep inside): finish it here.
       writeU16(buf, pos, ~fold(sumWords(buf, l4, end - l4, 0)) & 0xffff);
-      buf[at] &= ~VIRTIO_NET_HDR_F_NEEDS_CSUM;
+      buf[at] &= ~VNET_F_NEEDS_CSUM;
       return false;
     }
     this.l4 = l4;
