@@ -12,7 +12,7 @@ import { Metrics, MetricsServer, parseListenAddress } from '../src/metrics/index
 import { deviceMetrics, tunMetrics, type DeviceSource } from '../src/metrics/device.ts';
 import { COUNTERS, type Counter } from '../src/router/router.ts';
 import { Device } from '../src/wg/device.ts';
-import type { PortCounters } from '../src/wg/port.ts';
+import type { PortCounters } from '../src/tun/device-sockets.ts';
 import { buildUdp } from './helpers/packets.ts';
 
 const PROMTOOL = '/usr/bin/promtool';

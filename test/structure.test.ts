@@ -44,10 +44,6 @@ const IO_MODULES = new Set(['node:fs', 'node:fs/promises', 'node:net', 'node:dgr
 // Cores that still do I/O, by the engineer's work that will move it (rules 1 and 2: their imports
 // of src/tun and of the I/O modules are let through, nothing else).
 const IO_EXCEPTIONS: Record<string, string> = {
-  // sixpn-wg's device on its TUN and UDP sockets: being rebuilt around the packet pump (offloads
-  // issue), after which they move to the edge (src/tun's conn/tun side, as wireguard-go's).
-  'src/wg/port.ts': 'UDP sockets through src/tun',
-  'src/wg/host.ts': 'the TUN through src/tun; reads /sys for the MTU',
   // the topology stores (issue 12, in progress): file watching, the etcd client's TLS files, the
   // host config and key files; the reading and watching move to the edge once the stores settle.
   'src/topology/store.ts': 'the topology file: read, watch, write',

@@ -8,7 +8,7 @@ import { UapiServer, isValidInterfaceName, uapiSocketPath } from '../uapi/server
 import { createLogger, type Logger } from '../log.ts';
 import { Metrics, MetricsServer } from '../metrics/index.ts';
 import { deviceMetrics, tunMetrics } from '../metrics/device.ts';
-import { WgHost, offloadsFromEnv } from '../wg/host.ts';
+import { WgInterface, offloadsFromEnv } from '../tun/wg-interface.ts';
 import { explainStartError } from './start-errors.ts';
 
 const USAGE = `usage: sixpn-wg [-f|--foreground] INTERFACE-NAME
@@ -26,7 +26,7 @@ const READY_FD_ENV = 'SIXPN_WG_READY_FD';
 
 async function foreground(name: string): Promise<number> {
   const log = createLogger('sixpn-wg', { name: `sixpn-wg[${name}]`, defaultLevel: 'error' });
-  let host: WgHost | null = null;
+  let host: WgInterface | null = null;
   let server: UapiServer | null = null;
   let metrics: MetricsServer | null = null;
   let done!: (code: number) => void;
@@ -40,7 +40,7 @@ async function foreground(name: string): Promise<number> {
   };
   const readyFd = process.env[READY_FD_ENV];
   try {
-    host = await WgHost.create(name, log, (reason) => shutdown(reason), {}, offloadsFromEnv(process.env));
+    host = await WgInterface.create(name, log, (reason) => shutdown(reason), {}, offloadsFromEnv(process.env));
     try {
       server = await UapiServer.listen(name, host.uapi, {
         onSocketDeleted: () => shutdown('UAPI socket deleted'),
@@ -68,7 +68,7 @@ async function foreground(name: string): Promise<number> {
 }
 
 /** SIXPN_METRICS: the device's metrics (src/metrics/device.ts), its peers named by public key as `wg show` prints them. */
-async function serveMetrics(host: WgHost, address: string, log: Logger): Promise<MetricsServer> {
+async function serveMetrics(host: WgInterface, address: string, log: Logger): Promise<MetricsServer> {
   const m = new Metrics();
   deviceMetrics(m, () => [{
     device: host.name,

@@ -25,7 +25,7 @@ import {
 import { DnsService } from './dns-service.ts';
 import { Egress } from './egress.ts';
 import { MachineOffload } from './machine-offload.ts';
-import { offloadsFromEnv } from '../wg/host.ts';
+import { offloadsFromEnv } from '../tun/wg-interface.ts';
 import { MachineTuns } from './machines.ts';
 import { hostMetrics, networkNamespace } from './metrics.ts';
 import { StatusServer } from './status.ts';

@@ -13,7 +13,7 @@ import type { Host, Peer, Topology } from '../topology/index.ts';
 import { UapiServer } from '../uapi/server.ts';
 import { Endpoint } from '../wg/endpoint.ts';
 import type { Peer as WgPeer } from '../wg/peer.ts';
-import { WgPort, type PortOffloads } from '../wg/port.ts';
+import { DeviceSockets, type PortOffloads } from '../tun/device-sockets.ts';
 
 export interface HostWireGuardOptions {
   readonly log: Logger;
@@ -33,9 +33,9 @@ export interface HostWireGuardOptions {
 
 export class HostWireGuard {
   /** To every other host. */
-  readonly mesh: WgPort;
+  readonly mesh: DeviceSockets;
   /** External WireGuard peers of the orgs connect here (mesh port + 1, the host's key). */
-  readonly gateway: WgPort;
+  readonly gateway: DeviceSockets;
   private readonly host: Host;
   private readonly log: Logger;
   private readonly hostOfPeer = new Map<WgPeer, number>();
@@ -46,7 +46,7 @@ export class HostWireGuard {
   constructor(opts: HostWireGuardOptions) {
     this.host = opts.host;
     this.log = opts.log;
-    this.mesh = new WgPort(opts.log, (buf, off, len, peer) => {
+    this.mesh = new DeviceSockets(opts.log, (buf, off, len, peer) => {
       const hostId = this.hostOfPeer.get(peer);
       if (hostId !== undefined) opts.fromMesh(hostId, buf, off, len);
     }, { mtu: MACHINE_MTU }, opts.udpOffloads);
@@ -56,7 +56,7 @@ export class HostWireGuard {
     };
     this.mesh.device.setPrivateKey(opts.privateKey);
     this.mesh.bind(opts.listenPort);
-    this.gateway = new WgPort(opts.log, (buf, off, len, wp) => {
+    this.gateway = new DeviceSockets(opts.log, (buf, off, len, wp) => {
       const p = this.externalOfPeer.get(wp);
       if (p !== undefined) opts.fromPeer(p, buf, off, len);
     }, { mtu: MACHINE_MTU }, opts.udpOffloads);

@@ -1,11 +1,11 @@
 // The metrics of a WireGuard device (src/wg), the same in sixpn-wg and in sixpn up's mesh and
-// gateway: the device's drop counters, its sockets' counters (WgPort.counters), its offloads
+// gateway: the device's drop counters, its sockets' counters (DeviceSockets.counters), its offloads
 // and, per peer, bytes and the last handshake. The `device` label names the device
 // (`wg0`; `mesh`, `gateway` in sixpn up); peers are named by the caller (a host name, an
 // external peer's name with its org, or the public key in base64 as `wg show` prints it).
 import type { Device, DeviceCounters } from '../wg/device.ts';
 import type { Peer } from '../wg/peer.ts';
-import type { PortCounters } from '../wg/port.ts';
+import type { PortCounters } from '../tun/device-sockets.ts';
 import type { Emit, Metrics } from './index.ts';
 
 /** One device as the metrics read it, each time they are scraped. */

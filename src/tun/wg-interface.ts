@@ -1,4 +1,4 @@
-// sixpn-wg's device: a WgPort (UDP sockets + WireGuard device) in front of a TUN queue, whose
+// sixpn-wg's device: a DeviceSockets (UDP sockets + WireGuard device) in front of a TUN queue, whose
 // I/O is a TunPump (src/tun/pump.ts): reads in batches when libuv says the fd is readable,
 // super-packets cut once, decrypted packets coalesced and written once per round. Timers run on
 // a 100 ms tick.
@@ -9,12 +9,12 @@ import { readFile } from 'node:fs/promises';
 import {
   TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6, TunPump, close as closeFd, linkSetMtu,
   tunOpen, tunSetOffload, type TunCounters,
-} from '../tun/index.ts';
+} from './index.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/index.ts';
-import type { DeviceOptions } from './device.ts';
-import { BATCH, SLOT, WgPort, flatCounters, type Logger, type PortOffloads } from './port.ts';
+import type { DeviceOptions } from '../wg/device.ts';
+import { BATCH, SLOT, DeviceSockets, flatCounters, type Logger, type PortOffloads } from './device-sockets.ts';
 
-export type { Logger } from './port.ts';
+export type { Logger } from './device-sockets.ts';
 export const DEFAULT_MTU = 1420;
 const HEADROOM = MESSAGE_TRANSPORT_HEADER_SIZE;
 const TICK_MS = 100;
@@ -41,9 +41,9 @@ const TUN_OFFLOAD_CHOICES = [
   TUN_F_CSUM,
 ];
 
-export class WgHost {
+export class WgInterface {
   readonly name: string;
-  readonly port: WgPort;
+  readonly port: DeviceSockets;
   private readonly log: Logger;
   private tunFd: number;
   private readonly tun: TunPump;
@@ -60,7 +60,7 @@ export class WgHost {
     this.log = log;
     this.onStop = onStop;
     this.tunFd = tunFd;
-    this.port = new WgPort(log, (buf, off, len) => this.tun.write(buf, off, len), opts, offloads);
+    this.port = new DeviceSockets(log, (buf, off, len) => this.tun.write(buf, off, len), opts, offloads);
     this.tun = new TunPump(tunFd, {
       vnet: offloadFlags !== 0,
       cut: true,
@@ -113,7 +113,7 @@ export class WgHost {
    */
   static async create(
     name: string, log: Logger, onStop: (reason: string) => void, opts: DeviceOptions = {}, offloads: WgOffloads = {},
-  ): Promise<WgHost> {
+  ): Promise<WgInterface> {
     const { fd, name: actual, flags } = openTun(name, offloads.tun !== false, log);
     try {
       await linkSetMtu(actual, opts.mtu ?? DEFAULT_MTU);
@@ -121,7 +121,7 @@ export class WgHost {
       closeFd(fd);
       throw err;
     }
-    const host = new WgHost(actual, fd, flags, log, onStop, { ...opts, mtu: opts.mtu ?? DEFAULT_MTU }, offloads);
+    const host = new WgInterface(actual, fd, flags, log, onStop, { ...opts, mtu: opts.mtu ?? DEFAULT_MTU }, offloads);
     host.port.bind(0);
     return host;
   }

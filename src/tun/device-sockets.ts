@@ -12,11 +12,12 @@ import {
   UdpBatch, close as closeFd, errnoName, fdUnwatch, fdWatch, isErrno, udpOpen, udpSetGro, udpSetMark,
   META_CAP, META_OFF, UDP_META_ADDR, UDP_META_FAMILY, UDP_META_GSO, UDP_META_IFINDEX, UDP_META_LOCAL, UDP_META_PORT,
   UDP_RECORD_WORDS, type FdWatch,
-} from '../tun/index.ts';
-import { Device, type DeviceOptions } from './device.ts';
-import { Endpoint } from './endpoint.ts';
-import type { Peer } from './peer.ts';
-import { DeviceUapi } from './uapi-adapter.ts';
+} from './index.ts';
+import { Device, type DeviceOptions } from '../wg/device.ts';
+import { Endpoint } from '../wg/endpoint.ts';
+import type { Peer } from '../wg/peer.ts';
+import { DeviceUapi } from '../wg/uapi-adapter.ts';
+import type { Logger } from '../log.ts';
 
 export const BATCH = 64;
 export const SLOT = 65_536 + 64; // the largest IP packet, plus the transport header, padding and tag
@@ -34,11 +35,7 @@ const EINVAL = 22;
  */
 const STALE_SOURCE = new Set([6, 19, 22, 99, 100, 101, 113]);
 
-export interface Logger {
-  error(msg: string): void;
-  info(msg: string): void;
-  debug(msg: string): void;
-}
+export type { Logger } from '../log.ts';
 
 /** UDP offloads of a port; each is probed when the sockets open and turned off if refused. */
 export interface PortOffloads {
@@ -89,7 +86,7 @@ class SendQueue {
  * A WireGuard device with its UDP sockets (IPv6 and IPv4 on one port): sixpn-wg's device and the
  * 6PN router's mesh and gateway. UDP offloads per PortOffloads; what is dropped is counted.
  */
-export class WgPort {
+export class DeviceSockets {
   readonly device: Device;
   readonly uapi: DeviceUapi;
   readonly counters: PortCounters = {
