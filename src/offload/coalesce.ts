@@ -22,11 +22,12 @@
 // zero header.
 //
 // Pure: it only writes into the slots it is given (a TunBatch fits `Slots`); nothing allocated.
+import { writeU16LE } from '../bytes.ts';
 import { IPPROTO_TCP, fold, readU16, readU32, writeU16 } from '../ipv6/index.ts';
 import { L4Info, parseL4, pseudoSum, writeIpv4HeaderChecksum } from './packet.ts';
 import {
   VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HDR_LEN, VNET_OFF_CSUM_OFFSET, VNET_OFF_CSUM_START,
-  VNET_OFF_GSO_SIZE, VNET_OFF_GSO_TYPE, VNET_OFF_HDR_LEN, clearVnetHdr, setU16le,
+  VNET_OFF_GSO_SIZE, VNET_OFF_GSO_TYPE, VNET_OFF_HDR_LEN, clearVnetHdr,
 } from './vnet.ts';
 
 /** Output records: slot i starts at offset(i) and holds slotSize - headroom bytes. */
@@ -227,10 +228,10 @@ export class Coalescer {
     writeU16(slab, q + ipLen + 16, fold(pseudoSum(slab, q, v4 ? 4 : 6, IPPROTO_TCP, l4Len)));
     slab[h] = VNET_F_NEEDS_CSUM;
     slab[h + VNET_OFF_GSO_TYPE] = v4 ? VNET_GSO_TCPV4 : VNET_GSO_TCPV6;
-    setU16le(slab, h + VNET_OFF_HDR_LEN, ipLen + this.thLen[i]);
-    setU16le(slab, h + VNET_OFF_GSO_SIZE, this.gso[i]);
-    setU16le(slab, h + VNET_OFF_CSUM_START, ipLen);
-    setU16le(slab, h + VNET_OFF_CSUM_OFFSET, 16);
+    writeU16LE(slab, h + VNET_OFF_HDR_LEN, ipLen + this.thLen[i]);
+    writeU16LE(slab, h + VNET_OFF_GSO_SIZE, this.gso[i]);
+    writeU16LE(slab, h + VNET_OFF_CSUM_START, ipLen);
+    writeU16LE(slab, h + VNET_OFF_CSUM_OFFSET, 16);
   }
 
   /** Empties the batch (after its records were written). */

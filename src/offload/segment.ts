@@ -13,11 +13,12 @@
 //     its checksum completed in place (completeChecksum).
 //
 // Usage, with no allocation:  const n = seg.begin(buf, h, off, len);  for k < n: seg.write(k, out, o)
+import { readU16LE } from '../bytes.ts';
 import { IPPROTO_TCP, IPPROTO_UDP, fold, readU16, readU32, sumWords, writeU16, writeU32 } from '../ipv6/index.ts';
 import { L4Info, parseL4, writeIpv4HeaderChecksum, writeL4Checksum } from './packet.ts';
 import {
   VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_UDP_L4, VNET_OFF_CSUM_OFFSET,
-  VNET_OFF_CSUM_START, u16le, vnetGsoSize, vnetGsoType,
+  VNET_OFF_CSUM_START, vnetGsoSize, vnetGsoType,
 } from './vnet.ts';
 
 /** Segmenting failed: not a packet of the kind the header says, or headers that do not fit. */
@@ -34,8 +35,8 @@ const TCP_CWR = 0x80;
  */
 export function completeChecksum(buf: Uint8Array, h: number, off: number, len: number): boolean {
   if ((buf[h] & VNET_F_NEEDS_CSUM) === 0) return true;
-  const start = u16le(buf, h + VNET_OFF_CSUM_START);
-  const field = u16le(buf, h + VNET_OFF_CSUM_OFFSET);
+  const start = readU16LE(buf, h + VNET_OFF_CSUM_START);
+  const field = readU16LE(buf, h + VNET_OFF_CSUM_OFFSET);
   const l4 = off + start;
   const end = off + len;
   if (start < 20 || l4 + field + 2 > end) return false;

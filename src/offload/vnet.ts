@@ -12,6 +12,8 @@
 //
 // This folder is the only place that knows these headers; it is pure (bytes in, bytes out).
 
+import { readU16LE, writeU16LE } from '../bytes.ts';
+
 export const VNET_HDR_LEN = 10;
 export const VNET_F_NEEDS_CSUM = 1;
 export const VNET_GSO_NONE = 0;
@@ -28,14 +30,6 @@ export const VNET_OFF_GSO_SIZE = 4;
 export const VNET_OFF_CSUM_START = 6;
 export const VNET_OFF_CSUM_OFFSET = 8;
 
-export function u16le(buf: Uint8Array, off: number): number {
-  return buf[off] | (buf[off + 1] << 8);
-}
-
-export function setU16le(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v & 0xff;
-  buf[off + 1] = (v >>> 8) & 0xff;
-}
 
 /** True when the packet behind the header at buf[h] needs work: GSO, or a partial checksum. */
 export function vnetOffloaded(buf: Uint8Array, h: number): boolean {
@@ -48,7 +42,7 @@ export function vnetGsoType(buf: Uint8Array, h: number): number {
 }
 
 export function vnetGsoSize(buf: Uint8Array, h: number): number {
-  return u16le(buf, h + VNET_OFF_GSO_SIZE);
+  return readU16LE(buf, h + VNET_OFF_GSO_SIZE);
 }
 
 /** A zero header: an ordinary packet with a complete checksum. */
@@ -63,8 +57,8 @@ export function writeVnetHdr(
 ): void {
   buf[h] = v.flags ?? 0;
   buf[h + VNET_OFF_GSO_TYPE] = v.gsoType ?? 0;
-  setU16le(buf, h + VNET_OFF_HDR_LEN, v.hdrLen ?? 0);
-  setU16le(buf, h + VNET_OFF_GSO_SIZE, v.gsoSize ?? 0);
-  setU16le(buf, h + VNET_OFF_CSUM_START, v.csumStart ?? 0);
-  setU16le(buf, h + VNET_OFF_CSUM_OFFSET, v.csumOffset ?? 0);
+  writeU16LE(buf, h + VNET_OFF_HDR_LEN, v.hdrLen ?? 0);
+  writeU16LE(buf, h + VNET_OFF_GSO_SIZE, v.gsoSize ?? 0);
+  writeU16LE(buf, h + VNET_OFF_CSUM_START, v.csumStart ?? 0);
+  writeU16LE(buf, h + VNET_OFF_CSUM_OFFSET, v.csumOffset ?? 0);
 }

@@ -4,7 +4,7 @@
  *
  *   const q = tunOpen('sx%d', { multiQueue: true });     // fd stays with us, device can move
  *   await linkSetNetns(q.name, 'm1');                     // ip.ts: iproute2, no netlink code
- *   const batch = new TunBatch(64, 2048, { headroom: 16 });
+ *   const batch = new TunBatch(64, 2048, { headroom: MESSAGE_TRANSPORT_HEADER_SIZE });
  *   const n = batch.read(q.fd, 100);                      // worker: block ≤ 100 ms, then check stop flag
  *
  * UDP: `udpOpen(6, '::', 51820, { reusePort: true })` per worker; `UdpBatch.recv` fills each

@@ -11,11 +11,12 @@ import {
   tunOpen, tunSetOffload, type TunCounters,
 } from './index.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/index.ts';
-import type { DeviceOptions } from '../wg/device.ts';
+import { DEFAULT_MTU, type DeviceOptions } from '../wg/device.ts';
+
+export { DEFAULT_MTU };
 import { BATCH, SLOT, DeviceSockets, flatCounters, type Logger, type PortOffloads } from './device-sockets.ts';
 
 export type { Logger } from './device-sockets.ts';
-export const DEFAULT_MTU = 1420;
 const HEADROOM = MESSAGE_TRANSPORT_HEADER_SIZE;
 const TICK_MS = 100;
 

@@ -112,6 +112,8 @@ export interface DeviceCounters {
 type IndexEntry = { peer: Peer; keypair: Keypair | null };
 
 const UNDER_LOAD_DURATION_MS = 1000;
+/** The interface MTU when none is given (wireguard-go's and wg-quick's default). */
+export const DEFAULT_MTU = 1420;
 const HEADROOM = MESSAGE_TRANSPORT_HEADER_SIZE;
 
 export class Device {
@@ -147,7 +149,7 @@ export class Device {
     this.io = io;
     this.clock = opts.clock ?? systemClock;
     this.backend = opts.backend ?? chosenBackend;
-    this.mtu = opts.mtu ?? 1420;
+    this.mtu = opts.mtu ?? DEFAULT_MTU;
     this.underLoadThreshold = opts.underLoadHandshakesPerSecond ?? 1000;
     this.jitter = opts.jitterMs ?? (() => randomInt(REKEY_TIMEOUT_JITTER_MAX_MS + 1));
     this.onHandshakeMessage = opts.onHandshakeMessage;
