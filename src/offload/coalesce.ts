@@ -92,7 +92,8 @@ export class Coalescer {
   add(buf: Uint8Array, off: number, len: number): boolean {
     if (len > this.cap) return false;
     const info = this.info;
-    if (this.vnet && this.openCount > 0 && parseL4(buf, off, len, info) && info.protocol === IPPROTO_TCP && this.merge(buf, off, info)) {
+    const parsed = this.vnet && parseL4(buf, off, len, info);
+    if (parsed && this.openCount > 0 && info.protocol === IPPROTO_TCP && this.merge(buf, off, info)) {
       this.merged++;
       return true;
     }
@@ -107,7 +108,7 @@ export class Coalescer {
     out.slab.set(buf.subarray(off, off + len), p);
     this.total[i] = len;
     this.segs[i] = 0;
-    if (this.vnet && parseL4(buf, off, len, info) && this.startable(buf, off, len, info)) {
+    if (parsed && this.startable(buf, off, len, info)) {
       const payload = info.packetLen - info.ipLen - info.thLen;
       this.segs[i] = 1;
       this.gso[i] = payload;
