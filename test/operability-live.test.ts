@@ -127,6 +127,11 @@ rootSerial('the logs of the lab are JSON lines, and no private key is in them', 
     const lines = log.split('\n').filter(Boolean);
     t.true(lines.length > 5, `${h.name} logged`);
     for (const line of lines) t.notThrows(() => JSON.parse(line), line);
+    const records = lines.map((x) => JSON.parse(x) as Record<string, unknown>);
+    // lines about a machine or a peer carry it as fields
+    const other = [...l.hosts.values()].find((x) => x !== h)!;
+    t.true(records.some((r) => r.device === 'mesh' && r.peer === other.name), `a line about mesh peer ${other.name}`);
+    for (const r of records) if (/^machine \w+/.test(String(r.msg))) t.truthy(r.machine && r.app && r.org, JSON.stringify(r));
     for (const other of l.hosts.values()) {
       const key = readFileSync(join(l.dir, `${other.name}.key`), 'utf8').trim();
       const raw = Buffer.from(key, 'base64');

@@ -22,6 +22,7 @@ const TOP_LAYER: Record<string, Layer> = {
   'bytes.ts': 'core', // the byte readers: a leaf
   'log.ts': 'edge', // pino and stderr; cores take `import type { Logger }` only
   metrics: 'edge', // prom-client and the HTTP server of /metrics, used by both programs
+  'keylog.ts': 'edge', // the opt-in Wireshark key log file of both programs
   noise: 'core',
   ipv6: 'core',
   wg: 'core',

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { createWriteStream, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { UapiServer, isValidInterfaceName, uapiSocketPath } from '../uapi/server.ts';
+import { KeyLog } from '../keylog.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { Metrics, MetricsServer } from '../metrics/index.ts';
 import { deviceMetrics, tunMetrics } from '../metrics/device.ts';
@@ -19,6 +20,7 @@ A userspace WireGuard implementation, configured with wg(8) through
 Offloads (TUN TSO/USO, UDP GSO/GRO) are on where the kernel has them; SIXPN_OFFLOAD=0 turns
 them off, SIXPN_TUN_OFFLOAD=0, SIXPN_UDP_GSO=0 or SIXPN_UDP_GRO=0 one of them.
 SIXPN_METRICS=ADDR:PORT serves Prometheus metrics at http://ADDR:PORT/metrics.
+SIXPN_KEYLOG=FILE appends each handshake's keys to FILE (0600) for Wireshark's wg.keylog_file.
 Without -f it detaches once the interface and the socket exist.`;
 
 const READY_FD_ENV = 'SIXPN_WG_READY_FD';
@@ -29,18 +31,20 @@ async function foreground(name: string): Promise<number> {
   let host: WgInterface | null = null;
   let server: UapiServer | null = null;
   let metrics: MetricsServer | null = null;
+  const keylog = process.env.SIXPN_KEYLOG ? KeyLog.open(process.env.SIXPN_KEYLOG, log) : null;
   let done!: (code: number) => void;
   const finished = new Promise<number>((r) => (done = r));
   const shutdown = (why: string, code = 0) => {
     log.info(`shutting down: ${why}`);
     host?.close();
+    keylog?.close();
     void metrics?.close();
     void server?.close().finally(() => done(code));
     if (server === null) done(code);
   };
   const readyFd = process.env[READY_FD_ENV];
   try {
-    host = await WgInterface.create(name, log, (reason) => shutdown(reason), {}, offloadsFromEnv(process.env));
+    host = await WgInterface.create(name, log, (reason) => shutdown(reason), keylog?.deviceOptions() ?? {}, offloadsFromEnv(process.env));
     try {
       server = await UapiServer.listen(name, host.uapi, {
         onSocketDeleted: () => shutdown('UAPI socket deleted'),

@@ -15,6 +15,7 @@
 // retries; every readiness callback ends by flushing what it queued.
 import { DnsStats } from '../dns/stats.ts';
 import { formatAddress } from '../ipv6/index.ts';
+import { KeyLog } from '../keylog.ts';
 import { MetricsServer } from '../metrics/index.ts';
 import type { Logger } from '../log.ts';
 import { COUNTERS, MACHINE_MTU, Router } from '../router/router.ts';
@@ -54,6 +55,8 @@ export class SixpnHost {
   private metricsServer: MetricsServer | null = null;
   private metricsError: string | null = null;
   private applies = 1; // topologies applied, the first included
+  /** The Wireshark key log of both devices ("keylog" in the host config), or null. */
+  private readonly keylog: KeyLog | null;
   private lastApplyUnixMs = Date.now();
   private readonly ticker: NodeJS.Timeout;
   private ticks = 0;
@@ -77,6 +80,7 @@ export class SixpnHost {
     this.host = local.host;
     this.egressAddress = local.egress;
     const offload = config.offload !== false; // default on; "offload": false for plain TUNs
+    this.keylog = config.keylog !== undefined ? KeyLog.open(config.keylog, log) : null;
     this.wg = new HostWireGuard({
       log,
       host: this.host,
@@ -86,6 +90,7 @@ export class SixpnHost {
       fromPeer: (peer, buf, off, len) => this.router.fromPeer(peer, buf, off, len),
       afterRound: () => this.machines.flush(),
       udpOffloads: offloadsFromEnv(process.env),
+      ...(this.keylog !== null ? { deviceOptions: this.keylog.deviceOptions() } : {}),
     });
     this.machines = new MachineTuns({
       offload,
@@ -173,7 +178,7 @@ export class SixpnHost {
       this.metricsServer = await MetricsServer.listen(metrics, address, this.log);
     } catch (err) {
       this.metricsError = `${address}: ${(err as Error).message}`;
-      this.log.error(`metrics: cannot serve on ${this.metricsError}; running without metrics`);
+      this.log.error(`metrics: cannot serve on ${this.metricsError}; running without metrics`, { address });
     }
   }
 
@@ -211,7 +216,7 @@ export class SixpnHost {
       afterRound: () => this.machines.flush(),
       ...(config.uplink ? { uplink: config.uplink } : {}),
       ...(this.offload !== null ? { vnetHdr: true } : {}),
-      onError: (e) => this.log.error(`egress: ${e.message}`),
+      onError: (e) => this.log.error(`egress: ${e.message}`, { egress: formatAddress(address, 0) }),
     });
   }
 
@@ -317,5 +322,6 @@ export class SixpnHost {
     await this.wg.closeUapi();
     await this.status?.close();
     await this.metricsServer?.close();
+    this.keylog?.close();
   }
 }

@@ -12,6 +12,7 @@ import { MACHINE_MTU } from '../router/router.ts';
 import type { Host, Peer, Topology } from '../topology/index.ts';
 import { UapiServer } from '../uapi/server.ts';
 import { Endpoint } from '../wg/endpoint.ts';
+import type { DeviceOptions } from '../wg/device.ts';
 import type { Peer as WgPeer } from '../wg/peer.ts';
 import { DeviceSockets, type PortOffloads } from '../tun/device-sockets.ts';
 
@@ -29,6 +30,8 @@ export interface HostWireGuardOptions {
   afterRound(): void;
   /** UDP GSO/GRO on the mesh and gateway sockets (default on; SIXPN_UDP_GSO=0 / SIXPN_UDP_GRO=0). */
   readonly udpOffloads?: PortOffloads;
+  /** More options of both devices (the key log's backend and handshake hook, src/keylog.ts). */
+  readonly deviceOptions?: DeviceOptions;
 }
 
 export class HostWireGuard {
@@ -49,7 +52,7 @@ export class HostWireGuard {
     this.mesh = new DeviceSockets(opts.log, (buf, off, len, peer) => {
       const hostId = this.hostOfPeer.get(peer);
       if (hostId !== undefined) opts.fromMesh(hostId, buf, off, len);
-    }, { mtu: MACHINE_MTU }, opts.udpOffloads);
+    }, { ...opts.deviceOptions, mtu: MACHINE_MTU }, opts.udpOffloads);
     this.mesh.afterRound = () => {
       opts.afterRound();
       this.gateway.flush(); // mesh → external peer goes out in the same round
@@ -59,7 +62,7 @@ export class HostWireGuard {
     this.gateway = new DeviceSockets(opts.log, (buf, off, len, wp) => {
       const p = this.externalOfPeer.get(wp);
       if (p !== undefined) opts.fromPeer(p, buf, off, len);
-    }, { mtu: MACHINE_MTU }, opts.udpOffloads);
+    }, { ...opts.deviceOptions, mtu: MACHINE_MTU }, opts.udpOffloads);
     this.gateway.afterRound = () => {
       opts.afterRound();
       this.mesh.flush();
@@ -83,10 +86,12 @@ export class HostWireGuard {
       if (h === undefined || !wanted.has(Buffer.from(peer.publicKey).toString('base64'))) {
         d.removePeer(peer);
         this.hostOfPeer.delete(peer);
+        this.log.info(`mesh peer ${h?.name ?? hostId} removed`, { device: 'mesh', peer: h?.name ?? String(hostId) });
       }
     }
     for (const h of wanted.values()) {
       const peer = d.addPeer(h.publicKey);
+      if (!this.hostOfPeer.has(peer)) this.log.info(`mesh peer ${h.name} at ${h.endpoint.address} port ${h.endpoint.port}`, { device: 'mesh', peer: h.name });
       this.hostOfPeer.set(peer, h.id);
       const ep = Endpoint.parse(h.endpoint.family === 6 ? `[${h.endpoint.address}]:${h.endpoint.port}` : `${h.endpoint.address}:${h.endpoint.port}`);
       if (peer.endpoint === null || !peer.endpoint.sameRemote(ep)) peer.endpoint = ep;
@@ -101,14 +106,16 @@ export class HostWireGuard {
   private syncGateway(topology: Topology): void {
     const d = this.gateway.device;
     const wanted = new Map(topology.peersOnGateway(this.host.id).map((p) => [p.publicKeyBase64, p]));
-    for (const [wp] of [...this.externalOfPeer]) {
+    for (const [wp, p] of [...this.externalOfPeer]) {
       if (!wanted.has(Buffer.from(wp.publicKey).toString('base64'))) {
         d.removePeer(wp);
         this.externalOfPeer.delete(wp);
+        this.log.info(`gateway peer ${p.name} (${p.org}) removed`, { device: 'gateway', peer: p.name, org: p.org });
       }
     }
     for (const p of wanted.values()) {
       const wp = d.addPeer(p.publicKey);
+      if (!this.externalOfPeer.has(wp)) this.log.info(`gateway peer ${p.name} (${p.org}) at ${p.addressText}`, { device: 'gateway', peer: p.name, org: p.org });
       this.externalOfPeer.set(wp, p);
       d.allowedIps.removeValue(wp);
       d.allowedIps.insert({ family: 6, addr: p.prefix, prefixLen: 120 }, wp);
@@ -117,9 +124,10 @@ export class HostWireGuard {
 
   /** The UAPI sockets: `meshName` (default 6pn-<host>) and the gateway's 6pg… beside it. */
   async listenUapi(meshName: string): Promise<void> {
-    const onError = (e: unknown) => this.log.error(`uapi: ${String(e)}`);
-    this.meshUapi = await UapiServer.listen(meshName, this.mesh.uapi, { watchIntervalMs: 0, onError });
-    this.gatewayUapi = await UapiServer.listen(`6pg${meshName.slice(3)}`, this.gateway.uapi, { watchIntervalMs: 0, onError });
+    const gatewayName = `6pg${meshName.slice(3)}`;
+    const onError = (name: string) => (e: unknown) => this.log.error(`uapi ${name}: ${String(e)}`, { device: name });
+    this.meshUapi = await UapiServer.listen(meshName, this.mesh.uapi, { watchIntervalMs: 0, onError: onError(meshName) });
+    this.gatewayUapi = await UapiServer.listen(gatewayName, this.gateway.uapi, { watchIntervalMs: 0, onError: onError(gatewayName) });
   }
 
   /** Timers of both devices (the host's 100 ms tick), then what they queued. */
