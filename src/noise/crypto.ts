@@ -441,8 +441,9 @@ export const wasmBackend: CryptoBackend = {
 //   X25519 shared secret    node 18–25 k    js 0.4–1.3 k                 -> node
 //   BLAKE2s-256, 148 B      node 450 k      js 785 k                     -> js (no per-call object, writes into our buffer)
 //   HMAC-BLAKE2s (2 hashes) node 113 k      js 456 k                     -> js (follows the hash)
-//   ChaCha20-Poly1305 1420  node 59–141 k   js 39–55 k    wasm 200–330 k -> wasm (node:crypto pays ~7 µs per call)
-//   ChaCha20-Poly1305 handshake (import key + 32 B) node 28–53 k  js 24–194 k  wasm 409–654 k -> wasm
+//   ChaCha20-Poly1305 1420  node 42–82 k    js 28–38 k    wasm 150–250 k -> wasm (node:crypto pays ~10 µs per call;
+//                           per CPU-second: node 69 k, wasm 270 k, AeadBatch 335 k)
+//   ChaCha20-Poly1305 handshake (import key + 32 B) node 18–64 k  js 70–190 k  wasm 200–485 k -> wasm
 //   keyed BLAKE2s-128       node has none; js only
 //   XChaCha20-Poly1305 16 B node 28 k       js 188 k                     -> js (cookie replies only)
 // The wasm AEAD needs WebAssembly SIMD; without it both AEADs fall back to node and js.
