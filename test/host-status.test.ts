@@ -1,6 +1,6 @@
 // The status socket of `sixpn up` (src/host/status.ts): root-only (directory 0700, socket
-// 0600); a socket left behind by a killed process is replaced; a live one for the same host
-// is not stolen.
+// 0600); a socket left behind by a killed process is replaced; a live one is taken over, and
+// the server knows it did.
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -21,11 +21,14 @@ rootTest('the socket is 0600 in a 0700 directory, and answers', async (t) => {
   t.deepEqual(await readStatus(s.path), { ok: true });
 });
 
-rootTest('a second sixpn up for the same host is refused while the first answers', async (t) => {
+rootTest('a second server for the same host name takes the socket over and says so', async (t) => {
   const s = await StatusServer.listen(name('b'), source);
   t.teardown(() => s.close());
-  await t.throwsAsync(StatusServer.listen(name('b'), source), { message: /another sixpn up for host .* is running/ });
-  t.deepEqual(await readStatus(s.path), { ok: true }, 'the first keeps its socket');
+  t.false(s.replacedLive);
+  const second = await StatusServer.listen(name('b'), { ...source, status: () => ({ second: true }) });
+  t.teardown(() => second.close());
+  t.true(second.replacedLive);
+  t.deepEqual(await readStatus(second.path), { second: true });
 });
 
 rootTest('a socket left by a process killed with SIGKILL is replaced', async (t) => {

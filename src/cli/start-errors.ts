@@ -12,5 +12,8 @@ export function explainStartError(err: unknown): string {
       ? `not allowed to create network devices (${e.code}): this process lacks CAP_NET_ADMIN — run it with that capability (setcap cap_net_admin+ep, AmbientCapabilities=CAP_NET_ADMIN in a systemd unit, --cap-add NET_ADMIN in a container)`
       : `not root: creating a TUN device needs root or CAP_NET_ADMIN (${e.code}) — run it with sudo, or grant CAP_NET_ADMIN`;
   }
+  if (e.code === 'EBUSY' && /TUNSETIFF/.test(message)) {
+    return `${message}: the interface is in use by another process (a sixpn-wg or wireguard-go already running for it?)`;
+  }
   return message;
 }

@@ -25,6 +25,8 @@ export interface StatusSource {
 export class StatusServer {
   private readonly server: Server;
   readonly path: string;
+  /** The socket file was held by a process that still answered (another `sixpn up` of this host name). */
+  replacedLive = false;
 
   private constructor(server: Server, path: string) {
     this.server = server;
@@ -33,16 +35,18 @@ export class StatusServer {
 
   /**
    * Listens at statusSocketPath(hostName), in a root-only directory (0700), the socket 0600.
-   * A socket file left by a process that is gone (SIGKILL) is replaced; one that answers
-   * belongs to a running `sixpn up` for the same host: refused.
+   * A socket file left by a process that is gone (SIGKILL) is replaced. One that answers is
+   * replaced too (the newer process owns the name; `live` is then true): labs and the demo run
+   * hosts of the same name in separate namespaces of one machine.
    */
   static async listen(hostName: string, source: StatusSource): Promise<StatusServer> {
     mkdirSync(STATUS_DIR, { recursive: true, mode: 0o700 });
     chmodSync(STATUS_DIR, 0o700);
     const path = statusSocketPath(hostName);
+    let replacedLive = false;
     if (existsSync(path)) {
-      if (await answers(path)) throw new Error(`${path}: another sixpn up for host ${hostName} is running (its status socket answers); stop it first`);
-      rmSync(path, { force: true }); // stale: its process is gone
+      replacedLive = await answers(path);
+      rmSync(path, { force: true }); // stale (its process is gone), or taken over
     }
     const server = createServer((c) => {
       c.on('error', () => undefined);
@@ -63,7 +67,9 @@ export class StatusServer {
     });
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
     chmodSync(path, 0o600);
-    return new StatusServer(server, path);
+    const s = new StatusServer(server, path);
+    s.replacedLive = replacedLive;
+    return s;
   }
 
   async close(): Promise<void> {
