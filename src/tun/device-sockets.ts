@@ -43,6 +43,8 @@ export interface PortOffloads {
   gso?: boolean;
   /** UDP_GRO: the kernel hands over several datagrams of one sender in one receive */
   gro?: boolean;
+  /** seal the data packets of a round in one wasm call (src/wg/seal-queue.ts); default on */
+  batchSeal?: boolean;
 }
 
 /** What a port did not send or receive, and why; with its offload state. */
@@ -68,6 +70,9 @@ interface Sock {
   fd: number;
   watch: FdWatch | null;
 }
+
+/** The ports of this thread that are not closed (see flush). */
+const livePorts = new Set<DeviceSockets>();
 
 /** Datagrams waiting for one sendmmsg, for one family; the last record may still grow (GSO). */
 class SendQueue {
@@ -117,7 +122,11 @@ export class DeviceSockets {
     this.gso = offloads.gso !== false;
     this.wantGro = offloads.gro !== false;
     this.gro = this.wantGro;
-    this.device = new Device({ sendUdp: (buf, off, len, to) => this.queueUdp(buf, off, len, to), writeTun: onPacket }, opts);
+    this.device = new Device({ sendUdp: (buf, off, len, to) => this.queueUdp(buf, off, len, to), writeTun: onPacket }, {
+      batchSeal: offloads.batchSeal !== false,
+      ...opts,
+    });
+    livePorts.add(this);
     this.uapi = new DeviceUapi(this.device, {
       bindPort: (port) => this.bind(port),
       stats: () => ({ ...flatCounters(this.counters), ...this.extraStats() }),
@@ -267,8 +276,17 @@ export class DeviceSockets {
     }
   }
 
-  /** Sends every queued datagram. */
+  /**
+   * Seals the round's data packets (batchSeal) and sends every queued datagram. The seal queue
+   * is the thread's (src/wg/seal-queue.ts), so it may have handed messages to the other ports of
+   * this thread too (sixpn up: the mesh and the gateway): theirs are sent as well.
+   */
   flush(): void {
+    this.device.flushSeals();
+    for (const p of livePorts) p.flushQueues();
+  }
+
+  private flushQueues(): void {
     this.flushQueue(this.out4);
     this.flushQueue(this.out6);
   }
@@ -378,7 +396,10 @@ export class DeviceSockets {
 
   close(): void {
     if (this.closed) return;
+    this.device.flushSeals();
+    this.flushQueues();
     this.closed = true;
+    livePorts.delete(this);
     for (const s of this.socks) this.closeSock(s);
     this.socks = [];
     for (const p of [...this.device.peers.values()]) this.device.removePeer(p);

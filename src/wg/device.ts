@@ -43,6 +43,7 @@ import {
   consumeInitiation,
   readType,
   readU32LE,
+  wasmAead,
   type CryptoBackend,
   type Keypair,
 } from '../noise/index.ts';
@@ -50,6 +51,7 @@ import { AllowedIps } from './allowedips.ts';
 import { Endpoint } from './endpoint.ts';
 import { MAX_STAGED_PACKETS, Peer } from './peer.ts';
 import { RateLimiter } from './ratelimiter.ts';
+import { NOT_QUEUED, SealQueue } from './seal-queue.ts';
 import {
   tickPeer,
   timersAnyAuthenticatedPacketReceived,
@@ -87,6 +89,11 @@ export interface DeviceOptions {
   underLoadHandshakesPerSecond?: number;
   /** Jitter source for REKEY_TIMEOUT (tests make it deterministic). */
   jitterMs?: () => number;
+  /**
+   * Seal transport data in batches (src/wg/seal-queue.ts): the owner must call flushSeals()
+   * before it sends what a round produced (DeviceSockets does). Off by default.
+   */
+  batchSeal?: boolean;
   /** After an initiation or response to `peer` is built: `msg` holds our ephemeral public key (the opt-in key log, src/keylog.ts). */
   onHandshakeMessage?: (peer: Peer, msg: Uint8Array) => void;
 }
@@ -144,6 +151,7 @@ export class Device {
   private readonly scratch = new Uint8Array(MESSAGE_INITIATION_SIZE);
   private readonly sourceScratch = new Uint8Array(18);
   private readonly keepaliveBuf = new Uint8Array(MESSAGE_TRANSPORT_SIZE);
+  private readonly seals: SealQueue | null;
 
   constructor(io: DeviceIO, opts: DeviceOptions = {}) {
     this.io = io;
@@ -153,6 +161,17 @@ export class Device {
     this.underLoadThreshold = opts.underLoadHandshakesPerSecond ?? 1000;
     this.jitter = opts.jitterMs ?? (() => randomInt(REKEY_TIMEOUT_JITTER_MAX_MS + 1));
     this.onHandshakeMessage = opts.onHandshakeMessage;
+    this.seals = opts.batchSeal === true && this.backend.aead === wasmAead ? SealQueue.forThread() : null;
+  }
+
+  /** Seals and sends the data packets queued by this round (batchSeal; no-op otherwise). */
+  flushSeals(): void {
+    this.seals?.flush();
+  }
+
+  /** A message sealed by the batch queue: on its way to the peer (SealedSink). */
+  sendSealed(peer: Peer, buf: Uint8Array, off: number, len: number): void {
+    this.sendTo(peer, buf, off, len);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -286,6 +305,17 @@ export class Device {
   }
 
   private sealAndSend(peer: Peer, kp: Keypair, buf: Uint8Array, msgOff: number, len: number): void {
+    const n = this.seals === null ? NOT_QUEUED : this.seals.add(this, peer, kp, buf, msgOff, len, this.mtu);
+    if (n === 0) {
+      timersAnyAuthenticatedPacketTraversal(peer, this.clock.now());
+      timersAnyAuthenticatedPacketSent(peer);
+      return;
+    }
+    if (n === NOT_QUEUED) this.sealOne(peer, kp, buf, msgOff, len);
+    else if (n === SEAL_ERR_EXHAUSTED) this.sendInitiation(peer, false);
+  }
+
+  private sealOne(peer: Peer, kp: Keypair, buf: Uint8Array, msgOff: number, len: number): void {
     const n = kp.seal(buf, msgOff, len, this.mtu);
     if (n < 0) {
       if (n === SEAL_ERR_EXHAUSTED) this.sendInitiation(peer, false); // REJECT_AFTER_MESSAGES: a new session
@@ -371,6 +401,7 @@ export class Device {
   }
 
   private deleteKeypair(kp: Keypair): void {
+    this.seals?.flush(); // messages sealed with its key must not outlive it
     const e = this.indices.get(kp.localIndex);
     if (e !== undefined && e.keypair === kp) this.indices.delete(kp.localIndex);
     kp.zero();
