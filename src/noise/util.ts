@@ -19,16 +19,7 @@ export function isZero(b: Uint8Array, off: number, n: number): boolean {
   return acc === 0;
 }
 
-export function readU32LE(b: Uint8Array, off: number): number {
-  return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0;
-}
-
-export function writeU32LE(b: Uint8Array, off: number, v: number): void {
-  b[off] = v;
-  b[off + 1] = v >>> 8;
-  b[off + 2] = v >>> 16;
-  b[off + 3] = v >>> 24;
-}
+export { readU32LE, writeU32LE } from '../bytes.ts';
 
 /** Writes the 4-byte message header: type, then three zero bytes. */
 export function writeHeader(b: Uint8Array, off: number, type: number): void {
