@@ -135,6 +135,7 @@ export class SixpnHost {
     const h = new SixpnHost(config, log, key, opts.pollMs ?? 1000);
     key.fill(0);
     try {
+      h.checkOwnKey(config.privateKeyFile);
       h.wg.sync(h.topology);
       h.dns = await h.startDns(config);
       if (h.egressAddress !== undefined) h.egress = await h.openEgress(config, h.egressAddress);
@@ -151,6 +152,20 @@ export class SixpnHost {
     }
     log.info(`host ${h.host.name} up: ${h.machines.size} machines, mesh port ${h.wg.mesh.device.listenPort}`);
     return h;
+  }
+
+  /**
+   * The private key must be this host's: its public key is the one the topology gives the host
+   * (else every other host would refuse our handshakes, silently). Both keys are named.
+   */
+  private checkOwnKey(keyFile: string): void {
+    const ours = this.wg.mesh.device.identity?.publicKey;
+    if (ours === undefined || Buffer.from(ours).equals(Buffer.from(this.host.publicKey))) return;
+    throw new Error(
+      `host ${this.host.name}: the private key in ${keyFile} is the key of public key ${Buffer.from(ours).toString('base64')}, ` +
+        `but the topology gives host ${this.host.name} public key ${this.host.publicKeyBase64}; ` +
+        'start with the key made for this host (sixpn host add), or correct its publicKey in the topology',
+    );
   }
 
   /** /metrics on `address` (false: none). A failure to listen is logged; forwarding goes on without metrics. */
