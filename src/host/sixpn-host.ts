@@ -27,7 +27,8 @@ import { DnsService } from './dns-service.ts';
 import { Egress } from './egress.ts';
 import { MachineOffload } from './machine-offload.ts';
 import { offloadsFromEnv } from '../tun/wg-interface.ts';
-import { MachineTuns } from './machines.ts';
+import { MACHINE_OFFLOADS, MachineTuns } from './machines.ts';
+import { offloadFlagNames } from '../tun/index.ts';
 import { hostMetrics, networkNamespace } from './metrics.ts';
 import { StatusServer } from './status.ts';
 import { HostWireGuard } from './wireguard.ts';
@@ -168,6 +169,11 @@ export class SixpnHost {
     );
   }
 
+  /** The machine TUNs' offloads ("tun-csum tso4 tso6"), or "none" with plain TUNs. */
+  private machineOffloads(): string {
+    return this.offload !== null ? offloadFlagNames(MACHINE_OFFLOADS) : 'none';
+  }
+
   /** /metrics on `address` (false: none). A failure to listen is logged; forwarding goes on without metrics. */
   private async startMetrics(address: string | false): Promise<void> {
     if (address === false) return;
@@ -181,7 +187,7 @@ export class SixpnHost {
         { device: 'mesh', dev: this.wg.mesh.device, port: this.wg.mesh.counters, offloads: () => this.wg.mesh.offloadNames(), peers: () => this.wg.meshPeers(this.topology) },
         { device: 'gateway', dev: this.wg.gateway.device, port: this.wg.gateway.counters, offloads: () => this.wg.gateway.offloadNames(), peers: () => this.wg.gatewayPeers() },
       ],
-      machineOffloads: () => (this.offload !== null ? 'tso4 tso6 csum' : 'none'),
+      machineOffloads: () => this.machineOffloads(),
       egress: () => this.egress?.status() ?? null,
       dns: () => (this.dns === null ? null : { counters: this.dns.counters, stats: this.dnsStats }),
       topology: () => {
@@ -303,7 +309,7 @@ export class SixpnHost {
       egress: this.egress === null ? null : this.egress.status(),
       ...(this.offload !== null ? { offload: { ...this.offload.counters } } : {}),
       offloads: {
-        machineTuns: this.offload !== null ? 'tso4 tso6 csum, coalesced writes' : 'none',
+        machineTuns: this.machineOffloads(),
         mesh: this.wg.mesh.offloadNames() || 'none',
         gateway: this.wg.gateway.offloadNames() || 'none',
       },

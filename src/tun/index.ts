@@ -19,7 +19,7 @@ export {
 } from './native.ts';
 export type { FdWatch, NativeError, Slab, TunOpenOptions, TunQueue, UdpOpenOptions, UdpSocket } from './native.ts';
 export { TunBatch, UdpBatch } from './batch.ts';
-export { TunCounters, TunPump, type TunPumpOptions } from './pump.ts';
+export { TunCounters, TunPump, offloadFlagNames, type TunPumpOptions } from './pump.ts';
 export type { BatchOptions } from './batch.ts';
 export { bytesToIp, ipToBytes, isV4Mapped } from './addr.ts';
 export {

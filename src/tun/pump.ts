@@ -14,7 +14,18 @@
 //                          machines: a super-packet may go whole to the egress or a machine)
 import { Coalescer, SEGMENT_INVALID, Segmenter, VNET_GSO_NONE, VNET_HDR_LEN, completeChecksum, vnetGsoType } from '../offload/index.ts';
 import { TunBatch } from './batch.ts';
-import { errnoName, fdUnwatch, fdWatch, type FdWatch } from './native.ts';
+import {
+  TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6, errnoName, fdUnwatch, fdWatch, type FdWatch,
+} from './native.ts';
+
+const OFFLOAD_FLAG_NAMES: Array<[number, string]> = [
+  [TUN_F_CSUM, 'tun-csum'], [TUN_F_TSO4, 'tso4'], [TUN_F_TSO6, 'tso6'], [TUN_F_USO4, 'uso4'], [TUN_F_USO6, 'uso6'],
+];
+
+/** The TUN offloads in TUNSETOFFLOAD flags, as --stats, status and metrics name them ("tun-csum tso4 tso6"; "" for none). */
+export function offloadFlagNames(flags: number): string {
+  return OFFLOAD_FLAG_NAMES.filter(([f]) => (flags & f) !== 0).map(([, name]) => name).join(' ');
+}
 
 /** What a TUN pump did not deliver, and what its offloads did. */
 export class TunCounters {

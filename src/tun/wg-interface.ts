@@ -8,14 +8,13 @@
 import { readFile } from 'node:fs/promises';
 import {
   TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6, TunPump, close as closeFd, linkSetMtu,
-  tunOpen, tunSetOffload, type TunCounters,
+  offloadFlagNames, tunOpen, tunSetOffload, type TunCounters,
 } from './index.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/index.ts';
 import { DEFAULT_MTU, type DeviceOptions } from '../wg/device.ts';
-
-export { DEFAULT_MTU };
 import { BATCH, SLOT, DeviceSockets, flatCounters, type Logger, type PortOffloads } from './device-sockets.ts';
 
+export { DEFAULT_MTU };
 export type { Logger } from './device-sockets.ts';
 const HEADROOM = MESSAGE_TRANSPORT_HEADER_SIZE;
 const TICK_MS = 100;
@@ -93,18 +92,9 @@ export class WgInterface {
     return this.tun.counters;
   }
 
-  /** Offloads in use, for --stats and status: "tun tso4 tso6 uso udp-gso udp-gro", or "none". */
+  /** Offloads in use, for --stats and status: "tun-csum tso4 tso6 uso4 uso6 udp-gso udp-gro", or "none". */
   get offloads(): string {
-    const f = this.tunCounters.offloadFlags;
-    const on: string[] = [];
-    if (f & TUN_F_CSUM) on.push('tun-csum');
-    if (f & TUN_F_TSO4) on.push('tso4');
-    if (f & TUN_F_TSO6) on.push('tso6');
-    if (f & TUN_F_USO4) on.push('uso4');
-    if (f & TUN_F_USO6) on.push('uso6');
-    const udp = this.port.offloadNames();
-    if (udp !== '') on.push(udp);
-    return on.length === 0 ? 'none' : on.join(' ');
+    return [offloadFlagNames(this.tunCounters.offloadFlags), this.port.offloadNames()].filter(Boolean).join(' ') || 'none';
   }
 
   /**
