@@ -62,7 +62,7 @@ export class Coalescer {
   private readonly thLen: Int32Array;
   private readonly nextSeq: Float64Array;
   private readonly lastId: Int32Array;
-  private readonly open: Int32Array; // records still taking segments, oldest first
+  private readonly open: Int32Array; // records still taking segments, oldest first (at most one per record)
   private openCount = 0;
 
   constructor(out: Slots, vnet: boolean) {
@@ -116,7 +116,6 @@ export class Coalescer {
       this.thLen[i] = info.thLen;
       this.nextSeq[i] = (readU32(buf, info.l4Off + 4) + payload) >>> 0;
       this.lastId[i] = info.version === 4 ? readU16(buf, off + 4) : 0;
-      if (this.openCount === this.open.length) this.dropOldestOpen();
       this.open[this.openCount++] = i;
     }
     return true;
@@ -143,11 +142,6 @@ export class Coalescer {
     if (info.version === 4 ? info.ipLen !== 20 : info.ipLen !== 40) return false; // options, extensions
     if (buf[info.l4Off + 13] !== TCP_ACK) return false; // PSH ends, other flags never merge
     return info.packetLen - info.ipLen - info.thLen > 0;
-  }
-
-  private dropOldestOpen(): void {
-    this.open.copyWithin(0, 1, this.openCount);
-    this.openCount--;
   }
 
   private closeOpen(at: number): void {
