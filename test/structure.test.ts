@@ -32,6 +32,7 @@ const TOP_LAYER: Record<string, Layer> = {
   dns: 'core',
   topology: 'core',
   offload: 'core', // virtio_net_hdr, GSO cutting and GRO coalescing over buffers
+  capture: 'core', // sixpn capture's pcapng writer, --filter and stream frames
   tun: 'edge',
   host: 'edge',
   cli: 'program',

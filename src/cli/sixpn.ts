@@ -15,6 +15,10 @@ commands:
             (endpoint, last handshake, bytes), egress, counters that are not zero, metrics URL
   conntrack [HOST]
             the SNAT66 connection table, as conntrack -L prints it
+  capture HOST (--machine ID | --peer [ORG/]NAME | --mesh)… -w FILE.pcapng [-c N] [--filter EXPR]
+            the decrypted IPv6 packets HOST's router sees for a machine, a peer or the mesh,
+            written live as pcapng (tcpdump -r, tshark -r); -w - for stdout; EXPR: tcp, udp,
+            icmp6, [src|dst] host ADDR, [src|dst] port N, net ADDR/LEN, and, or, not, ( )
   demo [--keep]
             the live multi-host demo: 3 hosts, 2 orgs, 7 machines on this machine;
             prints what it checked (exit 1 if a check fails)
@@ -32,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
       return status(rest);
     case 'conntrack':
       return conntrack(rest);
+    case 'capture':
+      return (await import('./capture.ts')).capture(rest);
     case 'demo':
       parseArgs({ args: rest, options: { keep: { type: 'boolean' } }, allowPositionals: false });
       return runDemo(rest);

@@ -23,12 +23,13 @@ import {
   DEFAULT_METRICS_ADDRESS, describeDiff, dnsView, readPrivateKey, resolveLocalHost, topologyDigest, watchTopology,
   type HostConfig, type Host, type Topology, type TopologySource,
 } from '../topology/index.ts';
+import { CaptureTap, FROM, TO } from './capture.ts';
 import { DnsService } from './dns-service.ts';
 import { Egress } from './egress.ts';
 import { MachineOffload } from './machine-offload.ts';
 import { offloadsFromEnv } from '../tun/wg-interface.ts';
 import { MACHINE_OFFLOADS, MachineTuns } from './machines.ts';
-import { offloadFlagNames } from '../tun/index.ts';
+import { VNET_HDR_LEN, offloadFlagNames } from '../tun/index.ts';
 import { hostMetrics, networkNamespace } from './metrics.ts';
 import { StatusServer } from './status.ts';
 import { HostWireGuard } from './wireguard.ts';
@@ -59,6 +60,8 @@ export class SixpnHost {
   /** The Wireshark key log of both devices ("keylog" in the host config), or null. */
   private readonly keylog: KeyLog | null;
   private lastApplyUnixMs = Date.now();
+  /** `sixpn capture`: read once per packet (`tap.on`) on every path the router sees. */
+  readonly tap: CaptureTap;
   private readonly ticker: NodeJS.Timeout;
   private ticks = 0;
   private busy: Promise<void> = Promise.resolve(); // machine setup runs one change at a time
@@ -82,13 +85,20 @@ export class SixpnHost {
     this.egressAddress = local.egress;
     const offload = config.offload !== false; // default on; "offload": false for plain TUNs
     this.keylog = config.keylog !== undefined ? KeyLog.open(config.keylog, log) : null;
+    const tap = (this.tap = new CaptureTap({ topology: () => this.topology, hostId: this.host.id, log }));
     this.wg = new HostWireGuard({
       log,
       host: this.host,
       privateKey: key,
       listenPort: local.listenPort,
-      fromMesh: (hostId, buf, off, len) => this.router.fromMesh(hostId, buf, off, len),
-      fromPeer: (peer, buf, off, len) => this.router.fromPeer(peer, buf, off, len),
+      fromMesh: (hostId, buf, off, len) => {
+        if (tap.on) tap.mesh(hostId, FROM, buf, off, len);
+        this.router.fromMesh(hostId, buf, off, len);
+      },
+      fromPeer: (peer, buf, off, len) => {
+        if (tap.on) tap.peer(peer, FROM, buf, off, len);
+        this.router.fromPeer(peer, buf, off, len);
+      },
       afterRound: () => this.machines.flush(),
       udpOffloads: offloadsFromEnv(process.env),
       ...(this.keylog !== null ? { deviceOptions: this.keylog.deviceOptions() } : {}),
@@ -97,8 +107,14 @@ export class SixpnHost {
       offload,
       log,
       onPacket: offload
-        ? (lm, buf, off, len) => this.offload!.fromMachine(lm.machine, buf, off, len)
-        : (lm, buf, off, len) => void this.router.fromMachine(lm.machine, buf, off, len),
+        ? (lm, buf, off, len) => {
+          if (tap.on) tap.machine(lm.machine, FROM, buf, off + VNET_HDR_LEN, len - VNET_HDR_LEN);
+          this.offload!.fromMachine(lm.machine, buf, off, len);
+        }
+        : (lm, buf, off, len) => {
+          if (tap.on) tap.machine(lm.machine, FROM, buf, off, len);
+          this.router.fromMachine(lm.machine, buf, off, len);
+        },
       afterRead: () => {
         this.machines.flush();
         this.wg.flush();
@@ -108,11 +124,18 @@ export class SixpnHost {
     });
     this.router = new Router(this.topology, this.host.id, {
       toMachine: (m, buf, off, len) => {
+        if (tap.on) tap.machine(m, TO, buf, off, len);
         if (this.offload === null) this.machines.queue(m, buf, off, len);
         else this.offload.toMachine(this.machines, m, buf, off, len);
       },
-      toMesh: (_host, buf, off, len) => this.wg.mesh.device.sendPacket(buf, off, len),
-      toPeer: (_peer, buf, off, len) => this.wg.gateway.device.sendPacket(buf, off, len),
+      toMesh: (host, buf, off, len) => {
+        if (tap.on) tap.mesh(host, TO, buf, off, len);
+        this.wg.mesh.device.sendPacket(buf, off, len);
+      },
+      toPeer: (peer, buf, off, len) => {
+        if (tap.on) tap.peer(peer, TO, buf, off, len);
+        this.wg.gateway.device.sendPacket(buf, off, len);
+      },
       toDns: (buf, off, len) => {
         this.dnsStats.query(buf, off, len, performance.now());
         this.dns?.packet(buf, off, len);
@@ -145,6 +168,7 @@ export class SixpnHost {
       h.status = await StatusServer.listen(h.host.name, {
         status: () => h.snapshot(),
         conntrack: () => h.egress?.list() ?? [],
+        capture: (socket, json) => h.tap.serve(socket, json),
       });
       await h.startMetrics(config.metrics ?? DEFAULT_METRICS_ADDRESS);
     } catch (err) {
@@ -232,7 +256,9 @@ export class SixpnHost {
       address: formatAddress(address, 0),
       deliver: (slot, buf, off, len) => {
         const lm = this.machines.bySlot(slot);
-        if (lm) this.machines.queue(lm.machine, buf, off, len);
+        if (lm === undefined) return;
+        if (this.tap.on) this.tap.machine(lm.machine, TO, buf, off + (this.offload !== null ? VNET_HDR_LEN : 0), len - (this.offload !== null ? VNET_HDR_LEN : 0));
+        this.machines.queue(lm.machine, buf, off, len);
       },
       afterRound: () => this.machines.flush(),
       ...(config.uplink ? { uplink: config.uplink } : {}),
@@ -336,6 +362,7 @@ export class SixpnHost {
     this.closed = true;
     clearInterval(this.ticker);
     this.watcher.close();
+    this.tap.close();
     this.machines.closeAll();
     this.wg.closeDevices();
     await this.dns?.close();

@@ -1,10 +1,11 @@
 // The status socket of a running `sixpn up` (/run/sixpn/<host>.sock): the server the host
 // process runs, and the client `sixpn status` and `sixpn conntrack` use (tests and benchmarks
 // with them). One request line: "status" answers the status as JSON, "conntrack" the SNAT66
-// table as conntrack -L lines; a reader that sends nothing (`socat - UNIX:…`) gets the status
-// after 200 ms.
+// table as conntrack -L lines, "capture {…}" hands the connection to the capture tap (the
+// stream of src/capture/stream.ts); a reader that sends nothing (`socat - UNIX:…`) gets the
+// status after 200 ms.
 import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
-import { connect, createServer, type Server } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 
 export const STATUS_DIR = '/run/sixpn';
@@ -19,6 +20,8 @@ const SILENT_READER_MS = 200;
 export interface StatusSource {
   status(): unknown;
   conntrack(): string[];
+  /** A `capture {…}` request: the connection is the capture's from here on (src/host/capture.ts). */
+  capture?(socket: Socket, json: string): void;
 }
 
 /** The server of `sixpn up` at statusSocketPath(hostName); `close` removes the socket file. */
@@ -60,10 +63,18 @@ export class StatusServer {
         else c.end(JSON.stringify(source.status()) + '\n');
       };
       const silent = setTimeout(() => answer(false), SILENT_READER_MS);
-      c.on('data', (d) => {
+      const onData = (d: Buffer) => {
         line += d.toString();
-        if (line.includes('\n')) answer(line.startsWith('conntrack'));
-      });
+        const nl = line.indexOf('\n');
+        if (nl < 0 || answered) return;
+        if (line.startsWith('capture ') && source.capture !== undefined) {
+          answered = true;
+          clearTimeout(silent);
+          c.off('data', onData);
+          source.capture(c, line.slice(8, nl));
+        } else answer(line.startsWith('conntrack'));
+      };
+      c.on('data', onData);
     });
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
     chmodSync(path, 0o600);
