@@ -126,6 +126,10 @@ const align = (n: number, a: number) => Math.ceil(n / a) * a;
 
 let compiled: WasmModule | null = null;
 let shared: AeadBatch | null = null;
+/** First free byte after the default instance and its companions (this thread's bump allocator). */
+let companionTop = 0;
+/** Regions of released companions, by "maxRecords/arenaBytes", for the next companion of that shape. */
+const releasedCompanions = new Map<string, number[]>();
 
 export class AeadBatch {
   readonly memory: WasmMemory;
@@ -162,6 +166,30 @@ export class AeadBatch {
   static default(): AeadBatch {
     shared ??= new AeadBatch();
     return shared;
+  }
+
+  /**
+   * Another instance in the default instance's memory that uses its key table (a key installed
+   * through wasmAead is usable in its records) but has its own scratch, records and arena: a second
+   * queue of this thread (the open queue beside the seal queue), or the main thread's view of a
+   * worker's region. Give it back with releaseCompanion when its owner goes away.
+   */
+  static companion(opts: Pick<AeadBatchOptions, 'maxRecords' | 'arenaBytes'> = {}): AeadBatch {
+    const main = AeadBatch.default();
+    const shape = `${opts.maxRecords ?? 1024}/${opts.arenaBytes ?? 4 << 20}`;
+    const reuse = releasedCompanions.get(shape)?.pop();
+    const base = reuse ?? Math.max(companionTop, main.end);
+    const b = new AeadBatch({ ...opts, memory: main.memory, base, keys: { offset: main.keysOffset, slots: main.keySlots } });
+    if (reuse === undefined) companionTop = b.end;
+    return b;
+  }
+
+  /** Returns a companion's region for reuse (the instance must not be used after). */
+  static releaseCompanion(b: AeadBatch): void {
+    const shape = `${b.maxRecords}/${b.arenaBytes}`;
+    let list = releasedCompanions.get(shape);
+    if (list === undefined) releasedCompanions.set(shape, (list = []));
+    list.push(b.scratchOffset);
   }
 
   constructor(opts: AeadBatchOptions = {}) {

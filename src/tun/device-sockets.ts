@@ -45,6 +45,8 @@ export interface PortOffloads {
   gro?: boolean;
   /** seal the data packets of a round in one wasm call (src/wg/seal-queue.ts); default on */
   batchSeal?: boolean;
+  /** open the transport messages of each read batch in one wasm call (src/wg/open-queue.ts); default on */
+  batchOpen?: boolean;
 }
 
 /** What a port did not send or receive, and why; with its offload state. */
@@ -124,6 +126,7 @@ export class DeviceSockets {
     this.gro = this.wantGro;
     this.device = new Device({ sendUdp: (buf, off, len, to) => this.queueUdp(buf, off, len, to), writeTun: onPacket }, {
       batchSeal: offloads.batchSeal !== false,
+      batchOpen: offloads.batchOpen !== false,
       ...opts,
     });
     livePorts.add(this);
@@ -231,6 +234,7 @@ export class DeviceSockets {
         this.counters.rxGroRecords++;
         for (let p = 0; p < len; p += seg) device.receiveDatagram(b.slab, off + p, Math.min(seg, len - p), from);
       }
+      device.flushOpens(); // the read batch's transport messages, in one wasm call (batchOpen)
       if (n < b.size) break;
     }
     this.afterRound();
@@ -396,7 +400,7 @@ export class DeviceSockets {
 
   close(): void {
     if (this.closed) return;
-    this.device.flushSeals();
+    this.device.releaseBatches();
     this.flushQueues();
     this.closed = true;
     livePorts.delete(this);

@@ -52,6 +52,7 @@ import { Endpoint } from './endpoint.ts';
 import { MAX_STAGED_PACKETS, Peer } from './peer.ts';
 import { RateLimiter } from './ratelimiter.ts';
 import { NOT_QUEUED, SealQueue } from './seal-queue.ts';
+import { OpenQueue } from './open-queue.ts';
 import {
   tickPeer,
   timersAnyAuthenticatedPacketReceived,
@@ -94,6 +95,11 @@ export interface DeviceOptions {
    * before it sends what a round produced (DeviceSockets does). Off by default.
    */
   batchSeal?: boolean;
+  /**
+   * Open transport data in batches (src/wg/open-queue.ts): the owner must call flushOpens() after
+   * each batch of receiveDatagram calls (DeviceSockets does, per read batch). Off by default.
+   */
+  batchOpen?: boolean;
   /** After an initiation or response to `peer` is built: `msg` holds our ephemeral public key (the opt-in key log, src/keylog.ts). */
   onHandshakeMessage?: (peer: Peer, msg: Uint8Array) => void;
 }
@@ -152,6 +158,7 @@ export class Device {
   private readonly sourceScratch = new Uint8Array(18);
   private readonly keepaliveBuf = new Uint8Array(MESSAGE_TRANSPORT_SIZE);
   private readonly seals: SealQueue | null;
+  private opens: OpenQueue | null;
 
   constructor(io: DeviceIO, opts: DeviceOptions = {}) {
     this.io = io;
@@ -162,6 +169,24 @@ export class Device {
     this.jitter = opts.jitterMs ?? (() => randomInt(REKEY_TIMEOUT_JITTER_MAX_MS + 1));
     this.onHandshakeMessage = opts.onHandshakeMessage;
     this.seals = opts.batchSeal === true && this.backend.aead === wasmAead ? SealQueue.forThread() : null;
+    this.opens = opts.batchOpen === true && this.backend.aead === wasmAead ? new OpenQueue(this) : null;
+  }
+
+  /** Opens and delivers the transport messages queued since the last call (batchOpen; no-op otherwise). */
+  flushOpens(): void {
+    this.opens?.flush();
+  }
+
+  /** Transport messages opened in batches and the batches they took (batchOpen). */
+  get batchOpens(): { opened: number; batches: number } {
+    return { opened: this.opens?.opened ?? 0, batches: this.opens?.batches ?? 0 };
+  }
+
+  /** Delivers what is queued and gives back the open queue's arena (the owner is closing). */
+  releaseBatches(): void {
+    this.opens?.release();
+    this.opens = null;
+    this.seals?.flush();
   }
 
   /** Seals and sends the data packets queued by this round (batchSeal; no-op otherwise). */
@@ -401,7 +426,9 @@ export class Device {
   }
 
   private deleteKeypair(kp: Keypair): void {
-    this.seals?.flush(); // messages sealed with its key must not outlive it
+    // messages sealed or waiting to be opened with its key must not outlive it
+    this.seals?.flush();
+    this.opens?.flush();
     const e = this.indices.get(kp.localIndex);
     if (e !== undefined && e.keypair === kp) this.indices.delete(kp.localIndex);
     kp.zero();
@@ -460,6 +487,7 @@ export class Device {
     this.counters.rxDatagrams++;
     const type = readType(buf, off, len);
     if (type === MESSAGE_TRANSPORT && len >= MESSAGE_TRANSPORT_SIZE) return this.receiveTransport(buf, off, len, from);
+    this.opens?.flush(); // the transport messages before it are handled before it
     if (this.identity === null || this.checker === null) return void this.counters.rxInvalid++;
     if (type === MESSAGE_INITIATION && len === MESSAGE_INITIATION_SIZE) return this.receiveInitiation(buf.subarray(off, off + len), from);
     if (type === MESSAGE_RESPONSE && len === MESSAGE_RESPONSE_SIZE) return this.receiveResponse(buf.subarray(off, off + len), from);
@@ -548,13 +576,31 @@ export class Device {
     const kp = entry?.keypair ?? null;
     const now = this.clock.now();
     if (kp === null || now - kp.createdMs >= REJECT_AFTER_TIME_MS) return void this.counters.rxNoKeypair++;
-    const n = kp.open(buf, off, len);
+    const peer = entry!.peer;
+    if (this.opens !== null) {
+      const queued = this.opens.add(peer, kp, buf, off, len, from);
+      if (queued === 0) return; // transportOpened follows at flushOpens
+      if (queued !== NOT_QUEUED) return this.opened(peer, kp, buf, off, len, queued, from);
+    }
+    this.opened(peer, kp, buf, off, len, kp.open(buf, off, len), from);
+  }
+
+  /** A message opened by the batch queue (OpenedSink): its counter is checked now, in arrival order. */
+  transportOpened(peer: Peer, kp: Keypair, buf: Uint8Array, off: number, len: number, opened: number, from: Endpoint): void {
+    // a message before it in the batch may have rotated this keypair out (as one by one: no keypair)
+    const e = this.indices.get(kp.localIndex);
+    if (e === undefined || e.keypair !== kp) return void this.counters.rxNoKeypair++;
+    this.opened(peer, kp, buf, off, len, kp.completeOpen(readU32LE(buf, off + 8), readU32LE(buf, off + 12), opened), from);
+  }
+
+  /** After the AEAD: n is the plaintext length, or an OPEN_ERR_* code. */
+  private opened(peer: Peer, kp: Keypair, buf: Uint8Array, off: number, len: number, n: number, from: Endpoint): void {
     if (n < 0) {
       if (n === OPEN_ERR_REPLAY) this.counters.rxReplay++;
       else this.counters.rxAuthFailed++;
       return;
     }
-    const peer = entry!.peer;
+    const now = this.clock.now();
     peer.rxBytes += len;
     this.updateEndpoint(peer, from);
     if (this.receivedWithKeypair(peer, kp)) {

@@ -30,7 +30,11 @@ export class FakeNet {
   /** Optional tap on every datagram (for captures in tests). */
   tap: ((from: Endpoint, to: Endpoint, data: Uint8Array) => boolean) | null = null;
 
-  add(name: string, endpoint: string, opts: { underLoad?: number } = {}): Node {
+  /**
+   * `batch`: the device seals and opens in batches (batchSeal, batchOpen, as DeviceSockets runs
+   * it); pump() then delivers what is queued in rounds, flushing the devices after each round.
+   */
+  add(name: string, endpoint: string, opts: { underLoad?: number; batch?: boolean } = {}): Node {
     const node = { name, endpoint: Endpoint.parse(endpoint), tun: [] as Uint8Array[], online: true } as Node;
     const io: DeviceIO = {
       sendUdp: (buf, off, len, to) => {
@@ -42,7 +46,7 @@ export class FakeNet {
       },
       writeTun: (buf, off, len) => void node.tun.push(buf.slice(off, off + len)),
     };
-    node.device = new Device(io, { clock: this.clock, mtu: 1420, underLoadHandshakesPerSecond: opts.underLoad, jitterMs: () => Math.floor(Math.random() * 334) });
+    node.device = new Device(io, { clock: this.clock, mtu: 1420, underLoadHandshakesPerSecond: opts.underLoad, jitterMs: () => Math.floor(Math.random() * 334), batchSeal: opts.batch, batchOpen: opts.batch });
     const key = generatePrivateKeyBytes();
     node.device.setPrivateKey(key);
     node.publicKey = new StaticIdentity(chosenBackend, key).publicKey;
@@ -53,15 +57,32 @@ export class FakeNet {
   /** Delivers queued datagrams until the network is quiet. */
   pump(limit = 10_000): number {
     let n = 0;
+    this.flush();
     while (this.queue.length > 0 && n < limit) {
-      const { to, from, data } = this.queue.shift()!;
-      n++;
-      const dst = this.nodes.find((x) => x.endpoint.sameRemote(to));
-      if (!dst || !dst.online) continue;
-      if (this.tap && !this.tap(from, to, data)) continue;
-      dst.device.receiveDatagram(data, 0, data.length, from);
+      // one round: what is queued now, as one read batch per device (then the devices flush)
+      for (let round = this.queue.length; round > 0 && n < limit; round--) {
+        const { to, from, data } = this.queue.shift()!;
+        n++;
+        const dst = this.nodes.find((x) => x.endpoint.sameRemote(to));
+        if (!dst || !dst.online) continue;
+        if (this.tap && !this.tap(from, to, data)) continue;
+        dst.device.receiveDatagram(data, 0, data.length, from);
+      }
+      this.flush();
     }
     return n;
+  }
+
+  /** Delivers what batching devices hold (opens first: they may send), as their sockets would. */
+  flush(): void {
+    for (const node of this.nodes) node.device.flushOpens();
+    for (const node of this.nodes) node.device.flushSeals();
+  }
+
+  /** Delivers datagrams (each with its source) to `node` as one read batch, then flushes (opens, seals). */
+  deliver(node: Node, datagrams: Array<[Uint8Array, Endpoint]>): void {
+    for (const [d, from] of datagrams) node.device.receiveDatagram(d.slice(), 0, d.length, from);
+    this.flush();
   }
 
   /** Advances the clock in steps, ticking every device and pumping. */
