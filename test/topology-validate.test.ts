@@ -55,6 +55,7 @@ const CASES: [string, (d: Doc) => void, string, RegExp][] = [
   ['instance collision on a host', (d) => (d.machines[3].instance = '0xf066b83b'), 'machines[3] "e2865071b9d412"', /instance: f066:b83b is already used on host "ams1" by machine "148e21ea235a89"/],
   ['instance collision across orgs', (d) => (d.machines[5].instance = 1), 'machines[5] "17811a3b4c5d6e"', /instance: 0:1 is already used on host "ams1" by machine "e2865071b9d412"/],
   ['bad instance', (d) => (d.machines[0].instance = -1), 'machines[0] "148e21ea235a89"', /instance: -1 is not a 32-bit id/],
+  ['region not its host\'s', (d) => (d.machines[0].region = 'syd'), 'machines[0] "148e21ea235a89"', /region: "syd" is not the region of its host "ams1" \("ams"\)/],
   ['bad state', (d) => (d.machines[0].state = 'running'), 'machines[0] "148e21ea235a89"', /state: "running" is not "started" or "stopped"/],
   ['bad process group', (d) => (d.machines[0].processGroup = 'Web_1'), 'machines[0] "148e21ea235a89"', /processGroup: "Web_1" is not a lower-case DNS label/],
   ['bad metadata', (d) => (d.machines[3].metadata = { role: 5 }), 'machines[3] "e2865071b9d412"', /metadata: value of "role" must be a string/],
@@ -76,7 +77,7 @@ const CASES: [string, (d: Doc) => void, string, RegExp][] = [
   ['peer of an unknown org', (d) => (d.peers[1].org = 'umbrella'), 'peers[1] "ci-runner"', /org: unknown org "umbrella"/],
   ['peer on an unknown gateway', (d) => (d.peers[1].gateway = 'lhr1'), 'peers[1] "ci-runner"', /gateway: unknown host "lhr1"/],
   ['unknown field', (d) => (d.machines[2].stat = 'stopped'), 'machines[2] "9080e4d1f2c347"', /unknown field "stat"/],
-  ['missing field', (d) => delete d.machines[2].region, 'machines[2] "9080e4d1f2c347"', /missing "region"/],
+  ['missing field', (d) => delete d.machines[2].instance, 'machines[2] "9080e4d1f2c347"', /missing "instance"/],
   ['entry not an object', (d) => d.apps.push('web'), 'apps[3]', /must be a JSON object/],
   ['section not an array', (d) => (d.peers = {}), 'peers', /must be an array/],
   ['wrong version', (d) => (d.version = 2), 'version', /must be 1, found 2/],
@@ -140,4 +141,14 @@ test('not JSON, or half a file, is one problem naming the document', (t) => {
 test('an empty topology is valid; the example is accepted as is', (t) => {
   t.deepEqual(validateTopology({ version: 1 }, FILE).problems, []);
   t.deepEqual(validateTopology(example(), FILE).problems, []);
+});
+
+test('a machine\'s region is its host\'s: left out, it is taken from the host; a move brings the new host\'s', async (t) => {
+  const d = example();
+  delete d.machines[0].region;
+  const topo = topologyFromDocument(d, FILE);
+  t.is(topo.machine('148e21ea235a89')!.region, 'ams');
+  const { moveMachine } = await import('../src/topology/index.ts');
+  const moved = topologyFromDocument(moveMachine(example(), '148e21ea235a89', 'syd1'), FILE);
+  t.is(moved.machine('148e21ea235a89')!.region, 'syd');
 });

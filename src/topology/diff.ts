@@ -79,9 +79,10 @@ const sameHost = (a: Host, b: Host) =>
   formatEndpoint(a.endpoint) === formatEndpoint(b.endpoint) && bytesEqual(a.egress, b.egress);
 const samePeer = (a: Peer, b: Peer) =>
   a.publicKeyBase64 === b.publicKeyBase64 && a.addressText === b.addressText && a.gateway === b.gateway;
-// Machine fields other than the address, the state and the previous addresses.
+// Machine fields other than the address, the state and the previous addresses; a move to
+// another host brings its region with it (a machine's region is its host's).
 const sameMachine = (a: Machine, b: Machine) =>
-  a.app === b.app && a.region === b.region && a.processGroup === b.processGroup &&
+  a.app === b.app && (a.region === b.region || a.host !== b.host) && a.processGroup === b.processGroup &&
   recordEqual(a.metadata, b.metadata);
 const samePrevious = (a: Machine, b: Machine) =>
   a.previous.length === b.previous.length && a.previous.every((p, i) => p.text === b.previous[i].text);

@@ -68,6 +68,7 @@ export function moveMachine(doc: Doc, id: string, toHost: string, instance?: num
   const old = topology.host(m.host)!;
   e.previous = [...kept, { address: m.addressText, host: formatId32(old.id), comment: `was on ${old.name}` }];
   e.host = host.name;
+  if (e.region !== undefined) e.region = host.region; // a machine's region is its host's
   e.instance = `0x${inst.toString(16).padStart(8, '0')}`;
   topologyFromDocument(next, `(machine ${id} moved to host ${host.name}, instance ${formatId32(inst)})`);
   return next;

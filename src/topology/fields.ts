@@ -118,7 +118,7 @@ export const TOPOLOGY_SECTIONS: readonly SectionDoc[] = [
     fields: [
       { key: 'id', type: 'string', required: true, range: '14 characters of `a-z` and `0-9`; unique', example: '148e21ea235a89', doc: 'The machine id: the name of its network namespace and of `<id>.vm.<app>.internal`.' },
       { key: 'app', type: 'string', required: true, range: 'the name of an app in `apps`', example: 'shop-web', doc: 'Its app (and so its org).' },
-      { key: 'region', type: 'string', required: true, range: REGION, example: 'ams', doc: 'Its region in DNS (usually its host\'s).' },
+      { key: 'region', type: 'string', default: 'its host\'s region', range: `${REGION}; the region of its host`, example: 'ams', doc: 'Its region in DNS: always its host\'s (a machine whose region differs from its host\'s is refused).' },
       {
         key: 'processGroup', type: 'string', default: `\`"${DEFAULT_PROCESS_GROUP}"\``, range: LABEL, example: 'worker',
         doc: 'Its process group: `<group>.process.<app>.internal`.',

@@ -322,7 +322,7 @@ class Validator {
     if (id !== undefined) this.machineIds.add(id);
     const app = this.ref(entry, 'app', o.app, this.apps);
     const org = app ? this.orgs.get(app.org)! : undefined;
-    const region = this.label(entry, 'region', o.region, REGION_RE, 'a three-letter region code');
+    let region = this.label(entry, 'region', o.region, REGION_RE, 'a three-letter region code');
     const processGroup = o.processGroup === undefined ? DEFAULT_PROCESS_GROUP
       : this.label(entry, 'processGroup', o.processGroup, LABEL_RE, 'a lower-case DNS label');
     let state: MachineState | undefined = 'started';
@@ -337,6 +337,10 @@ class Validator {
       if (h === undefined) this.add(entry, `host: unknown host ${show(o.host)}`);
       host = h ?? undefined;
     }
+    // A machine runs where its host is: its region is the host's (written or left out).
+    if (host && region !== undefined && region !== host.region) {
+      this.add(entry, `region: "${region}" is not the region of its host "${host.name}" ("${host.region}")`);
+    }
     const instance = this.id32(entry, 'instance', o.instance);
     if (host && instance !== undefined) {
       const slot = `${host.id}:${instance}`;
@@ -346,6 +350,7 @@ class Validator {
     }
     const previous = org && host && instance !== undefined
       ? this.previous(entry, o.previous, org, host.id, instance) : undefined;
+    if (o.region === undefined && host) region = host.region;
     if (!this.entryOk(entry) || !id || !app || !org || !region || !processGroup || !state || !metadata
       || !host || instance === undefined || !previous) return;
     const address = deriveMachineAddress(org.network, host.id, instance);

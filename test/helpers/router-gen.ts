@@ -200,7 +200,7 @@ export function documentOf(g: Omit<GenTopology, 'doc' | 'topology'>, publicKeys:
     })),
     apps: g.networks.map((_, i) => ({ name: `app${i}`, org: `org${i}` })),
     machines: g.machines.map((m) => ({
-      id: m.id, app: `app${m.org}`, region: 'ams', host: g.hosts.indexOf(m.host) >= 0 ? `h${g.hosts.indexOf(m.host)}` : m.host,
+      id: m.id, app: `app${m.org}`, host: g.hosts.indexOf(m.host) >= 0 ? `h${g.hosts.indexOf(m.host)}` : m.host,
       instance: m.instance, state: m.started ? 'started' : 'stopped',
       ...(m.previous.length ? { previous: m.previous.map((p) => ({ address: text(sixpn(m.network, p.host, p.instance, 2)) })) } : {}),
     })),
