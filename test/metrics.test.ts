@@ -83,6 +83,7 @@ function source(): { src: HostMetricsSource; mesh: Device; dns: DnsStats } {
       ifname: 'sx-egress', netns: null, uplink: 'eth0', addresses: ['2001:db8::11'], proxyNdp: [], sysctls: [],
       entries: 12, mappings: 10, capacity: 1000, tableBytes: 4096,
       io: { fromMachines: 1, toTun: 1, tunWriteErrors: 0, hairpinned: 0, rejected: 0, prohibitedSent: 0, prohibitedLimited: 0, droppedOut: 0, oversize: 0, fromTun: 1, tunReadErrors: 0, delivered: 1, droppedIn: 0 } as never,
+      tun: { offloadFlags: 0, rxErrors: 0, rxBadOffload: 0, rxSuperPackets: 0, txCoalesced: 0, txQueueFull: 2, txErrors: { EIO: 1 }, txTooLong: 0 },
       nat: { created: 5, expired: 2 },
     }),
     dns: () => ({ counters: { udpQueries: 3, tcpQueries: 1 }, stats: dns }),

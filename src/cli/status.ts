@@ -118,7 +118,7 @@ export function formatStatus(s: Rec, nowMs = Date.now()): string {
   out.push(...counterLines([
     ['router', s.router], ['mesh', s.mesh], ['mesh sockets', s.meshIo], ['gateway', s.gateway], ['gateway sockets', s.gatewayIo],
     ['machine TUNs', s.machineTuns], ['offload', s.offload], ['dns', s.dns],
-    ['egress', egress?.io], ['snat66', egress?.nat],
+    ['egress', egress?.io], ['egress TUN', egress?.tun], ['snat66', egress?.nat],
   ]));
   return out.join('\n');
 }

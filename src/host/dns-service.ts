@@ -40,7 +40,7 @@ import { IPPROTO_UDP, IPV6_OFF_DST, IPV6_OFF_SRC, Ipv6Info, PARSE_OK, encodeSixp
 import type { Logger } from '../log.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/constants.ts';
 import { MACHINE_MTU } from '../router/router.ts';
-import { TunBatch, close as closeFd, fdUnwatch, fdWatch, ip, tunOpen, type FdWatch } from '../tun/index.ts';
+import { TunPump, close as closeFd, ip, tunOpen, type TunCounters } from '../tun/index.ts';
 
 export interface DnsServiceIO {
   /** A reply packet (IPv6, from a DNS address) for the router to deliver. */
@@ -78,6 +78,7 @@ const MAX_INFLIGHT_PER_CONN = 32; // forwarded queries of one TCP connection
 const MAX_TCP_OUTSTANDING = 256; // forwarded TCP queries, each with its own upstream connection
 const MAX_QUEUED_PER_CONN = 256 * 1024; // unread replies: pause reading the client's queries
 const TUN_SLOT = 2048;
+const TUN_BATCH = 32; // packets per TUN read or write call
 
 interface UdpClient {
   readonly asker: Uint8Array; // the machine or peer (reply destination)
@@ -96,9 +97,8 @@ interface TcpClient {
 interface Kernel {
   fd: number;
   name: string;
-  watch: FdWatch | null;
-  readonly inb: TunBatch;
-  readonly outb: TunBatch;
+  /** reads in batches; writes queued and written at the end of the task (autoFlush) */
+  readonly pump: TunPump;
 }
 
 /** Upstreams from the host config, else /etc/resolv.conf; never a 6PN address (a loop). */
@@ -313,48 +313,35 @@ export class DnsService {
 
   async #openKernel(): Promise<void> {
     const tun = tunOpen(this.ifname);
-    const k: Kernel = { fd: tun.fd, name: tun.name, watch: null, inb: new TunBatch(32, TUN_SLOT, { headroom: HEADROOM }), outb: new TunBatch(1, TUN_SLOT) };
+    const pump = new TunPump(tun.fd, {
+      vnet: false, cut: false, headroom: HEADROOM,
+      readBatch: TUN_BATCH, readSlot: TUN_SLOT, writeBatch: TUN_BATCH, writeSlot: TUN_SLOT, autoFlush: true,
+      onPacket: (buf, off, len) => {
+        this.counters.fromKernel++;
+        this.#io.deliver(buf, off, len);
+      },
+      afterRead: () => this.#io.flush(),
+      onFail: (err) => this.#log.error(`dns: ${tun.name}: ${err.message}`),
+    });
+    const k: Kernel = { fd: tun.fd, name: tun.name, pump };
     this.#kernel = k;
     // no link-local address: the kernel sends no router solicitations or MLD reports out of it
     await ip(['link', 'set', 'dev', k.name, 'addrgenmode', 'none']);
     await ip(['link', 'set', 'dev', k.name, 'mtu', String(this.mtu), 'up']);
     await ip(['-6', 'route', 'replace', 'fdaa::/16', 'dev', k.name]);
-    k.watch = fdWatch(k.fd, () => this.#fromKernel());
   }
 
+  /** A TCP packet for the kernel's DNS servers: queued, written at the end of the task (what is not taken: tunCounters). */
   #toKernel(buf: Uint8Array, off: number, len: number): void {
     const k = this.#kernel;
-    if (k === null || k.fd < 0 || len > TUN_SLOT) return;
-    k.outb.slab.set(buf.subarray(off, off + len), k.outb.offset(0));
-    k.outb.setLength(0, len);
-    try {
-      k.outb.write(k.fd, 1, 0);
-      this.counters.toKernel++;
-    } catch (err) {
-      this.#log.error(`dns: ${k.name}: ${(err as Error).message}`);
-    }
+    if (k === null || k.fd < 0) return;
+    this.counters.toKernel++;
+    k.pump.write(buf, off, len);
   }
 
-  #fromKernel(): void {
-    const k = this.#kernel;
-    if (k === null || k.fd < 0 || this.#closed) return;
-    const b = k.inb;
-    for (let round = 0; round < 4; round++) {
-      let n: number;
-      try {
-        n = b.read(k.fd, 0);
-      } catch (err) {
-        this.#log.error(`dns: ${k.name}: ${(err as Error).message}`);
-        return;
-      }
-      for (let i = 0; i < n; i++) {
-        if (b.error(i) !== 0) continue;
-        this.counters.fromKernel++;
-        this.#io.deliver(b.slab, b.offset(i), b.length(i));
-      }
-      if (n < b.size) break;
-    }
-    this.#io.flush();
+  /** The DNS TUN's pump counters (reads failed, writes not taken by reason); null before it is open. */
+  get tunCounters(): TunCounters | null {
+    return this.#kernel?.pump.counters ?? null;
   }
 
   async #syncNow(): Promise<void> {
@@ -490,7 +477,7 @@ export class DnsService {
     this.#udp6?.close();
     const k = this.#kernel;
     if (k !== null && k.fd >= 0) {
-      if (k.watch) fdUnwatch(k.watch);
+      k.pump.stop();
       closeFd(k.fd); // the interface, its addresses and the route go with it
       k.fd = -1;
     }

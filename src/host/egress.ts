@@ -12,15 +12,17 @@
 //   });
 //   toEgress: (m, buf, off, len) => egress.send(slots.get(m.id), buf, off, len, egress.egressOf(m.app))
 //
-// Outbound, per packet: copy into a slot of the write batch, Nat66.outbound in place, then
-//   FORWARD  keep it; the batch is written when full, on flush(), or at the end of the current
-//            task (a microtask), so a router round becomes one native call;
+// The TUN is a TunPump (src/tun/pump.ts): its readiness, batches, virtio_net_hdr framing and the
+// counts of what the kernel did not take (status: `tun`).
+// Outbound, per packet: copy into a write slot of the pump (rawSlot), Nat66.outbound in place, then
+//   FORWARD  queue it (commitRaw); the pump writes when full, on flush(), or at the end of the
+//            current task (a microtask), so a router round becomes one native call;
 //   HAIRPIN  deliver it at once to the machine that owns the mapping (never leaves the process);
 //   REJECT   deliver ICMPv6 Destination Unreachable, administratively prohibited (rate-limited)
 //            to the sender;
 //   DROP     nothing (counted by Nat66's counters).
-// Inbound: the TUN fd is watched (fdWatch); when readable, batches are read and each packet goes
-// through Nat66.inbound; DELIVER calls deliver(nat.machine, …); then afterRound() once.
+// Inbound: when the pump reads a batch, each packet goes through Nat66.inbound; DELIVER calls
+// deliver(nat.machine, …); then afterRound() once.
 // Expiry: one coarse interval tick (Nat66.tick with a work budget). No per-packet allocation:
 // the batches, the ICMPv6 scratch buffer and the copy view are allocated once.
 //
@@ -36,15 +38,13 @@ import {
   TUN_F_CSUM,
   TUN_F_TSO6,
   TUN_F_TSO_ECN,
-  TunBatch,
+  TunPump,
   VNET_HDR_LEN,
   close as closeFd,
-  fdUnwatch,
-  fdWatch,
   ip,
   tunOpen,
   tunSetOffload,
-  type FdWatch,
+  type TunCounters,
 } from '../tun/index.ts';
 import {
   NAT66_DELIVER, NAT66_FORWARD, NAT66_HAIRPIN, NAT66_REJECT, Nat66, PartialChecksum, VIRTIO_NET_HDR_LEN, type Nat66Options,
@@ -117,7 +117,7 @@ export class EgressCounters {
   droppedOut = 0; // DROP verdicts, outbound
   oversize = 0; // larger than a batch slot: dropped
   fromTun = 0; // packets read from the egress TUN
-  tunReadErrors = 0;
+  tunReadErrors = 0; // the TUN failed (its reads stop); per-record read errors: status tun.rxErrors
   delivered = 0; // translated inbound, handed to deliver()
   droppedIn = 0; // DROP verdicts, inbound (unsolicited, filtered, expired, invalid)
 }
@@ -137,6 +137,8 @@ export interface EgressStatus {
   capacity: number;
   tableBytes: number;
   io: EgressCounters;
+  /** the TUN pump's counts: reads failed, records not written by reason */
+  tun: TunCounters;
   nat: Record<string, number>;
 }
 
@@ -158,14 +160,9 @@ export class Egress {
   private readonly addresses: string[] = [];
   private readonly apps = new Map<string, number>();
   private sysctls: string[] = [];
-  private readonly out: TunBatch;
-  private outCount = 0;
-  private flushQueued = false;
-  private readonly flushTask = (): void => {
-    this.flushQueued = false;
-    this.flush();
-  };
-  private readonly in: TunBatch;
+  private pump: TunPump | null = null; // from open() until close()
+  private readonly slotSize: number;
+  private readonly batchSize: number;
   private readonly partial = new PartialChecksum();
   private readonly icmp = new Uint8Array(VNET_HDR_LEN + ICMP_ERROR_ROOM); // (zeroed header +) error
   private readonly errorSource: Uint8Array;
@@ -175,7 +172,8 @@ export class Egress {
   private srcBuf: Uint8Array | null = null; // the caller's last buffer, and a Buffer view of it for copy()
   private srcView: Buffer = Buffer.alloc(0);
   private nowMs = 0;
-  private watch: FdWatch | null = null;
+  private delivered = 0; // in the read callback being run
+  private readNow = -1; // its clock (read once per callback)
   private ticker: NodeJS.Timeout | null = null;
   private readonly tickBudget: number;
   private closed = false;
@@ -194,10 +192,8 @@ export class Egress {
     this.hdr = opts.vnetHdr === true ? VNET_HDR_LEN : 0;
     if (this.hdr !== 0 && VNET_HDR_LEN !== VIRTIO_NET_HDR_LEN) throw new Error(`egress: unexpected virtio_net_hdr size ${VNET_HDR_LEN}`);
     const mtu = opts.mtu ?? MACHINE_MTU;
-    const slot = this.hdr !== 0 ? GSO_MAX + 64 : Math.max(2048, (mtu + 64 + 63) & ~63);
-    const size = opts.batchSize ?? EGRESS_BATCH;
-    this.out = new TunBatch(size, slot);
-    this.in = new TunBatch(size, slot);
+    this.slotSize = this.hdr !== 0 ? GSO_MAX + 64 : Math.max(2048, (mtu + 64 + 63) & ~63);
+    this.batchSize = opts.batchSize ?? EGRESS_BATCH;
     this.errorSource = addressBytes(opts.errorSource ?? opts.address);
     this.rejectsPerSecond = opts.rejectsPerSecond ?? EGRESS_REJECTS_PER_S;
     this.tickBudget = EGRESS_TICK_BUDGET;
@@ -227,7 +223,17 @@ export class Egress {
       else closeFd(tun.fd);
       throw err;
     }
-    e.watch = fdWatch(e.fd, (events) => e.readable(events));
+    e.pump = new TunPump(e.fd, {
+      vnet: e.hdr !== 0, cut: false, headroom: 0,
+      readBatch: e.batchSize, readSlot: e.slotSize, writeBatch: e.batchSize, writeSlot: e.slotSize,
+      readRounds: EGRESS_READ_ROUNDS, autoFlush: true,
+      onPacket: (buf, off, len) => e.inbound(buf, off, len),
+      afterRead: () => e.afterRead(),
+      onFail: (err) => {
+        e.counters.tunReadErrors++;
+        e.onError(err);
+      },
+    });
     const tickMs = opts.tickMs ?? EGRESS_TICK_MS;
     e.ticker = setInterval(() => e.tick(), tickMs);
     e.ticker.unref();
@@ -282,11 +288,11 @@ export class Egress {
    * copied; the caller's buffer is not changed. Always true while open (drops are counted).
    */
   send(slot: number, buf: Uint8Array, off: number, len: number, egress = 0): boolean {
-    if (this.closed) return false;
+    const pump = this.pump;
+    if (this.closed || pump === null) return false;
     const c = this.counters;
     c.fromMachines++;
-    const b = this.out;
-    if (len > b.slotSize) {
+    if (len > this.slotSize) {
       c.oversize++;
       return true;
     }
@@ -294,55 +300,40 @@ export class Egress {
       c.droppedOut++;
       return true;
     }
-    if (this.outCount === 0) {
-      this.nowMs = this.now();
-      if (!this.flushQueued) {
-        this.flushQueued = true;
-        queueMicrotask(this.flushTask);
-      }
+    if (pump.queued === 0) this.nowMs = this.now();
+    const at = pump.rawSlot(len); // writes the queue first when it is full
+    if (at < 0) {
+      c.oversize++;
+      return true;
     }
     if (buf !== this.srcBuf) {
       this.srcBuf = buf;
       this.srcView = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
     }
-    const i = this.outCount;
-    const at = b.offset(i);
+    const slab = pump.slab;
     const h = this.hdr;
-    this.srcView.copy(b.slab, at, off, off + len);
-    const partial = h !== 0 && this.partial.open(b.slab, at, len);
-    const v = this.nat.outbound(b.slab, at + h, len - h, slot, egress, this.nowMs);
-    if (partial) this.partial.close(b.slab);
+    this.srcView.copy(slab, at, off, off + len);
+    const partial = h !== 0 && this.partial.open(slab, at, len);
+    const v = this.nat.outbound(slab, at + h, len - h, slot, egress, this.nowMs);
+    if (partial) this.partial.close(slab);
     if (v === NAT66_FORWARD) {
-      b.setLength(i, len);
-      if (++this.outCount === b.size) this.flush();
+      c.toTun++; // until the kernel refuses it (status subtracts the pump's refusals)
+      pump.commitRaw(len);
     } else if (v === NAT66_HAIRPIN) {
       c.hairpinned++;
-      this.deliver(this.nat.machine, b.slab, at, len);
+      this.deliver(this.nat.machine, slab, at, len);
     } else if (v === NAT66_REJECT) {
       c.rejected++;
-      this.prohibited(slot, b.slab, at + h, len - h);
+      this.prohibited(slot, slab, at + h, len - h);
     } else {
       c.droppedOut++;
     }
     return true;
   }
 
-  /** Writes the translated packets queued by send(). */
+  /** Writes the translated packets queued by send() (also done at the end of the task). */
   flush(): void {
-    const n = this.outCount;
-    if (n === 0 || this.closed) return;
-    this.outCount = 0;
-    const b = this.out;
-    try {
-      const done = b.write(this.fd, n, 0);
-      let failed = n - done; // not taken: the queue stayed full
-      for (let i = 0; i < done; i++) if (b.error(i) !== 0) failed++;
-      this.counters.toTun += n - failed;
-      this.counters.tunWriteErrors += failed;
-    } catch (err) {
-      this.counters.tunWriteErrors += n;
-      this.onError(err as Error);
-    }
+    if (!this.closed) this.pump?.flush();
   }
 
   /** Drops every flow of a machine that stopped, moved or was removed; returns how many. */
@@ -378,9 +369,23 @@ export class Egress {
       mappings: nat.mappings,
       capacity: nat.capacity,
       tableBytes: nat.byteLength(),
-      io: { ...this.counters },
+      io: this.io(),
+      tun: { ...(this.pump?.counters ?? ({} as TunCounters)), txErrors: { ...this.pump?.counters.txErrors } },
       nat: { ...nat.counters },
     };
+  }
+
+  /** The I/O counts, toTun net of what the TUN did not take (tunWriteErrors: the pump's refusals, any reason). */
+  private io(): EgressCounters {
+    const io = { ...this.counters };
+    const t = this.pump?.counters;
+    if (t !== undefined) {
+      let refused = t.txQueueFull; // (txTooLong cannot happen: send() refuses what is longer than a slot first)
+      for (const n of Object.values(t.txErrors)) refused += n;
+      io.tunWriteErrors = refused;
+      io.toTun -= refused;
+    }
+    return io;
   }
 
   /** Stops reading, removes the proxy entries, closes the TUN (its routes go with it). */
@@ -389,57 +394,40 @@ export class Egress {
     this.flush();
     this.closed = true;
     if (this.ticker !== null) clearInterval(this.ticker);
-    if (this.watch !== null) fdUnwatch(this.watch);
-    this.watch = null;
+    this.pump?.stop();
     closeFd(this.fd);
     if (this.uplink !== undefined) for (const a of this.proxied) await deleteProxyNeighbour(a, this.uplink, this.netns);
   }
 
   // ---- inbound ----
 
-  private readable(events: number): void {
+  private inbound(buf: Uint8Array, off: number, len: number): void {
     if (this.closed) return;
     const c = this.counters;
-    if (events < 0) {
-      c.tunReadErrors++;
+    c.fromTun++;
+    const h = this.hdr;
+    if (len < h) {
+      c.droppedIn++;
       return;
     }
-    const b = this.in;
-    const nat = this.nat;
-    const h = this.hdr;
-    let delivered = 0;
-    for (let round = 0; round < EGRESS_READ_ROUNDS; round++) {
-      let n: number;
-      try {
-        n = b.read(this.fd, 0);
-      } catch (err) {
-        c.tunReadErrors++;
-        this.onError(err as Error);
-        break;
-      }
-      const now = this.now();
-      for (let i = 0; i < n; i++) {
-        if (b.error(i) !== 0) {
-          c.tunReadErrors++;
-          continue;
-        }
-        c.fromTun++;
-        const off = b.offset(i);
-        const len = b.length(i);
-        const partial = h !== 0 && this.partial.open(b.slab, off, len);
-        const v = nat.inbound(b.slab, off + h, len - h, now);
-        if (partial) this.partial.close(b.slab);
-        if (v === NAT66_DELIVER) {
-          delivered++;
-          this.deliver(nat.machine, b.slab, off, len);
-        } else {
-          c.droppedIn++;
-        }
-      }
-      if (n < b.size) break;
+    if (this.readNow < 0) this.readNow = this.now();
+    const partial = h !== 0 && this.partial.open(buf, off, len);
+    const v = this.nat.inbound(buf, off + h, len - h, this.readNow);
+    if (partial) this.partial.close(buf);
+    if (v === NAT66_DELIVER) {
+      this.delivered++;
+      this.deliver(this.nat.machine, buf, off, len);
+    } else {
+      c.droppedIn++;
     }
-    c.delivered += delivered;
-    if (delivered > 0) this.afterRound?.();
+  }
+
+  private afterRead(): void {
+    const n = this.delivered;
+    this.delivered = 0;
+    this.readNow = -1;
+    this.counters.delivered += n;
+    if (n > 0 && !this.closed) this.afterRound?.();
   }
 
   // ---- errors to machines ----

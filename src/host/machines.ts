@@ -175,6 +175,7 @@ export class MachineTuns {
 }
 
 function addCounters(to: TunCounters, from: TunCounters): void {
+  to.rxErrors += from.rxErrors;
   to.rxBadOffload += from.rxBadOffload;
   to.rxSuperPackets += from.rxSuperPackets;
   to.txCoalesced += from.txCoalesced;

@@ -25,7 +25,7 @@ export interface HostMetricsSource {
   /** Offloads in use: the machine TUNs' (names, or "none"). */
   machineOffloads(): string;
   egress(): EgressStatus | null;
-  dns(): { counters: Record<string, number>; stats: DnsStats } | null;
+  dns(): { counters: Record<string, number>; stats: DnsStats; tun?: TunCountersLike | null } | null;
   topology(): { revision: number; applies: number; lastApplyUnixMs: number; connected: boolean | null };
 }
 
@@ -109,9 +109,13 @@ function egressMetrics(m: Metrics, src: HostMetricsSource): void {
   const IO = ['fromMachines', 'toTun', 'tunWriteErrors', 'hairpinned', 'rejected', 'prohibitedSent', 'prohibitedLimited', 'droppedOut',
     'oversize', 'fromTun', 'tunReadErrors', 'delivered', 'droppedIn'] as const;
   for (const k of IO) m.counter(`sixpn_egress_${snake(k)}_packets_total`, `Egress TUN packets: ${k}.`, [], (e) => with_(e, (s) => e(s.io[k])));
+  tunMetrics(m, 'sixpn_egress_tun', 'the egress TUN', {}, () => src.egress()?.tun ?? NO_TUN);
 }
 
+const NO_TUN: TunCountersLike = { txCoalesced: 0, txQueueFull: 0 };
+
 function dnsMetrics(m: Metrics, src: HostMetricsSource): void {
+  tunMetrics(m, 'sixpn_dns_tun', 'the DNS TUN (TCP to the DNS servers)', {}, () => src.dns()?.tun ?? NO_TUN);
   m.counter('sixpn_dns_answers_total', 'UDP DNS answers sent, by query type and response code.', ['qtype', 'rcode'], (e) => {
     const d = src.dns();
     if (d === null) return;

@@ -213,7 +213,7 @@ export class SixpnHost {
       ],
       machineOffloads: () => this.machineOffloads(),
       egress: () => this.egress?.status() ?? null,
-      dns: () => (this.dns === null ? null : { counters: this.dns.counters, stats: this.dnsStats }),
+      dns: () => (this.dns === null ? null : { counters: this.dns.counters, stats: this.dnsStats, tun: this.dns.tunCounters }),
       topology: () => {
         const st = this.watcher.status?.() as { revision?: number; connected?: boolean } | undefined;
         return { revision: st?.revision || this.applies, applies: this.applies, lastApplyUnixMs: this.lastApplyUnixMs, connected: st?.connected ?? null };
@@ -331,7 +331,7 @@ export class SixpnHost {
       gatewayPort: wg.gatewayPort,
       externalPeers: wg.externalPeers,
       router: Object.fromEntries(COUNTERS.map((c) => [c, this.router.counters[c]])),
-      dns: this.dns === null ? null : { ...this.dns.counters },
+      dns: this.dns === null ? null : { ...this.dns.counters, tun: this.dns.tunCounters },
       egress: this.egress === null ? null : this.egress.status(),
       ...(this.offload !== null ? { offload: { ...this.offload.counters } } : {}),
       offloads: {

@@ -78,6 +78,7 @@ export function deviceMetrics(m: Metrics, sources: () => readonly DeviceSource[]
 
 /** A TUN's counters as the packet pump keeps them (src/tun/pump.ts TunCounters); what a TUN does not count reads as 0. */
 export interface TunCountersLike {
+  readonly rxErrors?: number;
   readonly rxBadOffload?: number;
   readonly rxSuperPackets?: number;
   readonly txCoalesced: number;
@@ -92,6 +93,8 @@ export interface TunCountersLike {
  */
 export function tunMetrics(m: Metrics, prefix: string, what: string, labels: Record<string, string>, read: () => TunCountersLike): void {
   const names = Object.keys(labels);
+  m.counter(`${prefix}_rx_errors_total`, `Reads from ${what} that the kernel failed.`, names,
+    (e) => e(read().rxErrors ?? 0, labels));
   m.counter(`${prefix}_rx_bad_offload_total`, `Packets read from ${what} whose offload header could not be honoured (dropped).`, names,
     (e) => e(read().rxBadOffload ?? 0, labels));
   m.counter(`${prefix}_rx_super_packets_total`, `Super-packets (TSO/USO) read from ${what} and cut into segments.`, names,

@@ -126,14 +126,28 @@ export class Coalescer {
    * a super-packet from a TUN read, passed on whole. Nothing joins it. False as for add().
    */
   addRaw(buf: Uint8Array, off: number, len: number): boolean {
-    const head = this.vnet ? VNET_HDR_LEN : 0;
-    if (len - head > this.cap || len < head) return false;
-    if (this.count === this.out.size) return false;
-    const i = this.count++;
-    this.out.slab.set(buf.subarray(off, off + len), this.out.offset(i));
-    this.total[i] = len - head;
-    this.segs[i] = 0;
+    const at = this.rawOffset(len);
+    if (at < 0) return false;
+    this.out.slab.set(buf.subarray(off, off + len), at);
+    this.commitRaw(len);
     return true;
+  }
+
+  /**
+   * Where a raw record of len bytes would go in out.slab, to be built there in place and then
+   * taken with commitRaw(len) (or left, and the slot stays free); -1 as addRaw's false.
+   */
+  rawOffset(len: number): number {
+    const head = this.vnet ? VNET_HDR_LEN : 0;
+    if (len - head > this.cap || len < head || this.count === this.out.size) return -1;
+    return this.out.offset(this.count);
+  }
+
+  /** Takes the record built at rawOffset(len). */
+  commitRaw(len: number): void {
+    const i = this.count++;
+    this.total[i] = len - (this.vnet ? VNET_HDR_LEN : 0);
+    this.segs[i] = 0;
   }
 
   /** A TCP data segment that later ones may join. */

@@ -2,7 +2,9 @@
 // batched non-blocking reads, the virtio_net_hdr of a vnetHdr queue, a write queue that
 // coalesces segments into super-packets (src/offload) and is written once per round, and
 // counters for everything not delivered. sixpn-wg's TUN and every machine TUN of `sixpn up` use
-// it; the main thread never waits on the fd (a full queue is counted, not waited for).
+// it, and so do the egress TUN (src/host/egress.ts, which translates in the pump's write slots:
+// rawSlot/commitRaw) and the DNS service's TUN; the main thread never waits on the fd (a full
+// queue is counted, not waited for).
 //
 // Reading, per mode:
 //   plain queue            onPacket(buf, off, len): an IP packet, `headroom` bytes free before it
@@ -31,6 +33,8 @@ export function offloadFlagNames(flags: number): string {
 export class TunCounters {
   /** TUN_F_* flags the kernel accepted (0: a plain TUN) */
   offloadFlags = 0;
+  /** reads the kernel failed (per record): skipped */
+  rxErrors = 0;
   /** packets read whose virtio_net_hdr could not be honoured (bad GSO or checksum fields): dropped */
   rxBadOffload = 0;
   /** super-packets read and cut into segments */
@@ -59,6 +63,12 @@ export interface TunPumpOptions {
   /** read batches per readiness callback before yielding to the event loop */
   readonly readRounds?: number;
   /**
+   * Write what is queued at the end of the current task (a microtask), for owners whose writes
+   * do not come from a readiness callback of their own (the egress, the DNS TUN). Default:
+   * the owner calls flush().
+   */
+  readonly autoFlush?: boolean;
+  /**
    * A read batch shared by several pumps of one thread (many machine TUNs: one 64 KB-slot batch
    * for all, not one each); made by TunPump.readBatch with the same options. Reads never overlap:
    * each callback drains into it and hands its packets on before returning.
@@ -84,6 +94,12 @@ export class TunPump {
   private readonly queue: Coalescer;
   private readonly segmenter = new Segmenter();
   private readonly scratch: Uint8Array | null;
+  private readonly autoFlush: boolean;
+  private flushQueued = false;
+  private readonly flushTask = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
 
   constructor(fd: number, opts: TunPumpOptions) {
     this.fd = fd;
@@ -91,6 +107,7 @@ export class TunPump {
     this.vnet = opts.vnet;
     this.cut = opts.vnet && opts.cut;
     this.rounds = opts.readRounds ?? 4;
+    this.autoFlush = opts.autoFlush === true;
     if (this.cut && opts.headroom < VNET_HDR_LEN) throw new RangeError('a cutting pump needs headroom for the virtio_net_hdr');
     // cut mode: the header sits in the headroom of the packet behind it
     this.tunIn = opts.sharedRead ?? TunPump.readBatch(opts);
@@ -111,6 +128,16 @@ export class TunPump {
     return this.queue.count !== 0;
   }
 
+  /** Records waiting to be written. */
+  get queued(): number {
+    return this.queue.count;
+  }
+
+  /** The write batch's memory (rawSlot's offsets are into it). */
+  get slab(): Uint8Array {
+    return this.tunOut.slab;
+  }
+
   private onReadable(): void {
     if (this.fd < 0) return;
     const b = this.tunIn;
@@ -125,7 +152,10 @@ export class TunPump {
         return;
       }
       for (let i = 0; i < n; i++) {
-        if (b.error(i) !== 0) continue;
+        if (b.error(i) !== 0) {
+          this.counters.rxErrors++;
+          continue;
+        }
         if (this.cut) this.cutAndDeliver(b.slab, b.offset(i), b.length(i));
         else on(b.slab, b.offset(i), b.length(i));
       }
@@ -161,6 +191,7 @@ export class TunPump {
   /** Queues an IP packet (no header of its own); on a vnetHdr queue it may join a super-packet. */
   write(buf: Uint8Array, off: number, len: number): void {
     const q = this.queue;
+    if (this.autoFlush) this.flushLater();
     if (q.add(buf, off, len)) return;
     if (q.full) {
       this.flush();
@@ -172,6 +203,7 @@ export class TunPump {
   /** Queues a record as it is: on a vnetHdr queue, buf[off] is its virtio_net_hdr (len counts it). */
   writeRaw(buf: Uint8Array, off: number, len: number): void {
     const q = this.queue;
+    if (this.autoFlush) this.flushLater();
     if (q.addRaw(buf, off, len)) return;
     if (q.full) {
       this.flush();
@@ -180,30 +212,64 @@ export class TunPump {
     this.counters.txTooLong++;
   }
 
-  /** Writes what is queued (never waits: records the queue cannot take now are counted). */
-  flush(): void {
+  /**
+   * A write slot for a record of len bytes (as writeRaw's), to be built in place in `slab` at
+   * the offset returned and then queued with commitRaw(len) — or left, and the slot stays
+   * free. -1 (counted as txTooLong) when longer than a slot. Writes the queue first if full.
+   */
+  rawSlot(len: number): number {
     const q = this.queue;
-    if (q.count === 0) return;
+    let at = q.rawOffset(len);
+    if (at < 0 && q.full) {
+      this.flush();
+      at = q.rawOffset(len);
+    }
+    if (at < 0) this.counters.txTooLong++;
+    return at;
+  }
+
+  /** Queues the record built at rawSlot(len). */
+  commitRaw(len: number): void {
+    if (this.autoFlush) this.flushLater();
+    this.queue.commitRaw(len);
+  }
+
+  private flushLater(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(this.flushTask);
+  }
+
+  /**
+   * Writes what is queued (never waits: records the queue cannot take now are counted).
+   * Returns how many records the kernel took.
+   */
+  flush(): number {
+    const q = this.queue;
+    if (q.count === 0) return 0;
     const n = q.finish();
     this.counters.txCoalesced += q.merged;
     q.merged = 0;
     q.reset();
-    if (this.fd < 0) return;
+    if (this.fd < 0) return 0;
     let written: number;
     try {
       written = this.tunOut.write(this.fd, n, 0);
     } catch (err) {
       this.stop();
       this.opts.onFail(err as Error);
-      return;
+      return 0;
     }
     this.counters.txQueueFull += n - written;
+    let taken = written;
     for (let i = 0; i < written; i++) {
       const e = this.tunOut.error(i);
       if (e === 0) continue;
+      taken--;
       const name = errnoName(e);
       this.counters.txErrors[name] = (this.counters.txErrors[name] ?? 0) + 1;
     }
+    return taken;
   }
 
   /** Stops watching the fd (the owner closes it). Idempotent. */
