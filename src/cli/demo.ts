@@ -11,6 +11,8 @@ import { promisify } from 'node:util';
 import { encodeSixpn, formatAddress, machineAddress } from '../ipv6/index.ts';
 import { StaticIdentity, chosenBackend, generatePrivateKeyBytes, keyToBase64 } from '../noise/index.ts';
 import { moveMachine, parseTopology, setMachineState, topologyDigest, writeFileAtomic } from '../topology/index.ts';
+import { statusSocketPath } from '../host/status.ts';
+import { type DemoState, keptDemoRefusal, teardownDemo, writeDemoState } from './demo-state.ts';
 
 const pexec = promisify(execFile);
 const SIXPN_CLI = fileURLToPath(new URL('./sixpn.ts', import.meta.url));
@@ -51,6 +53,11 @@ export async function runDemo(argv: string[]): Promise<number> {
     console.error('sixpn demo: run as root (it creates network namespaces and TUN devices)');
     return 1;
   }
+  const refusal = keep ? keptDemoRefusal() : undefined;
+  if (refusal !== undefined) {
+    console.error(refusal);
+    return 1;
+  }
   const t0 = Date.now();
   const tag = (Date.now() % 46656).toString(36).padStart(3, '0') + (process.pid % 1296).toString(36).padStart(2, '0');
   const dir = mkdtempSync(join(tmpdir(), `sixpn-demo-${tag}-`));
@@ -83,29 +90,18 @@ export async function runDemo(argv: string[]): Promise<number> {
     console.log(`${ok ? ' ok ' : 'FAIL'}  ${what}${detail ? `  (${detail})` : ''}`);
   };
 
-  const cleanup = async () => {
-    for (const p of procs) p.kill('SIGTERM');
-    await sleep(300);
-    for (const p of procs) p.kill('SIGKILL');
-    for (const ns of [...hosts.map((h) => h.ns), underlay, laptopNs, internetNs, ...machines.map((x) => x.id), id('web4')]) {
-      const pids = (await run('ip', ['netns', 'pids', ns])).out.split(/\s+/).filter((x) => /^\d+$/.test(x));
-      for (const pid of pids) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      await run('ip', ['netns', 'del', ns]);
-      rmSync(join('/etc/netns', ns), { recursive: true, force: true });
-    }
-    for (let i = 1; i <= hosts.length; i++) {
-      rmSync(`/var/run/wireguard/6pn${tag}${i}.sock`, { force: true });
-      rmSync(`/var/run/wireguard/6pg${tag}${i}.sock`, { force: true });
-    }
-    rmSync(`/var/run/wireguard/${laptopIf}.sock`, { force: true });
-    rmSync(dir, { recursive: true, force: true });
-  };
+  // everything it makes, for its cleanup and for `sixpn demo down` (src/cli/demo-state.ts)
+  const made = (): DemoState => ({
+    tag, dir, startedUnixMs: t0,
+    pids: procs.map((p) => p.pid).filter((p): p is number => p !== undefined),
+    namespaces: [...hosts.map((h) => h.ns), underlay, laptopNs, internetNs, ...machines.map((x) => x.id), id('web4')],
+    paths: [
+      ...hosts.flatMap((_h, i) => [`/var/run/wireguard/6pn${tag}${i + 1}.sock`, `/var/run/wireguard/6pg${tag}${i + 1}.sock`]),
+      `/var/run/wireguard/${laptopIf}.sock`,
+    ],
+    statusSockets: hosts.map((h) => statusSocketPath(h.name)),
+  });
+  const cleanup = () => teardownDemo(made());
 
   try {
     // ---- the underlay: one bridge, a veth per host ----
@@ -338,6 +334,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     console.log(`\nleft running (--keep). Enter a machine:  ip netns exec ${m.web1.id} bash`);
     console.log(`status:  sixpn status     mesh:  wg show 6pn${tag}1     logs: ${dir}/*.log`);
     console.log(`machines: ${machines.map((x) => `${x.key}=${x.id}`).join(' ')}`);
+    console.log('end it:  sixpn demo down');
+    writeDemoState(made());
     for (const p of procs) p.unref();
     return 0;
   }

@@ -1,6 +1,7 @@
 // sixpn — the 6PN host router's command line.
 import { parseArgs } from 'node:util';
 import { runDemo } from './demo.ts';
+import { demoDown } from './demo-state.ts';
 import { runNoiseDemo } from './demo-noise.ts';
 import { conntrack, status, up } from './up.ts';
 import { OPS_COMMANDS, OPS_USAGE, ops } from './ops.ts';
@@ -21,7 +22,9 @@ commands:
             icmp6, [src|dst] host ADDR, [src|dst] port N, net ADDR/LEN, and, or, not, ( )
   demo [--keep]
             the live multi-host demo: 3 hosts, 2 orgs, 7 machines on this machine;
-            prints what it checked (exit 1 if a check fails)
+            prints what it checked (exit 1 if a check fails); --keep leaves it running
+  demo down
+            removes the demo --keep left running: its processes, namespaces, interfaces, files
   demo-noise
             the WireGuard protocol core alone, over UDP on loopback
 ${OPS_USAGE}
@@ -39,6 +42,7 @@ async function main(argv: string[]): Promise<number> {
     case 'capture':
       return (await import('./capture.ts')).capture(rest);
     case 'demo':
+      if (rest[0] === 'down' && rest.length === 1) return demoDown();
       parseArgs({ args: rest, options: { keep: { type: 'boolean' } }, allowPositionals: false });
       return runDemo(rest);
     case 'org': case 'app': case 'host': case 'machine': case 'peer': case 'topology':
