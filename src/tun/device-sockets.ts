@@ -318,7 +318,7 @@ export class DeviceSockets {
         this.gsoRefused(s, b, i, err);
         continue;
       }
-      this.countTxError(err, segs);
+      this.countTxError(err, segs, b, i);
     }
     q.dest.fill(null, 0, count);
     for (let i = sent; i < count; i++) this.counters.txBufferFull += this.segmentsOf(b, i);
@@ -388,14 +388,17 @@ export class DeviceSockets {
       one.setLength(0, n);
       const datagrams = this.segmentsOf(one, 0);
       if (one.send(s.fd, 1, 0) === 0) this.counters.txBufferFull += datagrams;
-      else if (one.error(0) !== 0) this.countTxError(one.error(0), datagrams);
+      else if (one.error(0) !== 0) this.countTxError(one.error(0), datagrams, one, 0);
     }
   }
 
-  private countTxError(err: number, datagrams: number): void {
+  /** Counts a refused send record (record i of b), and logs it with the endpoint it was for. */
+  private countTxError(err: number, datagrams: number, b: UdpBatch, i: number): void {
     const name = errnoName(err);
     this.counters.txErrors[name] = (this.counters.txErrors[name] ?? 0) + datagrams;
-    this.log.debug(`udp send: ${name}`);
+    const a = b.peerAddress(i);
+    const endpoint = a.includes(':') ? `[${a}]:${b.port(i)}` : `${a}:${b.port(i)}`;
+    this.log.debug(`udp send to ${endpoint}: ${name}`, { endpoint });
   }
 
   close(): void {
