@@ -50,7 +50,7 @@ const withoutHost = (text: string) => text.replace(/,host="[^"]*"/g, '').replace
 /** A packet as the router hands it over: (buf, off, len). */
 const at = (p: Uint8Array): [Uint8Array, number, number] => [p, 0, p.length];
 
-const port = (): PortCounters => ({ txErrors: { ENOBUFS: 3 }, txBufferFull: 2, txGsoRecords: 7, txGsoFallback: 0, rxGroRecords: 5, rxTruncated: 1, txSourceCleared: 0 });
+const port = (): PortCounters => ({ txErrors: { ENOBUFS: 3 }, txBufferFull: 2, txGsoRecords: 7, txGsoFallback: 0, rxGroRecords: 5, rxTruncated: 1, txSourceCleared: 0, txNoSocket: 0 });
 
 function source(): { src: HostMetricsSource; mesh: Device; dns: DnsStats } {
   const io = { sendUdp: () => undefined, writeTun: () => undefined };

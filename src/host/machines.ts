@@ -57,6 +57,12 @@ export interface MachineTunsOptions {
 export class MachineTuns {
   /** The machines set up, by id. */
   readonly byId = new Map<string, LocalMachine>();
+  /** The machine whose TUN is being read (set around onPacket; null between callbacks). */
+  reading: LocalMachine | null = null;
+  // The packet path's lookup: by the router's Machine object (the topology's, compared by
+  // identity, no string hashing), kept by open/close/setMachine; a Machine of a newer topology,
+  // between its apply and setMachine, is found by id.
+  private readonly byMachine = new Map<Machine, LocalMachine>();
   private readonly opts: MachineTunsOptions;
   private readonly slots: Array<LocalMachine | null> = []; // SNAT66 slot → machine
   private readonly pending = new Set<LocalMachine>(); // machines with packets waiting to be written
@@ -107,7 +113,11 @@ export class MachineTuns {
         writeSlot: offload ? VNET_SLOT : SLOT,
         readRounds: READ_ROUNDS,
         sharedRead: this.tunIn,
-        onPacket: (buf, off, len) => this.opts.onPacket(lm, buf, off, len),
+        onPacket: (buf, off, len) => {
+          this.reading = lm;
+          this.opts.onPacket(lm, buf, off, len);
+          this.reading = null;
+        },
         afterRead: () => this.opts.afterRead(),
         onFail: (err) => {
           // the interface went away (deleted in the namespace): set it up again on the next retry
@@ -119,6 +129,7 @@ export class MachineTuns {
     };
     this.slots[slot] = lm;
     this.byId.set(m.id, lm);
+    this.byMachine.set(m, lm);
     return lm;
   }
 
@@ -132,6 +143,7 @@ export class MachineTuns {
       this.slots[lm.slot] = null;
     }
     if (this.byId.get(lm.machine.id) === lm) this.byId.delete(lm.machine.id);
+    if (this.byMachine.get(lm.machine) === lm) this.byMachine.delete(lm.machine);
     if (lm.fd >= 0) closeFd(lm.fd);
     lm.fd = -1;
   }
@@ -140,9 +152,22 @@ export class MachineTuns {
     for (const lm of [...this.byId.values()]) this.close(lm);
   }
 
+  /** The topology gave the machine a new object (same id and address): the lookups follow. */
+  setMachine(lm: LocalMachine, m: Machine): void {
+    if (lm.machine === m) return;
+    this.byMachine.delete(lm.machine);
+    lm.machine = m;
+    this.byMachine.set(m, lm);
+  }
+
+  /** The local machine the router means by `m` (undefined: not set up here). */
+  of(m: Machine): LocalMachine | undefined {
+    return this.byMachine.get(m) ?? this.byId.get(m.id); // by id: a newer topology's object, until setMachine
+  }
+
   /** Queues buf[off, off + len) as is for the machine (in offload mode, its virtio_net_hdr included). */
   queue(m: Machine, buf: Uint8Array, off: number, len: number): void {
-    const lm = this.byId.get(m.id);
+    const lm = this.of(m);
     if (lm === undefined || lm.fd < 0) return;
     lm.pump.writeRaw(buf, off, len);
     this.pending.add(lm);
@@ -153,7 +178,7 @@ export class MachineTuns {
    * error): in offload mode, segments of one TCP flow are coalesced into super-packets.
    */
   queuePlain(m: Machine, buf: Uint8Array, off: number, len: number): void {
-    const lm = this.byId.get(m.id);
+    const lm = this.of(m);
     if (lm === undefined || lm.fd < 0) return;
     lm.pump.write(buf, off, len);
     this.pending.add(lm);

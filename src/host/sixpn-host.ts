@@ -141,8 +141,9 @@ export class SixpnHost {
         this.dns?.packet(buf, off, len);
       },
       toEgress: (m, buf, off, len) => {
-        const lm = this.machines.byId.get(m.id);
-        if (this.egress === null || lm === undefined) return false;
+        // only a packet read from a machine goes to the egress: the machine being read
+        const lm = this.machines.reading;
+        if (this.egress === null || lm === null || lm.machine !== m) return false;
         const id = this.egress.egressOf(m.app);
         if (this.offload === null) return this.egress.send(lm.slot, buf, off, len, id);
         return this.offload.toEgress(this.egress, lm.slot, id, buf, off, len);
@@ -286,7 +287,7 @@ export class SixpnHost {
       if (m === undefined || m.address.some((b, i) => b !== lm.machine.address[i])) {
         this.machines.close(lm);
         lm.log.info(`machine ${id}: removed from this host`);
-      } else lm.machine = m;
+      } else this.machines.setMachine(lm, m);
     }
     for (const m of want.values()) {
       if (this.machines.byId.has(m.id) || this.closed) continue;

@@ -59,6 +59,8 @@ export function deviceMetrics(m: Metrics, sources: () => readonly DeviceSource[]
     (e) => each(e, (s) => e(s.port.rxTruncated, { device: s.device })));
   m.counter('sixpn_wg_udp_tx_source_cleared_total', 'Pinned source addresses that stopped working (unpinned, datagram sent again).', d,
     (e) => each(e, (s) => e(s.port.txSourceCleared, { device: s.device })));
+  m.counter('sixpn_wg_udp_tx_no_socket_total', 'Datagrams to an address family the device has no socket for (dropped).', d,
+    (e) => each(e, (s) => e(s.port.txNoSocket, { device: s.device })));
   m.gauge('sixpn_wg_offload_enabled', 'Whether an offload is in use on the device (1) or not (0), after probing the kernel.', ['device', 'offload'],
     (e) => each(e, (s) => {
       const on = new Set(s.offloads().split(' '));

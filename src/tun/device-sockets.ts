@@ -65,6 +65,8 @@ export interface PortCounters {
   rxTruncated: number;
   /** pinned sources that stopped working (address removed, interface down): unpinned and resent */
   txSourceCleared: number;
+  /** datagrams to an address family the port has no socket for (an IPv4 endpoint, IPv6 only): dropped */
+  txNoSocket: number;
 }
 
 interface Sock {
@@ -97,7 +99,7 @@ export class DeviceSockets {
   readonly device: Device;
   readonly uapi: DeviceUapi;
   readonly counters: PortCounters = {
-    txErrors: {}, txBufferFull: 0, txGsoRecords: 0, txGsoFallback: 0, rxGroRecords: 0, rxTruncated: 0, txSourceCleared: 0,
+    txErrors: {}, txBufferFull: 0, txGsoRecords: 0, txGsoFallback: 0, rxGroRecords: 0, rxTruncated: 0, txSourceCleared: 0, txNoSocket: 0,
   };
   /** offloads in use now (after probing) */
   gso: boolean;
@@ -302,8 +304,12 @@ export class DeviceSockets {
     q.open = -1;
     const family = q === this.out4 ? 4 : 6;
     const s = this.socks.find((x) => x.family === family);
-    if (s === undefined) return;
     const b = q.batch;
+    if (s === undefined) {
+      for (let i = 0; i < count; i++) this.counters.txNoSocket += this.segmentsOf(b, i);
+      q.dest.fill(null, 0, count);
+      return;
+    }
     const sent = b.send(s.fd, count, 0);
     for (let i = 0; i < sent; i++) {
       const segs = this.segmentsOf(b, i);
