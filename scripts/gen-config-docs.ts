@@ -52,6 +52,8 @@ export function checkFieldTable(): string[] {
   ];
   const prev = TOPOLOGY_SECTIONS.find((s) => s.name === 'machines[].previous')!;
   sections.push([prev.name, prev, (d) => ((d.machines as Record<string, unknown>[])[0].previous as Record<string, unknown>[])[0]]);
+  const svc = TOPOLOGY_SECTIONS.find((s) => s.name === 'apps[].services')!;
+  sections.push([svc.name, svc, (d) => ((d.apps as Record<string, unknown>[])[0].services as Record<string, unknown>[])[0]]);
   for (const [name, s, entry] of sections) {
     for (const f of s.fields) {
       // A section of the document left out is checked alone below (its entries are referred to).

@@ -62,7 +62,7 @@ async function operator(t: import('ava').ExecutionContext, store: string): Promi
   await ok('app', 'create', 'ledger', '--org', 'initech');
   await fails(/app "x": org "nope" does not exist/, 'app', 'create', 'x', '--org', 'nope');
   const h1 = await json('host', 'add', 'ams1', '--region', 'ams', '--endpoint', '192.0.2.1:51820');
-  t.is(h1.id, '0:1');
+  t.is(h1.id, '0:2'); // 0:1 is the service addresses' block
   t.is(statSync(join(dir, 'ams1.key')).mode & 0o777, 0o600, 'the private key file is 0600');
   t.is(h1.config.privateKeyFile, join(dir, 'ams1.key'));
   t.is(store.startsWith('etcd') ? h1.config.store : h1.config.topology, store, 'the config names the same store');
@@ -73,21 +73,21 @@ async function operator(t: import('ava').ExecutionContext, store: string): Promi
 
   const m1 = await json('machine', 'create', 'web', '--region', 'ams', '--metadata', 'role=primary', '--process-group', 'db');
   t.regex(m1.id, /^[a-z0-9]{14}$/);
-  t.is(m1.address, 'fdaa:0:1:0:1:0:1:2');
+  t.is(m1.address, 'fdaa:0:1:0:2:0:1:2');
   t.deepEqual(m1.metadata, { role: 'primary' });
   const m2 = await json('machine', 'create', 'ledger', '--region', 'ams');
-  t.is(m2.address, 'fdaa:0:2:0:1:0:2:2', 'the next instance on ams1');
+  t.is(m2.address, 'fdaa:0:2:0:2:0:2:2', 'the next instance on ams1');
   await fails(/new machine of app "web": no host in region "syd" \(regions with hosts: ams, ord\)/, 'machine', 'create', 'web', '--region', 'syd');
   await fails(/new machine of app "web": host "ord1" is in region "ord", not "ams"/, 'machine', 'create', 'web', '--region', 'ams', '--host', 'ord1');
   const table = (await ok('machine', 'list')).stdout;
   t.regex(table, /^ID +APP +REGION +HOST +ADDRESS +STATE/m);
-  t.regex(table, new RegExp(`^${m1.id} +web +ams +ams1 +fdaa:0:1:0:1:0:1:2 +started +db +role=primary$`, 'm'));
+  t.regex(table, new RegExp(`^${m1.id} +web +ams +ams1 +fdaa:0:1:0:2:0:1:2 +started +db +role=primary$`, 'm'));
   t.is((await json('machine', 'stop', m1.id)).state, 'stopped');
   t.is((await json('machine', 'start', m1.id)).state, 'started');
   const moved = await json('machine', 'migrate', m1.id, '--host', 'ord1');
   t.is(moved.host, 'ord1');
   t.is(moved.region, 'ord');
-  t.deepEqual(moved.previous, ['fdaa:0:1:0:1:0:1:2']);
+  t.deepEqual(moved.previous, ['fdaa:0:1:0:2:0:1:2']);
   await fails(/host "ord1": runs 1 machine \(.*\); migrate or destroy them first/, 'host', 'remove', 'ord1');
   await fails(/app "web": has 1 machine/, 'app', 'remove', 'web');
 
@@ -95,14 +95,14 @@ async function operator(t: import('ava').ExecutionContext, store: string): Promi
   t.regex(peer.stderr, /cannot be recovered/);
   const conf = readFileSync(join(dir, 'laptop.conf'), 'utf8');
   t.regex(conf, /^PrivateKey = [A-Za-z0-9+/]{43}=$/m);
-  t.regex(conf, /^Address = fdaa:0:1:0:1:0:3:2\/120$/m, 'a /120 on the gateway, on an instance no machine uses');
+  t.regex(conf, /^Address = fdaa:0:1:0:2:0:3:2\/120$/m, 'a /120 on the gateway, on an instance no machine uses');
   t.regex(conf, /^DNS = fdaa:0:1::3$/m);
   t.regex(conf, /^Endpoint = 192.0.2.1:51821$/m);
   t.regex(conf, /^AllowedIPs = fdaa:0:1::\/48$/m);
   t.regex(conf, /^PersistentKeepalive = 15$/m);
   t.is(statSync(join(dir, 'laptop.conf')).mode & 0o777, 0o600);
   const peer2 = await json('peer', 'create', 'acme', 'ams', 'ci', '--out', 'ci.conf');
-  t.is(peer2.address, 'fdaa:0:1:0:1:0:3:102/120', 'the next /120 of the same instance');
+  t.is(peer2.address, 'fdaa:0:1:0:2:0:3:102/120', 'the next /120 of the same instance');
   t.deepEqual((await json('peer', 'list')).map((p: { name: string }) => p.name).sort(), ['ci', 'laptop']);
   await fails(/org "acme": has 1 app/, 'org', 'remove', 'acme');
 

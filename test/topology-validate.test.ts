@@ -56,6 +56,19 @@ const CASES: [string, (d: Doc) => void, string, RegExp][] = [
   ['instance collision across orgs', (d) => (d.machines[5].instance = 1), 'machines[5] "17811a3b4c5d6e"', /instance: 0:1 is already used on host "ams1" by machine "e2865071b9d412"/],
   ['bad instance', (d) => (d.machines[0].instance = -1), 'machines[0] "148e21ea235a89"', /instance: -1 is not a 32-bit id/],
   ['region not its host\'s', (d) => (d.machines[0].region = 'syd'), 'machines[0] "148e21ea235a89"', /region: "syd" is not the region of its host "ams1" \("ams"\)/],
+  ['host id 0:1 (the service block)', (d) => (d.hosts[2].id = '0:1'), 'hosts[2] "syd1"', /id: 0:1 is reserved \(service addresses/],
+  ['machine instance 0', (d) => (d.machines[0].instance = 0), 'machines[0] "148e21ea235a89"', /instance: 0 is reserved/],
+  ['service outside every org', (d) => (d.apps[0].services[0].address = 'fdaa:0:99:0:1::3'), 'apps[0] "shop-web"', /services\[0\]: address: fdaa:0:99:0:1::3 is not in the \/48 of any org/],
+  ['service outside the block', (d) => (d.apps[0].services[0].address = 'fdaa:0:18:a7b:7d:f066:b83b:2'), 'apps[0] "shop-web"', /services\[0\]: address: .* is not a service address \(fdaa:0:18:0:1::N/],
+  ['service N 0', (d) => (d.apps[0].services[0].address = 'fdaa:0:18:0:1::'), 'apps[0] "shop-web"', /is not a service address/],
+  ['service address twice', (d) => (d.apps[2].services[0].address = 'fdaa:0:18:0:1::3'), 'apps[2] "ledger"', /address: fdaa:0:18:0:1::3 is also a service address of app "shop-web"/],
+  ['service bad port', (d) => (d.apps[0].services[0].ports = ['80/sctp']), 'apps[0] "shop-web"', /ports: "80\/sctp" is not "PORT\/tcp" or "PORT\/udp"/],
+  ['service port twice', (d) => (d.apps[0].services[0].ports = ['80/tcp', '80/tcp']), 'apps[0] "shop-web"', /ports: 80\/tcp is listed twice/],
+  ['service no ports', (d) => (d.apps[0].services[0].ports = []), 'apps[0] "shop-web"', /ports: \[\] is not a non-empty array/],
+  ['service bad autostop', (d) => (d.apps[0].services[0].autostop = -5), 'apps[0] "shop-web"', /autostop: -5 is not 0-86400 seconds/],
+  ['service unknown field', (d) => (d.apps[0].services[0].proxy = true), 'apps[0] "shop-web"', /services\[0\]: unknown field "proxy"/],
+  ['app egress is a host\'s', (d) => (d.apps[0].egress.ams = '2001:db8:e::11'), 'apps[0] "shop-web"', /egress: "ams": "2001:db8:e::11" is also the egress address of host "ams1"/],
+  ['app egress 6PN', (d) => (d.apps[1].egress = { ord: 'fdaa::9' }), 'apps[1] "shop-db"', /egress: "ord": "fdaa::9" is a 6PN address/],
   ['bad state', (d) => (d.machines[0].state = 'running'), 'machines[0] "148e21ea235a89"', /state: "running" is not "started" or "stopped"/],
   ['bad process group', (d) => (d.machines[0].processGroup = 'Web_1'), 'machines[0] "148e21ea235a89"', /processGroup: "Web_1" is not a lower-case DNS label/],
   ['bad metadata', (d) => (d.machines[3].metadata = { role: 5 }), 'machines[3] "e2865071b9d412"', /metadata: value of "role" must be a string/],
@@ -151,4 +164,18 @@ test('a machine\'s region is its host\'s: left out, it is taken from the host; a
   const { moveMachine } = await import('../src/topology/index.ts');
   const moved = topologyFromDocument(moveMachine(example(), '148e21ea235a89', 'syd1'), FILE);
   t.is(moved.machine('148e21ea235a89')!.region, 'syd');
+});
+
+test('service addresses: indexed by address and by the org that reaches them', (t) => {
+  const topo = topologyFromDocument(example(), FILE);
+  const a = new Uint8Array(16);
+  a.set(Buffer.from('fdaa0000001800000001000000000003', 'hex'));
+  t.is(topo.serviceAt(a)!.app, 'shop-web');
+  t.deepEqual(topo.serviceAt(a)!.ports, [{ port: 80, protocol: 'tcp' }]);
+  a[15] = 4;
+  const ledger = topo.serviceAt(a)!;
+  t.deepEqual([ledger.app, ledger.org, ledger.clientOrg, ledger.autostart], ['ledger', 'initech', 'acme', false]);
+  t.deepEqual(topo.servicesForOrg('acme').map((s) => s.app), ['shop-web', 'ledger']);
+  t.deepEqual(topo.servicesForOrg('initech'), []);
+  t.deepEqual(topo.app('shop-web')!.egress.map((e) => [e.region, e.text]), [['ams', '2001:db8:e::100']]);
 });

@@ -15,6 +15,7 @@ import { randomInt } from 'node:crypto';
 import { formatAddress, getInstance, peerAddress } from '../ipv6/index.ts';
 import { moveMachine } from './edit.ts';
 import {
+  SERVICE_HOST,
   LABEL_RE, MACHINE_ID_RE, METADATA_KEY_RE, PEER_NAME_RE, REGION_RE, U32_MAX, formatId32, parseEndpoint, parseId32,
 } from './model.ts';
 import type { Host, MachineState, Org } from './model.ts';
@@ -137,6 +138,7 @@ export function addHost(doc: TopologyDocument, spec: HostSpec): Entry {
   } else {
     // Ids of removed hosts that previous addresses still name are not given out again.
     const used = new Set(t.hosts.map((h) => h.id));
+    used.add(SERVICE_HOST); // the service addresses' block
     for (const m of t.machines) for (const p of m.previous) used.add(p.host);
     id = lowestFree(used, 'host id');
   }

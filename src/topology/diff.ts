@@ -73,7 +73,10 @@ function entities<T>(
 }
 
 const sameOrg = (a: Org, b: Org) => a.network === b.network;
-const sameApp = (a: App, b: App) => a.org === b.org;
+const appText = (a: App) => JSON.stringify([
+  a.services.map((s) => [s.addressText, s.ports, s.autostart, s.autostopSeconds, s.minRunning]), a.egress.map((e) => [e.region, e.text]),
+]);
+const sameApp = (a: App, b: App) => a.org === b.org && appText(a) === appText(b);
 const sameHost = (a: Host, b: Host) =>
   a.name === b.name && a.region === b.region && a.publicKeyBase64 === b.publicKeyBase64 &&
   formatEndpoint(a.endpoint) === formatEndpoint(b.endpoint) && bytesEqual(a.egress, b.egress);

@@ -81,6 +81,32 @@ export const TOPOLOGY_SECTIONS: readonly SectionDoc[] = [
     fields: [
       { key: 'name', type: 'string', required: true, range: `${LABEL}; unique across all orgs`, example: 'shop-web', doc: 'The app\'s name.' },
       { key: 'org', type: 'string', required: true, range: 'the name of an org in `orgs`', example: 'acme', doc: 'The org it belongs to.' },
+      {
+        key: 'services', type: 'array of service', default: '`[]`', range: 'see [apps[].services](#appsservices)', example: [{ address: 'fdaa:0:18:0:1::3', ports: ['80/tcp'] }],
+        doc: 'Its service addresses: app-wide addresses whose flows the routers balance over its started machines (`<app>.sixpn` in DNS).',
+      },
+      {
+        key: 'egress', type: 'object of strings', default: 'none: its machines leave from their host\'s `egress`', range: `keys: regions (${REGION}); values: IPv6 unicast addresses outside \`fdaa::/16\`, unique among apps and hosts`, example: { ams: '2001:db8:e::100' },
+        doc: 'Its static egress address per region: SNAT66 flows of its machines in that region leave from it (routed to each host of the region).',
+      },
+      COMMENT,
+    ],
+  },
+  {
+    name: 'apps[].services',
+    doc: 'A service address of an app. Flows to it go to one started machine of the app (same host first, then same region, then the others; the fewest flows among equals), and its replies come from it. In another org\'s /48 it exposes only these ports of the app to that org; the machines see the flows come from addresses of their own org.',
+    fields: [
+      {
+        key: 'address', type: 'string', required: true, range: '`fdaa:<org network>:0:1::N` with N 1-ffff, in the /48 of an org in `orgs`; unique', example: 'fdaa:0:18:0:1::3',
+        doc: 'The address. In the app\'s own org\'s /48, or another org\'s to let that org (and only it) reach the app.',
+      },
+      {
+        key: 'ports', type: 'array of string', required: true, range: '`PORT/tcp` or `PORT/udp`, port 1-65535; at least one; no duplicates', example: ['80/tcp', '53/udp'],
+        doc: 'What it serves: the machines listen on the same ports. Other ports are refused (TCP reset, ICMPv6 port unreachable).',
+      },
+      { key: 'autostart', type: 'boolean', default: '`false`', range: '`true` or `false`', example: true, doc: 'A flow that finds no started machine starts a stopped one (through the topology store); its first packets wait for it.' },
+      { key: 'autostop', type: 'integer', default: '`0` (never)', range: '0-86400 seconds', example: 300, doc: 'A started machine of the app with no flows for this long is stopped (through the topology store).' },
+      { key: 'minRunning', type: 'integer', default: '`0`', range: '0-1000', example: 1, doc: 'Autostop keeps at least this many machines of the app started.' },
       COMMENT,
     ],
   },

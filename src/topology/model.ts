@@ -44,6 +44,51 @@ export interface Org {
 export interface App {
   readonly name: string; // unique across the topology
   readonly org: string;
+  /** Its service addresses (app-wide addresses the routers balance over its started machines). */
+  readonly services: readonly Service[];
+  /** Its own SNAT66 egress address per region (seed 000), if any: region → address. */
+  readonly egress: readonly AppEgress[];
+}
+
+/**
+ * The host field of every service address: `fdaa | network | 0:1 | 0 | N` (seed 004's
+ * `<org /48>:0:1::N`). No host has this id, so no machine or peer address falls there.
+ */
+export const SERVICE_HOST = 1;
+/** The largest N of `<org /48>:0:1::N` (the free field; the instance field is 0). */
+export const SERVICE_INDEX_MAX = 0xffff;
+/** The 6PN top-level name of service addresses: `<app>.sixpn` (AAAA: its service addresses). */
+export const SERVICE_DNS_SUFFIX = 'sixpn';
+
+export type ServiceProtocol = 'tcp' | 'udp';
+
+export interface ServicePort {
+  readonly port: number;
+  readonly protocol: ServiceProtocol;
+}
+
+/** An app-wide address in some org's /48 (its own org's, or another's to expose the app there). */
+export interface Service {
+  readonly app: string;
+  /** The app's org, whose machines serve it. */
+  readonly org: string;
+  /** The org whose /48 holds the address: the only one whose machines and peers reach it. */
+  readonly clientOrg: string;
+  readonly network: number;
+  readonly address: Uint8Array;
+  readonly addressText: string;
+  readonly ports: readonly ServicePort[];
+  /** Start a stopped machine of the app when a flow arrives and none is started. */
+  readonly autostart: boolean;
+  /** Stop a machine after this many seconds without flows (0: never), keeping minRunning started. */
+  readonly autostopSeconds: number;
+  readonly minRunning: number;
+}
+
+export interface AppEgress {
+  readonly region: string;
+  readonly address: Uint8Array;
+  readonly text: string;
 }
 
 /** A UDP endpoint: an IPv4 or IPv6 address (text, IPv6 without brackets) and a port. */

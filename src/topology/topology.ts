@@ -7,8 +7,9 @@ import { createHash } from 'node:crypto';
 // (instance ids are unique on a host), and the network field is compared last.
 
 import type { DnsAsker, DnsMachine, DnsPeer, DnsView } from '../dns/view.ts';
-import { getHost, getInstance, getNetwork, isSixpn } from '../ipv6/index.ts';
-import type { App, Host, Machine, Org, Peer, PreviousAddress, TopologyData } from './model.ts';
+import { getFree, getHost, getInstance, getNetwork, isSixpn } from '../ipv6/index.ts';
+import { SERVICE_HOST } from './model.ts';
+import type { App, Host, Machine, Org, Peer, PreviousAddress, Service, TopologyData } from './model.ts';
 
 /** A machine found by one of its previous addresses, and which one. */
 export interface MovedMachine {
@@ -36,6 +37,8 @@ export class Topology implements TopologyData {
   readonly hosts: readonly Host[];
   readonly machines: readonly Machine[];
   readonly peers: readonly Peer[];
+  /** Every app's service addresses. */
+  readonly services: readonly Service[];
   /** Where it was loaded from (a file path), for messages. */
   readonly source: string;
 
@@ -56,6 +59,8 @@ export class Topology implements TopologyData {
   private readonly peersByGateway = new Map<number, Peer[]>();
   private readonly peerByName = new Map<string, Peer>(); // `${org}/${name}`
   private readonly peerSlots = new Map<number, Map<number, Peer[]>>(); // host → instance·256+block
+  private readonly serviceSlots = new Map<number, Map<number, Service>>(); // network → N
+  private readonly servicesByClient = new Map<string, Service[]>();
 
   constructor(data: TopologyData, source = '(memory)') {
     this.orgs = Object.freeze(data.orgs.slice());
@@ -68,10 +73,17 @@ export class Topology implements TopologyData {
       this.orgByName.set(o.name, o);
       this.orgByNet.set(o.network, o);
     }
+    const services: Service[] = [];
     for (const a of this.apps) {
       this.appByName.set(a.name, a);
       push(this.appsByOrg, a.org, a);
+      for (const sv of a.services ?? NONE) {
+        services.push(sv);
+        slot(this.serviceSlots, sv.network, getFree(sv.address, 0), sv);
+        push(this.servicesByClient, sv.clientOrg, sv);
+      }
     }
+    this.services = Object.freeze(services);
     for (const h of this.hosts) {
       this.hostById.set(h.id, h);
       this.hostByName_.set(h.name, h);
@@ -163,6 +175,18 @@ export class Topology implements TopologyData {
     return undefined;
   }
 
+  // ---- Service addresses ----
+
+  /** The service whose address this is (fdaa | network | 0:1 | 0 | N). */
+  serviceAt(addr: Uint8Array, off = 0): Service | undefined {
+    if (!isSixpn(addr, off) || getHost(addr, off) !== SERVICE_HOST || getInstance(addr, off) !== 0) return undefined;
+    return this.serviceSlots.get(getNetwork(addr, off))?.get(getFree(addr, off));
+  }
+  /** The services whose addresses are in this org's /48 (the ones its machines and peers reach). */
+  servicesForOrg(org: string): readonly Service[] {
+    return this.servicesByClient.get(org) ?? NONE;
+  }
+
   // ---- WireGuard peers ----
 
   peer(org: string, name: string): Peer | undefined {
@@ -220,6 +244,7 @@ export function topologyDigest(t: Topology): string {
   for (const m of t.machines) lines.push(`m ${m.id} ${m.addressText} ${m.state} ${m.previous.map((p) => p.text).join(',')}\n`);
   for (const x of t.hosts) lines.push(`h ${x.id} ${x.publicKeyBase64} ${x.endpoint.address} ${x.endpoint.port}\n`);
   for (const p of t.peers) lines.push(`p ${p.org} ${p.name} ${p.publicKeyBase64} ${p.addressText}\n`);
+  for (const s of t.services) lines.push(`s ${s.app} ${s.addressText} ${s.ports.map((p) => `${p.port}/${p.protocol}`).join(',')}\n`);
   lines.sort();
   const h = createHash('sha256');
   for (const l of lines) h.update(l);

@@ -38,8 +38,11 @@ import {
   parseEndpoint,
   parseId32,
 } from './model.ts';
+import { SERVICE_HOST } from './model.ts';
 import type { App, Host, Machine, MachineState, Org, Peer, PreviousAddress, TopologyData } from './model.ts';
 import { requiredKeys, sectionKeys, topologySection } from './fields.ts';
+import { validateAppEgress, validateServices } from './validate-services.ts';
+import type { ServiceContext } from './validate-services.ts';
 
 /** The format version this code reads (`"version": 1`). */
 export const TOPOLOGY_VERSION = 1;
@@ -113,6 +116,8 @@ class Validator {
   readonly slots = new Map<string, string>();
   readonly onHost = new Map<string, string>(); // "host:instance" → owner
   readonly entries = new Map<Machine, string>(); // machine → its entry label
+  readonly serviceAddresses = new Map<string, string>();
+  readonly egressAddresses = new Map<string, string>(); // hosts' and apps'
   constructor(file: string) {
     this.file = file;
   }
@@ -246,6 +251,7 @@ class Validator {
     }
     let id = this.id32(entry, 'id', o.id);
     if (id === 0) this.add(entry, 'id: 0 is reserved (the org-wide addresses such as <org>::3 have host 0)');
+    if (id === SERVICE_HOST) this.add(entry, 'id: 0:1 is reserved (service addresses are <org>:0:1::N)');
     if (id !== undefined && this.hostsById.has(id)) {
       this.add(entry, `id: ${formatId32(id)} is already the id of host "${this.hostsById.get(id)!.name}"`);
       id = undefined;
@@ -283,6 +289,7 @@ class Validator {
         })
       : null;
     if (typeof o.name === 'string') this.hostsByName.set(o.name, host);
+    if (host?.egress) this.egressAddresses.set(formatAddress(host.egress, 0), `host "${host.name}"`);
     if (host) {
       this.hostsById.set(host.id, host);
       out.push(host);
@@ -298,7 +305,17 @@ class Validator {
       return;
     }
     const org = this.ref(entry, 'org', o.org, this.orgs);
-    const app = this.entryOk(entry) && name && org ? Object.freeze({ name, org: org.name }) : null;
+    const ctx: ServiceContext = {
+      add: (msg) => this.add(entry, msg),
+      orgByNetwork: (n) => [...this.orgs.values()].find((x) => x?.network === n) ?? undefined,
+      brokenOrgs: [...this.orgs.values()].includes(null),
+      serviceAddresses: this.serviceAddresses,
+      egressAddresses: this.egressAddresses,
+    };
+    const services = name && org ? validateServices(ctx, name, org.name, o.services) : undefined;
+    const egress = name ? validateAppEgress(ctx, name, o.egress) : undefined;
+    const app = this.entryOk(entry) && name && org && services && egress
+      ? Object.freeze({ name, org: org.name, services, egress }) : null;
     if (typeof o.name === 'string') this.apps.set(o.name, app);
     if (app) out.push(app);
   }
@@ -342,6 +359,7 @@ class Validator {
       this.add(entry, `region: "${region}" is not the region of its host "${host.name}" ("${host.region}")`);
     }
     const instance = this.id32(entry, 'instance', o.instance);
+    if (instance === 0) this.add(entry, 'instance: 0 is reserved (the host\'s own addresses: its router and service sources)');
     if (host && instance !== undefined) {
       const slot = `${host.id}:${instance}`;
       const other = this.onHost.get(slot);
@@ -451,6 +469,7 @@ class Validator {
       const text = formatAddress(address, 0);
       if (len < 0) this.add(entry, `address: ${show(o.address)} is not an IPv6 address/length`);
       else if (len !== SIXPN_PEER_PREFIX_LEN) this.add(entry, `address: ${show(o.address)} must be a /${SIXPN_PEER_PREFIX_LEN}`);
+      else if (getInstance(address, 0) === 0) this.add(entry, `address: ${text}/120 has instance 0, reserved for the host's own addresses`);
       else if (org && !isInOrg(address, 0, org.network)) {
         this.add(entry, `address: ${text}/120 is outside org "${org.name}" (fdaa:${formatId32(org.network)}::/48)`);
       } else if (gateway && getHost(address, 0) !== gateway.id) {

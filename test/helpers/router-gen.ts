@@ -172,7 +172,7 @@ function nonzeroU32(r: Rng, used: Set<number>): number {
   for (;;) {
     // small ids sometimes (as real ones often are), full 32-bit ones too
     const v = r.chance(0.3) ? r.int(1, 0xffff) : r.u32();
-    if (v !== 0 && !used.has(v)) {
+    if (v > 1 && !used.has(v)) { // 0 and 1 are reserved (host 0:1: the service block)
       used.add(v);
       return v;
     }
