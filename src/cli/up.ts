@@ -12,7 +12,9 @@ export async function up(argv: string[]): Promise<number> {
   if (rest.length > 0) throw new Error(`unknown arguments: ${rest.join(' ')}`);
   const log = createLogger('sixpn', { name: `sixpn[${config.host}]`, defaultLevel: 'info' });
   const { config: withStore, close: closeStore } = await chooseStore(config, log);
-  const host = await SixpnHost.start(withStore, log);
+  const host = await SixpnHost.start(withStore, log).catch((err: unknown) => {
+    throw oneLine(err);
+  });
   return new Promise((resolve) => {
     const stop = (sig: string) => {
       log.info(`${sig}: shutting down`);
@@ -22,6 +24,17 @@ export async function up(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     if (process.send) process.send('ready');
   });
+}
+
+/**
+ * A topology refused at start with one problem, said on one line (`topology F refused:
+ * ENTRY: PROBLEM`); with several, the list as the topology gives it (one line each).
+ */
+function oneLine(err: unknown): unknown {
+  const e = err as { code?: string; file?: string; problems?: ReadonlyArray<{ file: string; entry: string; message: string }> };
+  if (e?.code !== 'ETOPOLOGY' || e.problems?.length !== 1) return err;
+  const p = e.problems[0];
+  return new Error(`topology ${p.file} refused: ${p.entry}: ${p.message.split('\n')[0]}`, { cause: err });
 }
 
 /**

@@ -91,7 +91,8 @@ export class HostWireGuard {
     }
     for (const h of wanted.values()) {
       const peer = d.addPeer(h.publicKey);
-      if (!this.hostOfPeer.has(peer)) this.log.info(`mesh peer ${h.name} at ${h.endpoint.address} port ${h.endpoint.port}`, { device: 'mesh', peer: h.name });
+      const added = !this.hostOfPeer.has(peer);
+      if (added) this.log.info(`mesh peer ${h.name} at ${h.endpoint.address} port ${h.endpoint.port}`, { device: 'mesh', peer: h.name });
       this.hostOfPeer.set(peer, h.id);
       const ep = Endpoint.parse(h.endpoint.family === 6 ? `[${h.endpoint.address}]:${h.endpoint.port}` : `${h.endpoint.address}:${h.endpoint.port}`);
       if (peer.endpoint === null || !peer.endpoint.sameRemote(ep)) peer.endpoint = ep;
@@ -99,6 +100,10 @@ export class HostWireGuard {
       meshHostPrefix(prefix, 0, h.id);
       d.allowedIps.removeValue(peer);
       d.allowedIps.insert({ family: 6, addr: prefix, prefixLen: 48 }, peer);
+      // a handshake at once: after a restart (a crash) the other host still holds a session
+      // with our old process and would send into it, unanswered, until its own timers gave up
+      // (15 s); a new session replaces it now (its keepalive confirms the keys both ways)
+      if (added) d.sendInitiation(peer, false);
     }
   }
 

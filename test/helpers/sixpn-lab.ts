@@ -235,19 +235,40 @@ export class SixpnLab {
     };
     writeFileAtomic(this.topologyFile, JSON.stringify(this.doc, null, 2));
     this.refreshMachines();
-    // one `sixpn up` per host; nsenter --net keeps the shared mount namespace (/run/netns)
-    for (const x of this.hosts.values()) {
-      const log = openSync(join(this.dir, `${x.name}.log`), 'a');
-      const up = spawn(NSENTER, [`--net=/run/netns/${x.ns}`, process.execPath, SIXPN_CLI, 'up', '-c', join(this.dir, `${x.name}.json`)], {
-        stdio: ['ignore', log, log],
-        env: { ...process.env, LOG_LEVEL: spec.logLevel ?? 'info' },
-      });
-      this.procs.push(up);
-      this.upProcs.push(up);
-      closeSync(log);
-    }
+    for (const x of this.hosts.values()) this.upProcs.push(this.startUp(x));
     await this.waitApplied(60_000);
     for (const [name, p] of this.peers) await this.startPeer(name, p, pub[spec.peers!.find((x) => x.name === name)!.gateway], this.hosts.get(spec.peers!.find((x) => x.name === name)!.gateway)!.addr);
+  }
+
+  /** One `sixpn up` for host x; nsenter --net keeps the shared mount namespace (/run/netns). */
+  private startUp(x: { name: string; ns: string }): ChildProcess {
+    const log = openSync(join(this.dir, `${x.name}.log`), 'a');
+    const up = spawn(NSENTER, [`--net=/run/netns/${x.ns}`, process.execPath, SIXPN_CLI, 'up', '-c', join(this.dir, `${x.name}.json`)], {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, LOG_LEVEL: this.spec.logLevel ?? 'info' },
+    });
+    this.procs.push(up);
+    closeSync(log);
+    return up;
+  }
+
+  /**
+   * Kills the `sixpn up` of a host with `signal` (default SIGKILL: a crash), waits until it is
+   * gone and starts it again with the same config; resolves with the new process at once (not
+   * waiting for it to be ready).
+   */
+  async restart(hostKey: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<ChildProcess> {
+    const x = this.hosts.get(hostKey)!;
+    const i = [...this.hosts.keys()].indexOf(hostKey);
+    const old = this.upProcs[i];
+    if (old.exitCode === null && old.signalCode === null) {
+      const gone = new Promise((r) => old.once('exit', r));
+      old.kill(signal);
+      await gone;
+    }
+    const up = this.startUp(x);
+    this.upProcs[i] = up;
+    return up;
   }
 
   private async startPeer(name: string, p: { ns: string; ifname: string; address: string; prefix48: string }, gatewayKey: string, gatewayAddr: string): Promise<void> {
@@ -303,7 +324,7 @@ export class SixpnLab {
         if (s !== undefined && s.topology === want && s.machinesReady === true) ready++;
       }
       if (ready === this.hosts.size) return;
-      if (this.procs.some((p) => p.exitCode !== null)) throw new Error('a `sixpn up` exited');
+      if (this.upProcs.some((p) => p.exitCode !== null)) throw new Error('a `sixpn up` exited');
       if (Date.now() > end) throw new Error(`hosts not ready within ${ms} ms (${ready}/${this.hosts.size})`);
       await sleep(150);
     }
