@@ -10,8 +10,7 @@
 //
 // Everything here is immutable once built; a topology change builds a new object graph.
 
-import { isIPv4 } from 'node:net';
-import { IPV6_ADDR_LEN, formatAddress, machineAddress, parseAddress } from '../ipv6/index.ts';
+import { IPV6_ADDR_LEN, formatAddress, ipFamily, machineAddress, parseAddress } from '../ipv6/index.ts';
 
 // ---- Names and identifiers ----
 
@@ -226,7 +225,7 @@ export function parseEndpoint(text: string, defaultPort?: number): Endpoint | st
     }
     port = Number(portText);
   }
-  if (isIPv4(addr) && !v6) return { address: addr, port, family: 4 };
+  if (!v6 && ipFamily(addr) === 4) return { address: addr, port, family: 4 };
   const bytes = new Uint8Array(IPV6_ADDR_LEN);
   if (!parseAddress(addr, bytes, 0)) return `"${text}" is not an IPv4 or [IPv6] address with a port`;
   return { address: formatAddress(bytes, 0), port, family: 6 };
