@@ -1,9 +1,7 @@
-// sixpn — the 6PN host router's command line.
+// sixpn — the 6PN host router's command line. Each command's module is imported when it runs:
+// `sixpn help`, `status`, `conntrack` and `capture` never load the native addon (only `up` and
+// the demo need it; test/cli-no-addon.test.ts).
 import { parseArgs } from 'node:util';
-import { runDemo } from './demo.ts';
-import { demoDown } from './demo-state.ts';
-import { runNoiseDemo } from './demo-noise.ts';
-import { conntrack, status, up } from './up.ts';
 import { OPS_COMMANDS, OPS_USAGE, ops } from './ops.ts';
 
 const USAGE = `usage: sixpn <command>
@@ -34,21 +32,21 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'up':
-      return up(rest);
+      return (await import('./up.ts')).up(rest);
     case 'status':
-      return status(rest);
+      return (await import('./status.ts')).status(rest);
     case 'conntrack':
-      return conntrack(rest);
+      return (await import('./status.ts')).conntrack(rest);
     case 'capture':
       return (await import('./capture.ts')).capture(rest);
     case 'demo':
-      if (rest[0] === 'down' && rest.length === 1) return demoDown();
+      if (rest[0] === 'down' && rest.length === 1) return (await import('./demo-state.ts')).demoDown();
       parseArgs({ args: rest, options: { keep: { type: 'boolean' } }, allowPositionals: false });
-      return runDemo(rest);
+      return (await import('./demo.ts')).runDemo(rest);
     case 'org': case 'app': case 'host': case 'machine': case 'peer': case 'topology':
       return ops(command, rest);
     case 'demo-noise':
-      return runNoiseDemo();
+      return (await import('./demo-noise.ts')).runNoiseDemo();
     case undefined:
     case 'help':
     case '-h':

@@ -2,7 +2,10 @@
 // its status socket, as a page a person reads — the host, its topology and store, its
 // machines, its mesh and gateway peers (endpoint, last handshake, bytes), the egress, and only
 // the counters that are not zero — or the status JSON as it is (`--json`, one line per host).
-// `--watch` redraws every SECONDS (default 2) until interrupted.
+// `--watch` redraws every SECONDS (default 2) until interrupted. `sixpn conntrack [HOST]` too.
+// Neither loads the native addon (test/cli-no-addon.test.ts): only the status socket's client.
+import { readdirSync } from 'node:fs';
+import { STATUS_DIR, askStatus, statusSocketPath } from '../host/status.ts';
 
 type Rec = Record<string, unknown>;
 
@@ -145,4 +148,74 @@ export function parseStatusArgs(argv: readonly string[]): { opts: StatusOptions;
   }
   if (!(opts.watch >= 0) || (opts.watch > 0 && opts.watch < 0.2)) throw new Error('--watch: SECONDS must be at least 0.2');
   return { opts, hosts };
+}
+
+async function fetchStatus(path: string): Promise<Record<string, unknown>> {
+  return JSON.parse(await askStatus(path, 'status')) as Record<string, unknown>;
+}
+
+function runningHosts(names: string[]): string[] {
+  if (names.length > 0) return names;
+  try {
+    return readdirSync(STATUS_DIR).filter((f) => f.endsWith('.sock')).map((f) => f.slice(0, -5));
+  } catch {
+    return [];
+  }
+}
+
+/** `sixpn conntrack [HOST]`: the SNAT66 table, as `conntrack -L` prints it. */
+export async function conntrack(argv: string[]): Promise<number> {
+  const hosts = runningHosts(argv.filter((a) => !a.startsWith('--')));
+  if (hosts.length === 0) {
+    console.error('sixpn conntrack: no running `sixpn up` found (nothing in /run/sixpn)');
+    return 1;
+  }
+  let entries = 0;
+  for (const h of hosts) {
+    const text = await askStatus(statusSocketPath(h), 'conntrack');
+    process.stdout.write(text);
+    entries += text.split('\n').filter(Boolean).length;
+  }
+  console.error(`sixpn conntrack: ${entries} flow entries have been shown.`);
+  return 0;
+}
+
+/** `sixpn status [HOST…] [--json] [--watch[=SECONDS]]` (the page: src/cli/status.ts). */
+export async function status(argv: string[]): Promise<number> {
+  const { opts, hosts: named } = parseStatusArgs(argv);
+  const once = async (): Promise<{ text: string; failed: number; found: number }> => {
+    const hosts = runningHosts(named);
+    const parts: string[] = [];
+    let failed = 0;
+    for (const h of hosts) {
+      try {
+        const s = await fetchStatus(statusSocketPath(h));
+        parts.push(opts.json ? JSON.stringify(s) : formatStatus(s));
+      } catch (err) {
+        parts.push(`sixpn status: ${h}: ${(err as Error).message}`);
+        failed++;
+      }
+    }
+    return { text: parts.join(opts.json ? '\n' : '\n\n'), failed, found: hosts.length };
+  };
+  if (opts.watch === 0) {
+    const r = await once();
+    if (r.found === 0) {
+      console.error('sixpn status: no running `sixpn up` found (nothing in /run/sixpn)');
+      return 1;
+    }
+    for (const line of r.text.split('\n')) (line.startsWith('sixpn status: ') ? console.error : console.log)(line);
+    return r.failed === 0 ? 0 : 1;
+  }
+  // --watch: redraw until interrupted
+  let stop = false;
+  process.once('SIGINT', () => (stop = true));
+  while (!stop) {
+    const r = await once();
+    const page = r.found === 0 ? 'sixpn status: no running `sixpn up` found (nothing in /run/sixpn)' : r.text;
+    process.stdout.write(`${process.stdout.isTTY ? '\x1b[H\x1b[2J' : ''}${new Date().toISOString()}  every ${opts.watch} s (Ctrl-C to stop)\n${page}\n`);
+    const until = Date.now() + opts.watch * 1000;
+    while (!stop && Date.now() < until) await new Promise((res) => setTimeout(res, Math.min(100, until - Date.now())));
+  }
+  return 0;
 }

@@ -1,11 +1,9 @@
-// `sixpn up -c HOST_CONFIG [flags]`, `sixpn status [HOST…]` and `sixpn conntrack [HOST]`.
-import { readdirSync } from 'node:fs';
+// `sixpn up -c HOST_CONFIG [flags]` (`sixpn status` and `sixpn conntrack`: status.ts, which
+// loads no native code).
 import { SixpnHost } from '../host/sixpn-host.ts';
-import { STATUS_DIR, askStatus, statusSocketPath } from '../host/status.ts';
 import { loadHostConfig, openStore, parseStoreSpec } from '../topology/index.ts';
 import type { HostConfig, StoreStatus, TopologySourceFactory } from '../topology/index.ts';
 import { createLogger } from '../log.ts';
-import { formatStatus, parseStatusArgs } from './status.ts';
 
 export async function up(argv: string[]): Promise<number> {
   const { config, rest } = loadHostConfig(argv);
@@ -70,74 +68,4 @@ async function chooseStore(config: HostConfig, log: { info(m: string): void; err
     return source;
   };
   return { config: { ...config, source: factory }, close: () => store.close() };
-}
-
-async function fetchStatus(path: string): Promise<Record<string, unknown>> {
-  return JSON.parse(await askStatus(path, 'status')) as Record<string, unknown>;
-}
-
-function runningHosts(names: string[]): string[] {
-  if (names.length > 0) return names;
-  try {
-    return readdirSync(STATUS_DIR).filter((f) => f.endsWith('.sock')).map((f) => f.slice(0, -5));
-  } catch {
-    return [];
-  }
-}
-
-/** `sixpn conntrack [HOST]`: the SNAT66 table, as `conntrack -L` prints it. */
-export async function conntrack(argv: string[]): Promise<number> {
-  const hosts = runningHosts(argv.filter((a) => !a.startsWith('--')));
-  if (hosts.length === 0) {
-    console.error('sixpn conntrack: no running `sixpn up` found (nothing in /run/sixpn)');
-    return 1;
-  }
-  let entries = 0;
-  for (const h of hosts) {
-    const text = await askStatus(statusSocketPath(h), 'conntrack');
-    process.stdout.write(text);
-    entries += text.split('\n').filter(Boolean).length;
-  }
-  console.error(`sixpn conntrack: ${entries} flow entries have been shown.`);
-  return 0;
-}
-
-/** `sixpn status [HOST…] [--json] [--watch[=SECONDS]]` (the page: src/cli/status.ts). */
-export async function status(argv: string[]): Promise<number> {
-  const { opts, hosts: named } = parseStatusArgs(argv);
-  const once = async (): Promise<{ text: string; failed: number; found: number }> => {
-    const hosts = runningHosts(named);
-    const parts: string[] = [];
-    let failed = 0;
-    for (const h of hosts) {
-      try {
-        const s = await fetchStatus(statusSocketPath(h));
-        parts.push(opts.json ? JSON.stringify(s) : formatStatus(s));
-      } catch (err) {
-        parts.push(`sixpn status: ${h}: ${(err as Error).message}`);
-        failed++;
-      }
-    }
-    return { text: parts.join(opts.json ? '\n' : '\n\n'), failed, found: hosts.length };
-  };
-  if (opts.watch === 0) {
-    const r = await once();
-    if (r.found === 0) {
-      console.error('sixpn status: no running `sixpn up` found (nothing in /run/sixpn)');
-      return 1;
-    }
-    for (const line of r.text.split('\n')) (line.startsWith('sixpn status: ') ? console.error : console.log)(line);
-    return r.failed === 0 ? 0 : 1;
-  }
-  // --watch: redraw until interrupted
-  let stop = false;
-  process.once('SIGINT', () => (stop = true));
-  while (!stop) {
-    const r = await once();
-    const page = r.found === 0 ? 'sixpn status: no running `sixpn up` found (nothing in /run/sixpn)' : r.text;
-    process.stdout.write(`${process.stdout.isTTY ? '\x1b[H\x1b[2J' : ''}${new Date().toISOString()}  every ${opts.watch} s (Ctrl-C to stop)\n${page}\n`);
-    const until = Date.now() + opts.watch * 1000;
-    while (!stop && Date.now() < until) await new Promise((res) => setTimeout(res, Math.min(100, until - Date.now())));
-  }
-  return 0;
 }
