@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { poly1305 as noblePoly1305 } from '@noble/ciphers/_poly1305.js';
 import { AeadBatch, MAX_PLAINTEXT, jsBackend, nodeBackend, wasmAead, wasmBackend, type AeadKey } from '../src/noise/index.ts';
 import { buildWasm } from '../scripts/build-wasm.ts';
+import { CHACHA20POLY1305_WASM_BASE64 } from '../src/noise/wasm/chacha20poly1305.wasm.ts';
 import { handshake, makePair } from './helpers/noise.ts';
 
 const hex = (s: string) => new Uint8Array(Buffer.from(s.replace(/\s/g, ''), 'hex'));
@@ -311,12 +312,15 @@ test('a worker-style second instance on the same shared memory uses the first on
 
 // ---- the binary is the source ----
 
-test('npm run build:wasm rebuilds the checked-in .wasm byte for byte', async (t) => {
+test('npm run build:wasm rebuilds the checked-in .wasm (and its embedded copy) byte for byte', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'sixpn-wasm-'));
   try {
     const built = readFileSync(await buildWasm(dir));
     const checkedIn = readFileSync(fileURLToPath(new URL('../src/noise/wasm/chacha20poly1305.wasm', import.meta.url)));
     t.true(built.equals(checkedIn), 'rebuild src/noise/wasm/chacha20poly1305.wasm with `npm run build:wasm` and commit it');
+    const module = readFileSync(fileURLToPath(new URL('../src/noise/wasm/chacha20poly1305.wasm.ts', import.meta.url)), 'utf8');
+    t.is(module, readFileSync(path.join(dir, 'chacha20poly1305.wasm.ts'), 'utf8'), 'the embedded copy is the rebuilt binary');
+    t.true(Buffer.from(CHACHA20POLY1305_WASM_BASE64, 'base64').equals(built));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

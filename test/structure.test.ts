@@ -52,8 +52,6 @@ const IO_EXCEPTIONS: Record<string, string> = {
   'src/topology/stores.ts': 'the file store backend',
   'src/topology/etcd.ts': 'TLS files of the etcd client',
   'src/topology/host-config.ts': 'reads the host config and the private key file',
-  // the WebAssembly AEAD reads its .wasm next to it at first use (batch AEAD issue)
-  'src/noise/aead-batch.ts': 'readFileSync of chacha20poly1305.wasm',
 };
 
 // Files over LINE_LIMIT (rule 3).

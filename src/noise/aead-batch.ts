@@ -53,9 +53,9 @@
 // byte), and `keys: { offset: batch.keysOffset, slots: batch.keySlots }` lets it read the main
 // thread's key slots (allocKey/freeKey then stay on the thread that owns the table). Two threads
 // must never run a batch on the same scratch or on the same packets at once.
-import { readFileSync } from 'node:fs';
 import { TAG_SIZE } from './constants.ts';
 import type { Aead, AeadKey } from './crypto.ts';
+import { CHACHA20POLY1305_WASM_BASE64 } from './wasm/chacha20poly1305.wasm.ts';
 
 // This project's TypeScript lib (es2024, @types/node) has no WebAssembly types; the little we use:
 /** A compiled WebAssembly.Module (structured-clonable: postMessage it to a worker). */
@@ -158,7 +158,7 @@ export class AeadBatch {
 
   /** The ChaCha20-Poly1305 module, compiled once per thread (throws if WebAssembly SIMD is missing). */
   static module(): WasmModule {
-    compiled ??= new WA.Module(readFileSync(new URL('./wasm/chacha20poly1305.wasm', import.meta.url)));
+    compiled ??= new WA.Module(Buffer.from(CHACHA20POLY1305_WASM_BASE64, 'base64'));
     return compiled;
   }
 
