@@ -57,7 +57,6 @@ const IO_EXCEPTIONS: Record<string, string> = {
 // Files over LINE_LIMIT (rule 3).
 const SIZE_EXCEPTIONS: Record<string, string> = {
   'src/tun/native/sixpn_native.c': 'all native code in one file, by design (DESIGN.md "Native code")',
-  'src/wg/device.ts': 'being rebuilt around the packet pump (offloads issue); to split by pipeline',
   'src/noise/wasm/chacha20poly1305.ts': 'AssemblyScript source of the .wasm (batch AEAD issue), not run by Node',
 };
 

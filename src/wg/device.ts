@@ -1,23 +1,26 @@
-// The WireGuard device (whitepaper §2–§6; wireguard-go device/): peers, the index table,
-// cryptokey routing, the send and receive paths, the timer state machine and under-load
-// handling. No sockets and no TUN here: datagrams and packets come in through methods and go
-// out through `DeviceIO`; time comes from an injectable clock; `tick()` runs the timers.
+// The WireGuard device (whitepaper §2–§6; wireguard-go device/): peers and their configuration,
+// cryptokey routing, the send path, and the dispatch of received datagrams. No sockets and no TUN
+// here: datagrams and packets come in through methods and go out through `DeviceIO`; time comes
+// from an injectable clock; `tick()` runs the timers. One concern per file, as wireguard-go's:
+//   device.ts      configuration, the outbound path (send.go), dispatch, the tick
+//   handshakes.ts  handshake messages: initiations, responses, cookie replies, the load gate
+//   receive.ts     inbound transport: open (one by one or batched), replay, rotation, inner packet
+//   keypairs.ts    the index table and each peer's keypair rotation
+//   timers.ts      the timer state machine, over the narrow TimerTarget interface
+//   seal-queue.ts, open-queue.ts   batched AEAD (batchSeal, batchOpen)
 //
 // Outbound (a packet read from the TUN, at buf[off..], with 16 bytes of headroom before it):
 //   1. the destination address picks the peer (allowed IPs, longest prefix);
 //   2. the packet is staged on the peer (copied only if it must wait);
-//   3. with a usable current keypair it is padded and sealed in place, then sent;
+//   3. with a usable current keypair it is padded and sealed in place (or queued for the batch
+//      seal), then sent;
 //   4. otherwise a handshake is started and the packet waits (bounded queue);
 //   5. timers: data sent arms "new handshake"; an old keypair triggers a rekey.
-// Inbound (a datagram from the listen socket):
-//   1. type and size; handshake messages go through mac1 (and mac2 under load);
-//   2. transport messages find their keypair by receiver index and open in place;
-//   3. the endpoint follows the source of every authenticated datagram (roaming);
-//   4. the inner packet's source must be an allowed IP of that peer, then it goes to the TUN.
+// Inbound (a datagram from the listen socket): type and size pick handshakes.ts or receive.ts;
+// with batchOpen, the transport messages queued so far are delivered before a handshake message.
 import { randomInt } from 'node:crypto';
 import {
   CookieChecker,
-  KEEPALIVE_TIMEOUT_MS,
   MESSAGE_COOKIE_REPLY,
   MESSAGE_COOKIE_REPLY_SIZE,
   MESSAGE_INITIATION,
@@ -27,43 +30,27 @@ import {
   MESSAGE_TRANSPORT,
   MESSAGE_TRANSPORT_HEADER_SIZE,
   MESSAGE_TRANSPORT_SIZE,
-  OPEN_ERR_REPLAY,
   REJECT_AFTER_TIME_MS,
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_TIME_MS,
   REKEY_TIMEOUT_JITTER_MAX_MS,
-  REKEY_TIMEOUT_MS,
   SEAL_ERR_EXHAUSTED,
   StaticIdentity,
   TAG_SIZE,
-  VERDICT_ACCEPT,
-  VERDICT_DROP,
-  VERDICT_SEND_COOKIE,
   chosenBackend,
-  consumeInitiation,
   readType,
-  readU32LE,
   wasmAead,
   type CryptoBackend,
   type Keypair,
 } from '../noise/index.ts';
 import { AllowedIps } from './allowedips.ts';
-import { Endpoint } from './endpoint.ts';
+import type { Endpoint } from './endpoint.ts';
+import { Handshakes } from './handshakes.ts';
+import { IndexTable } from './keypairs.ts';
 import { MAX_STAGED_PACKETS, Peer } from './peer.ts';
-import { RateLimiter } from './ratelimiter.ts';
+import { Receiver } from './receive.ts';
 import { NOT_QUEUED, SealQueue } from './seal-queue.ts';
-import { OpenQueue } from './open-queue.ts';
-import {
-  tickPeer,
-  timersAnyAuthenticatedPacketReceived,
-  timersAnyAuthenticatedPacketSent,
-  timersAnyAuthenticatedPacketTraversal,
-  timersDataReceived,
-  timersDataSent,
-  timersHandshakeComplete,
-  timersHandshakeInitiated,
-  timersSessionDerived,
-} from './timers.ts';
+import { tickPeer, timersAnyAuthenticatedPacketSent, timersAnyAuthenticatedPacketTraversal, timersDataSent } from './timers.ts';
 
 export interface DeviceIO {
   /** Sends buf[off..off+len] to `to` (from `to.local` when set). Valid only during the call. */
@@ -122,9 +109,6 @@ export interface DeviceCounters {
   txStagedDropped: number;
 }
 
-type IndexEntry = { peer: Peer; keypair: Keypair | null };
-
-const UNDER_LOAD_DURATION_MS = 1000;
 /** The interface MTU when none is given (wireguard-go's and wg-quick's default). */
 export const DEFAULT_MTU = 1420;
 const HEADROOM = MESSAGE_TRANSPORT_HEADER_SIZE;
@@ -145,52 +129,51 @@ export class Device {
     rxNoKeypair: 0, rxAuthFailed: 0, rxReplay: 0, rxBadInner: 0, rxSourceNotAllowed: 0,
     txNoPeer: 0, txNoEndpoint: 0, txStagedDropped: 0,
   };
+  /** The index table (keypairs.ts); for this device's files. */
+  readonly index: IndexTable;
+  /** Jitter source for REKEY_TIMEOUT; for this device's files. */
+  readonly jitter: () => number;
 
-  private readonly indices = new Map<number, IndexEntry>();
-  private readonly rateLimiter = new RateLimiter();
-  private readonly underLoadThreshold: number;
-  private handshakeWindowStart = 0;
-  private handshakesInWindow = 0;
-  private underLoadUntil = -Infinity;
-  private readonly jitter: () => number;
-  private readonly onHandshakeMessage: DeviceOptions['onHandshakeMessage'];
-  private readonly scratch = new Uint8Array(MESSAGE_INITIATION_SIZE);
-  private readonly sourceScratch = new Uint8Array(18);
+  private readonly handshakes: Handshakes;
+  private readonly rx: Receiver;
   private readonly keepaliveBuf = new Uint8Array(MESSAGE_TRANSPORT_SIZE);
   private readonly seals: SealQueue | null;
-  private opens: OpenQueue | null;
 
   constructor(io: DeviceIO, opts: DeviceOptions = {}) {
     this.io = io;
     this.clock = opts.clock ?? systemClock;
     this.backend = opts.backend ?? chosenBackend;
     this.mtu = opts.mtu ?? DEFAULT_MTU;
-    this.underLoadThreshold = opts.underLoadHandshakesPerSecond ?? 1000;
     this.jitter = opts.jitterMs ?? (() => randomInt(REKEY_TIMEOUT_JITTER_MAX_MS + 1));
-    this.onHandshakeMessage = opts.onHandshakeMessage;
-    this.seals = opts.batchSeal === true && this.backend.aead === wasmAead ? SealQueue.forThread() : null;
-    this.opens = opts.batchOpen === true && this.backend.aead === wasmAead ? new OpenQueue(this) : null;
-  }
-
-  /** Opens and delivers the transport messages queued since the last call (batchOpen; no-op otherwise). */
-  flushOpens(): void {
-    this.opens?.flush();
-  }
-
-  /** Transport messages opened in batches and the batches they took (batchOpen). */
-  get batchOpens(): { opened: number; batches: number } {
-    return { opened: this.opens?.opened ?? 0, batches: this.opens?.batches ?? 0 };
-  }
-
-  /** Delivers what is queued and gives back the open queue's arena (the owner is closing). */
-  releaseBatches(): void {
-    this.opens?.release();
-    this.opens = null;
-    this.seals?.flush();
+    const wasm = this.backend.aead === wasmAead;
+    this.seals = opts.batchSeal === true && wasm ? SealQueue.forThread() : null;
+    this.rx = new Receiver(this, opts.batchOpen === true && wasm);
+    this.handshakes = new Handshakes(this, opts);
+    this.index = new IndexTable(() => {
+      this.seals?.flush();
+      this.rx.opens?.flush();
+    });
   }
 
   /** Seals and sends the data packets queued by this round (batchSeal; no-op otherwise). */
   flushSeals(): void {
+    this.seals?.flush();
+  }
+
+  /** Opens and delivers the transport messages queued since the last call (batchOpen; no-op otherwise). */
+  flushOpens(): void {
+    this.rx.opens?.flush();
+  }
+
+  /** Transport messages opened in batches and the batches they took (batchOpen). */
+  get batchOpens(): { opened: number; batches: number } {
+    return { opened: this.rx.opens?.opened ?? 0, batches: this.rx.opens?.batches ?? 0 };
+  }
+
+  /** Delivers what is queued and gives back the open queue's arena (the owner is closing). */
+  releaseBatches(): void {
+    this.rx.opens?.release();
+    this.rx.opens = null;
     this.seals?.flush();
   }
 
@@ -247,9 +230,7 @@ export class Device {
 
   /** Drops every keypair and the handshake in progress (keys zeroed, indices freed). */
   expireSessions(peer: Peer): void {
-    for (const kp of [peer.previous, peer.current, peer.next]) if (kp) this.deleteKeypair(kp);
-    peer.previous = peer.current = peer.next = null;
-    this.dropHandshakeIndex(peer);
+    this.index.expire(peer);
     peer.handshake?.clear();
     peer.retransmitHandshakeAt = Infinity;
     peer.handshakeAttempts = 0;
@@ -315,7 +296,8 @@ export class Device {
     return kp;
   }
 
-  private sendStaged(peer: Peer): void {
+  /** Sends what waited for a session (receive.ts calls it when a responder's keypair goes live). */
+  sendStaged(peer: Peer): void {
     if (peer.staged.length === 0) return;
     const kp = this.sendableKeypair(peer);
     if (kp === null) {
@@ -351,7 +333,8 @@ export class Device {
     timersAnyAuthenticatedPacketSent(peer);
   }
 
-  private sendTo(peer: Peer, buf: Uint8Array, off: number, len: number): void {
+  /** Sends a message to the peer's endpoint, counted (for this device's files). */
+  sendTo(peer: Peer, buf: Uint8Array, off: number, len: number): void {
     if (peer.endpoint === null) return;
     peer.txBytes += len;
     this.io.sendUdp(buf, off, len, peer.endpoint);
@@ -378,102 +361,11 @@ export class Device {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Handshakes
+  // Handshakes (handshakes.ts)
 
   /** Starts (or retries) a handshake with `peer`; at most one initiation per REKEY_TIMEOUT. */
   sendInitiation(peer: Peer, isRetry: boolean): void {
-    if (!isRetry) peer.handshakeAttempts = 0;
-    const hs = peer.handshake;
-    if (hs === null || peer.endpoint === null) return;
-    const now = this.clock.now();
-    // At most one initiation per REKEY_TIMEOUT. Data-triggered ones also wait a random jitter,
-    // so two peers whose initiations crossed do not cross again in lockstep on the next data.
-    const holdoff = REKEY_TIMEOUT_MS + (isRetry ? 0 : peer.handshakeHoldoffJitterMs);
-    if (now - peer.lastSentHandshakeMs < holdoff) return;
-    peer.lastSentHandshakeMs = now;
-    peer.handshakeHoldoffJitterMs = this.jitter();
-    this.dropHandshakeIndex(peer);
-    const index = (peer.handshakeIndex = this.newIndex({ peer, keypair: null }));
-    const msg = this.scratch;
-    if (hs.createInitiation(index, this.clock.wallMs(), msg) === 0) {
-      this.dropHandshakeIndex(peer);
-      return;
-    }
-    this.onHandshakeMessage?.(peer, msg);
-    hs.cookies.addMacs(msg, MESSAGE_INITIATION_SIZE, now);
-    timersAnyAuthenticatedPacketTraversal(peer, this.clock.now());
-    timersAnyAuthenticatedPacketSent(peer);
-    this.sendTo(peer, msg, 0, MESSAGE_INITIATION_SIZE);
-    timersHandshakeInitiated(peer, now, this.jitter());
-  }
-
-  private newIndex(entry: IndexEntry): number {
-    for (;;) {
-      const i = randomInt(1, 2 ** 32 - 1) >>> 0;
-      if (!this.indices.has(i)) {
-        this.indices.set(i, entry);
-        return i;
-      }
-    }
-  }
-
-  private dropHandshakeIndex(peer: Peer): void {
-    if (peer.handshakeIndex !== 0) {
-      const e = this.indices.get(peer.handshakeIndex);
-      if (e !== undefined && e.keypair === null) this.indices.delete(peer.handshakeIndex);
-      peer.handshakeIndex = 0;
-    }
-  }
-
-  private deleteKeypair(kp: Keypair): void {
-    // messages sealed or waiting to be opened with its key must not outlive it
-    this.seals?.flush();
-    this.opens?.flush();
-    const e = this.indices.get(kp.localIndex);
-    if (e !== undefined && e.keypair === kp) this.indices.delete(kp.localIndex);
-    kp.zero();
-  }
-
-  /** Installs a new keypair (wireguard-go BeginSymmetricSession's rotation). */
-  private installKeypair(peer: Peer, kp: Keypair): void {
-    this.indices.set(kp.localIndex, { peer, keypair: kp }); // the handshake's slot becomes the keypair's
-    peer.handshakeIndex = 0;
-    if (kp.isInitiator) {
-      if (peer.next !== null) {
-        if (peer.previous) this.deleteKeypair(peer.previous);
-        peer.previous = peer.next;
-        peer.next = null;
-        if (peer.current) this.deleteKeypair(peer.current);
-      } else {
-        if (peer.previous) this.deleteKeypair(peer.previous);
-        peer.previous = peer.current;
-      }
-      peer.current = kp;
-    } else {
-      if (peer.next) this.deleteKeypair(peer.next);
-      peer.next = kp;
-      if (peer.previous) this.deleteKeypair(peer.previous);
-      peer.previous = null;
-    }
-  }
-
-  /** The responder's `next` keypair becomes current once the initiator has sent on it. */
-  private receivedWithKeypair(peer: Peer, kp: Keypair): boolean {
-    if (peer.next !== kp) return false;
-    if (peer.previous) this.deleteKeypair(peer.previous);
-    peer.previous = peer.current;
-    peer.current = kp;
-    peer.next = null;
-    return true;
-  }
-
-  private underLoad(now: number): boolean {
-    if (now - this.handshakeWindowStart >= 1000) {
-      this.handshakeWindowStart = now;
-      this.handshakesInWindow = 0;
-    }
-    if (++this.handshakesInWindow > this.underLoadThreshold) this.underLoadUntil = now + UNDER_LOAD_DURATION_MS;
-    return now < this.underLoadUntil;
+    this.handshakes.sendInitiation(peer, isRetry);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -481,171 +373,20 @@ export class Device {
 
   /**
    * Processes one datagram buf[off..off+len] from `from` (the caller may reuse `from` after the
-   * call: the device copies what it keeps). Transport data is decrypted in place.
+   * call: the device copies what it keeps). Transport data is decrypted in place (one by one) or
+   * copied into the open queue's arena (batchOpen: delivered at flushOpens).
    */
   receiveDatagram(buf: Uint8Array, off: number, len: number, from: Endpoint): void {
     this.counters.rxDatagrams++;
     const type = readType(buf, off, len);
-    if (type === MESSAGE_TRANSPORT && len >= MESSAGE_TRANSPORT_SIZE) return this.receiveTransport(buf, off, len, from);
-    this.opens?.flush(); // the transport messages before it are handled before it
+    if (type === MESSAGE_TRANSPORT && len >= MESSAGE_TRANSPORT_SIZE) return this.rx.receiveTransport(buf, off, len, from);
+    this.rx.opens?.flush(); // the transport messages before it are handled before it
     if (this.identity === null || this.checker === null) return void this.counters.rxInvalid++;
-    if (type === MESSAGE_INITIATION && len === MESSAGE_INITIATION_SIZE) return this.receiveInitiation(buf.subarray(off, off + len), from);
-    if (type === MESSAGE_RESPONSE && len === MESSAGE_RESPONSE_SIZE) return this.receiveResponse(buf.subarray(off, off + len), from);
-    if (type === MESSAGE_COOKIE_REPLY && len === MESSAGE_COOKIE_REPLY_SIZE) return this.receiveCookieReply(buf.subarray(off, off + len));
+    const hs = this.handshakes;
+    if (type === MESSAGE_INITIATION && len === MESSAGE_INITIATION_SIZE) return hs.receiveInitiation(buf.subarray(off, off + len), from);
+    if (type === MESSAGE_RESPONSE && len === MESSAGE_RESPONSE_SIZE) return hs.receiveResponse(buf.subarray(off, off + len), from);
+    if (type === MESSAGE_COOKIE_REPLY && len === MESSAGE_COOKIE_REPLY_SIZE) return hs.receiveCookieReply(buf.subarray(off, off + len));
     this.counters.rxInvalid++;
-  }
-
-  /** The load gate for handshake messages: true when the message may be processed. */
-  private admit(msg: Uint8Array, from: Endpoint, now: number): boolean {
-    const source = from.sourceBytes(this.sourceScratch);
-    const verdict = this.checker!.validate(msg, msg.length, source, this.underLoad(now), now);
-    if (verdict === VERDICT_DROP) {
-      this.counters.rxMac++;
-      return false;
-    }
-    if (verdict === VERDICT_SEND_COOKIE) {
-      const reply = new Uint8Array(MESSAGE_COOKIE_REPLY_SIZE);
-      if (this.checker!.createReply(msg, msg.length, source, now, reply) > 0) {
-        this.counters.rxCookieSent++;
-        this.io.sendUdp(reply, 0, MESSAGE_COOKIE_REPLY_SIZE, from);
-      }
-      return false;
-    }
-    if (verdict !== VERDICT_ACCEPT && !this.rateLimiter.allow(source.subarray(0, source.length - 2), now)) {
-      this.counters.rxRateLimited++;
-      return false;
-    }
-    return true;
-  }
-
-  private receiveInitiation(msg: Uint8Array, from: Endpoint): void {
-    const now = this.clock.now();
-    if (!this.admit(msg, from, now)) return;
-    const r = consumeInitiation(this.identity!, msg, msg.length, (pk) => this.peer(pk)?.handshake ?? undefined, now);
-    if (!r.ok) return void this.counters.rxHandshakeRejected++;
-    const peer = this.peer(r.handshake.remoteStatic)!;
-    peer.rxBytes += msg.length;
-    this.updateEndpoint(peer, from);
-    // respond (a handshake of our own in progress is superseded)
-    const hs = r.handshake;
-    this.dropHandshakeIndex(peer);
-    const index = (peer.handshakeIndex = this.newIndex({ peer, keypair: null }));
-    const resp = this.scratch;
-    if (hs.createResponse(index, resp) === 0) {
-      this.dropHandshakeIndex(peer);
-      return;
-    }
-    this.onHandshakeMessage?.(peer, resp);
-    hs.cookies.addMacs(resp, MESSAGE_RESPONSE_SIZE, now);
-    const kp = hs.deriveKeypair(now)!;
-    this.installKeypair(peer, kp);
-    timersSessionDerived(peer, now);
-    timersAnyAuthenticatedPacketTraversal(peer, this.clock.now());
-    timersAnyAuthenticatedPacketSent(peer);
-    this.sendTo(peer, resp, 0, MESSAGE_RESPONSE_SIZE);
-  }
-
-  private receiveResponse(msg: Uint8Array, from: Endpoint): void {
-    const now = this.clock.now();
-    if (!this.admit(msg, from, now)) return;
-    const entry = this.indices.get(readU32LE(msg, 8));
-    if (entry === undefined || entry.keypair !== null || entry.peer.handshake === null) return void this.counters.rxHandshakeRejected++;
-    const peer = entry.peer;
-    if (peer.handshakeIndex !== readU32LE(msg, 8)) return void this.counters.rxHandshakeRejected++;
-    const hs = peer.handshake!;
-    if (!hs.consumeResponse(msg, msg.length).ok) return void this.counters.rxHandshakeRejected++;
-    peer.rxBytes += msg.length;
-    this.updateEndpoint(peer, from);
-    const kp = hs.deriveKeypair(now)!;
-    this.installKeypair(peer, kp);
-    timersSessionDerived(peer, now);
-    timersHandshakeComplete(peer, this.clock.wallMs());
-    timersAnyAuthenticatedPacketTraversal(peer, this.clock.now());
-    timersAnyAuthenticatedPacketReceived(peer);
-    this.sendKeepalive(peer);
-  }
-
-  private receiveCookieReply(msg: Uint8Array): void {
-    const entry = this.indices.get(readU32LE(msg, 4));
-    if (entry === undefined || entry.peer.handshake === null) return void this.counters.rxHandshakeRejected++;
-    if (!entry.peer.handshake.cookies.consumeReply(msg, msg.length, this.clock.now())) this.counters.rxHandshakeRejected++;
-  }
-
-  private receiveTransport(buf: Uint8Array, off: number, len: number, from: Endpoint): void {
-    const entry = this.indices.get(readU32LE(buf, off + 4));
-    const kp = entry?.keypair ?? null;
-    const now = this.clock.now();
-    if (kp === null || now - kp.createdMs >= REJECT_AFTER_TIME_MS) return void this.counters.rxNoKeypair++;
-    const peer = entry!.peer;
-    if (this.opens !== null) {
-      const queued = this.opens.add(peer, kp, buf, off, len, from);
-      if (queued === 0) return; // transportOpened follows at flushOpens
-      if (queued !== NOT_QUEUED) return this.opened(peer, kp, buf, off, len, queued, from);
-    }
-    this.opened(peer, kp, buf, off, len, kp.open(buf, off, len), from);
-  }
-
-  /** A message opened by the batch queue (OpenedSink): its counter is checked now, in arrival order. */
-  transportOpened(peer: Peer, kp: Keypair, buf: Uint8Array, off: number, len: number, opened: number, from: Endpoint): void {
-    // a message before it in the batch may have rotated this keypair out (as one by one: no keypair)
-    const e = this.indices.get(kp.localIndex);
-    if (e === undefined || e.keypair !== kp) return void this.counters.rxNoKeypair++;
-    this.opened(peer, kp, buf, off, len, kp.completeOpen(readU32LE(buf, off + 8), readU32LE(buf, off + 12), opened), from);
-  }
-
-  /** After the AEAD: n is the plaintext length, or an OPEN_ERR_* code. */
-  private opened(peer: Peer, kp: Keypair, buf: Uint8Array, off: number, len: number, n: number, from: Endpoint): void {
-    if (n < 0) {
-      if (n === OPEN_ERR_REPLAY) this.counters.rxReplay++;
-      else this.counters.rxAuthFailed++;
-      return;
-    }
-    const now = this.clock.now();
-    peer.rxBytes += len;
-    this.updateEndpoint(peer, from);
-    if (this.receivedWithKeypair(peer, kp)) {
-      timersHandshakeComplete(peer, this.clock.wallMs());
-      this.sendStaged(peer);
-    }
-    this.keepKeyFreshReceiving(peer, now);
-    timersAnyAuthenticatedPacketTraversal(peer, this.clock.now());
-    timersAnyAuthenticatedPacketReceived(peer);
-    if (n === 0) return; // keepalive
-    timersDataReceived(peer, now);
-
-    // the inner packet: a well-formed IP header whose source this peer may use
-    const p = off + MESSAGE_TRANSPORT_HEADER_SIZE;
-    const version = buf[p] >> 4;
-    let innerLen: number;
-    let family: 4 | 6;
-    let srcOff: number;
-    if (version === 4 && n >= 20) {
-      innerLen = (buf[p + 2] << 8) | buf[p + 3];
-      family = 4;
-      srcOff = p + 12;
-    } else if (version === 6 && n >= 40) {
-      innerLen = 40 + ((buf[p + 4] << 8) | buf[p + 5]);
-      family = 6;
-      srcOff = p + 8;
-    } else return void this.counters.rxBadInner++;
-    if (innerLen > n || innerLen < (family === 4 ? 20 : 40)) return void this.counters.rxBadInner++;
-    if (this.allowedIps.lookup(family, buf, srcOff) !== peer) return void this.counters.rxSourceNotAllowed++;
-    this.io.writeTun(buf, p, innerLen, peer);
-  }
-
-  private updateEndpoint(peer: Peer, from: Endpoint): void {
-    if (peer.endpoint === null) peer.endpoint = new Endpoint();
-    else if (peer.endpoint.sameRemote(from) && peer.endpoint.sameLocal(from)) return;
-    peer.endpoint.copyFrom(from);
-  }
-
-  private keepKeyFreshReceiving(peer: Peer, now: number): void {
-    if (peer.sentLastMinuteHandshake) return;
-    const kp = peer.current;
-    if (kp !== null && kp.isInitiator && now - kp.createdMs > REJECT_AFTER_TIME_MS - KEEPALIVE_TIMEOUT_MS - REKEY_TIMEOUT_MS) {
-      peer.sentLastMinuteHandshake = true;
-      this.sendInitiation(peer, false);
-    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -655,6 +396,6 @@ export class Device {
   tick(): void {
     const now = this.clock.now();
     for (const peer of this.peers.values()) tickPeer(this, peer, now);
-    this.rateLimiter.sweep(now);
+    this.handshakes.sweep(now);
   }
 }

@@ -57,6 +57,13 @@ export class Peer {
     this.handshake = identity === null ? null : new Handshake(identity, this.publicKey, this.presharedKey);
   }
 
+  /** The endpoint follows the source of every authenticated datagram (roaming); `from` is copied. */
+  updateEndpoint(from: Endpoint): void {
+    if (this.endpoint === null) this.endpoint = new Endpoint();
+    else if (this.endpoint.sameRemote(from) && this.endpoint.sameLocal(from)) return;
+    this.endpoint.copyFrom(from);
+  }
+
   setPresharedKey(psk: Uint8Array | null): void {
     this.presharedKey = psk === null ? null : Uint8Array.from(psk);
     this.handshake?.setPresharedKey(this.presharedKey);

@@ -9,13 +9,20 @@
 //   zeroKeyMaterial      3 × REJECT_AFTER_TIME after the last session was derived
 //   persistentKeepalive  every N seconds of no authenticated traffic, when configured
 import { KEEPALIVE_TIMEOUT_MS, MAX_HANDSHAKE_ATTEMPTS, REJECT_AFTER_TIME_MS, REKEY_TIMEOUT_MS } from '../noise/index.ts';
-import type { Device } from './device.ts';
 import type { Peer } from './peer.ts';
 
 const ZERO_KEY_MATERIAL_AFTER_MS = REJECT_AFTER_TIME_MS * 3;
 
+/** What the timers may do to the device (wireguard-go timers.go calls no more than this). */
+export interface TimerTarget {
+  sendKeepalive(peer: Peer): void;
+  sendInitiation(peer: Peer, isRetry: boolean): void;
+  expireSessions(peer: Peer): void;
+  readonly counters: { txStagedDropped: number };
+}
+
 /** Runs every timer of `peer` that is due at `now`. */
-export function tickPeer(device: Device, peer: Peer, now: number): void {
+export function tickPeer(device: TimerTarget, peer: Peer, now: number): void {
   if (now >= peer.retransmitHandshakeAt) {
     peer.retransmitHandshakeAt = Infinity;
     expiredRetransmitHandshake(device, peer, now);
@@ -44,7 +51,7 @@ export function tickPeer(device: Device, peer: Peer, now: number): void {
   }
 }
 
-function expiredRetransmitHandshake(device: Device, peer: Peer, now: number): void {
+function expiredRetransmitHandshake(device: TimerTarget, peer: Peer, now: number): void {
   if (peer.handshakeAttempts >= MAX_HANDSHAKE_ATTEMPTS) {
     // give up: drop what waited, stop keepalives, and forget the keys in 3 × REJECT_AFTER_TIME
     peer.sendKeepaliveAt = Infinity;
