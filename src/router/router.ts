@@ -35,7 +35,9 @@ import {
   checksumOffset,
   decrementHopLimit,
   encodeSixpn,
+  getFree,
   getHost,
+  getInstance,
   getNetwork,
   isGlobalDns,
   isOrgDns,
@@ -48,8 +50,14 @@ import {
 import { readU16 } from '../bytes.ts';
 import { DNS_PORT } from '../dns/wire.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/constants.ts';
+import { SERVICE_HOST } from '../topology/model.ts';
 import type { Machine, Peer, Topology } from '../topology/index.ts';
 import { TokenBucket } from './token-bucket.ts';
+import { isUnspecifiedOrLoopback } from './packet-util.ts';
+import { MIGRATION_FLOWS_MAX, MigrationFlows } from './migration.ts';
+import { SERVICE_COUNTERS, SOURCE_BASE, ServiceTable } from './services.ts';
+import type { ServiceCounter, ServiceOptions, ServiceRouter } from './services.ts';
+import { buildTcpReset } from './tcp-reset.ts';
 
 /** The MTU of a machine's interface, and what the mesh carries at most: the one definition. */
 export const MACHINE_MTU = 1420;
@@ -87,6 +95,7 @@ export const COUNTERS = [
   'icmp_sent',
   'icmp_rate_limited', // an ICMPv6 error not sent: over ICMP_ERRORS_PER_SECOND (RFC 4443 §2.4 f)
   'migrated_flows_evicted', // the oldest migration flow forgotten to make room (MIGRATION_FLOWS_MAX)
+  ...SERVICE_COUNTERS, // service addresses (services.ts)
 ] as const;
 export type Counter = (typeof COUNTERS)[number];
 
@@ -94,9 +103,7 @@ export type Counter = (typeof COUNTERS)[number];
 // WireGuard transport header) and room behind for padding and the tag.
 const ICMP_HEADROOM = MESSAGE_TRANSPORT_HEADER_SIZE;
 const ICMP_ROOM = ICMP_HEADROOM + 1280 + 64;
-const MIGRATION_FLOW_TTL_MS = 300_000;
-/** Flows to old addresses remembered at most; the least recently used goes first. */
-export const MIGRATION_FLOWS_MAX = 65_536;
+export { MIGRATION_FLOWS_MAX };
 /**
  * ICMPv6 errors this router sends (RFC 4443 §2.4 f: a token bucket): at most this many per
  * second on average, in bursts of at most ICMP_ERROR_BURST (Linux's icmp_msgs_per_sec and
@@ -112,44 +119,26 @@ export interface RouterOptions {
   icmpErrorsPerSecond?: number;
   icmpErrorBurst?: number;
   migrationFlowsMax?: number;
+  services?: ServiceOptions;
 }
 
-/** Ports of a TCP/UDP segment, or the echo identifier of ICMPv6 echo, for the migration flow key. */
-function flowPorts(buf: Uint8Array, info: Ipv6Info): number {
-  if (info.protocol === IPPROTO_TCP || info.protocol === IPPROTO_UDP) {
-    return ((buf[info.l4Off] << 24) | (buf[info.l4Off + 1] << 16) | (buf[info.l4Off + 2] << 8) | buf[info.l4Off + 3]) >>> 0;
-  }
-  if (info.protocol === IPPROTO_ICMPV6) return (buf[info.l4Off + 4] << 8) | buf[info.l4Off + 5];
-  return 0;
-}
-
-function isUnspecifiedOrLoopback(buf: Uint8Array, off: number): boolean {
-  for (let i = 0; i < 15; i++) if (buf[off + i] !== 0) return false;
-  return buf[off + 15] <= 1;
-}
-
-function hex16(buf: Uint8Array, off: number): string {
-  return Buffer.from(buf.buffer, buf.byteOffset + off, 16).toString('hex');
-}
-
-export class Router {
+export class Router implements ServiceRouter {
   topology: Topology;
   readonly hostId: number;
   /** Largest packet the mesh carries (the machines' MTU is at most this). */
   meshMtu: number;
   readonly counters: Record<Counter, number>;
-  private readonly info = new Ipv6Info();
+  readonly info = new Ipv6Info();
   private readonly icmp = new Uint8Array(ICMP_ROOM);
   private readonly routerAddr = new Uint8Array(16);
-  /**
-   * Flows to an old address: key (proto, client, new address, ports) → old address. In order of
-   * last use (a use moves a flow to the end), so expiry and eviction take from the front.
-   */
-  private readonly migratedFlows = new Map<string, { old: Uint8Array; expires: number }>();
-  private readonly migrationFlowsMax: number;
+  /** Flows to old addresses of migrated machines (migration.ts). */
+  private readonly migratedFlows: MigrationFlows;
   private readonly icmpBucket: TokenBucket;
   readonly io: RouterIO;
   now: () => number;
+  /** Flows to service addresses (services.ts). */
+  readonly services: ServiceTable;
+  private peerSender: Peer | null = null;
 
   constructor(topology: Topology, hostId: number, io: RouterIO, opts: RouterOptions = {}) {
     this.topology = topology;
@@ -159,7 +148,8 @@ export class Router {
     this.now = opts.now ?? (() => performance.now());
     this.counters = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
     this.icmpBucket = new TokenBucket(opts.icmpErrorsPerSecond ?? ICMP_ERRORS_PER_SECOND, opts.icmpErrorBurst ?? ICMP_ERROR_BURST);
-    this.migrationFlowsMax = opts.migrationFlowsMax ?? MIGRATION_FLOWS_MAX;
+    this.migratedFlows = new MigrationFlows(opts.migrationFlowsMax ?? MIGRATION_FLOWS_MAX, () => this.counters.migrated_flows_evicted++);
+    this.services = new ServiceTable(this, opts.services);
   }
 
   /** Flows to migrated machines' old addresses remembered now (status, tests). */
@@ -169,17 +159,14 @@ export class Router {
 
   setTopology(t: Topology): void {
     this.topology = t;
-    // flows to addresses the topology no longer keeps stop being rewritten
-    for (const [k, v] of this.migratedFlows) if (t.movedFrom(v.old, 0) === undefined) this.migratedFlows.delete(k);
+    this.migratedFlows.setTopology(t);
+    this.services.setTopology(t);
   }
 
-  /** Drops expired migration flows (call now and then): the oldest are first, so it stops early. */
+  /** Drops expired migration and service flows, times out held packets (call now and then). */
   expire(): void {
-    const now = this.now();
-    for (const [k, v] of this.migratedFlows) {
-      if (v.expires >= now) break;
-      this.migratedFlows.delete(k);
-    }
+    this.migratedFlows.expire(this.now());
+    this.services.expire();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -232,6 +219,7 @@ export class Router {
     if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return false;
     // a reply that restoreMigratedSource may rewrite goes in pieces; every other flow stays whole
     if (this.migratedFlows.size !== 0 && machine.previous.length !== 0) return false;
+    if (this.services.size !== 0 && this.topology.app(machine.app)?.services.length) return false; // a reply to restore
     this.deliver(target, buf, off, len, null);
     return true;
   }
@@ -241,7 +229,9 @@ export class Router {
     const info = this.info;
     if (parsePacket(buf, off, len, info) !== PARSE_OK) return void this.counters.dropped_malformed++;
     if (!prefixMatch(buf, off + IPV6_OFF_SRC, peer.address, 0, 120)) return void this.counters.dropped_spoofed++;
+    this.peerSender = peer;
     this.route(buf, off, info.packetLen, peer.network, null);
+    this.peerSender = null;
   }
 
   /** A decrypted packet from the mesh peer of host `fromHost`, still in swapped form. */
@@ -260,6 +250,7 @@ export class Router {
     if (target !== undefined) return this.deliver(target, buf, off, info.packetLen, fromHost);
     const peer = this.topology.peerAt(buf, dst);
     if (peer !== undefined && peer.gateway === this.hostId) return this.toPeer(peer, buf, off, info.packetLen, fromHost);
+    if (getInstance(buf, dst) === 0 && getFree(buf, dst) >= SOURCE_BASE) return this.toClient(buf, off, info.packetLen, fromHost);
     this.unreachable(buf, off, info.packetLen, ICMPV6_UNREACH_ADDR, fromHost);
   }
 
@@ -309,6 +300,12 @@ export class Router {
       this.counters.dropped_no_egress++;
       return this.icmpError(buf, off, len, 1, ICMPV6_UNREACH_NO_ROUTE, null);
     }
+    // service addresses of the sender's org (services.ts)
+    if (getHost(buf, dst) === SERVICE_HOST && getNetwork(buf, dst) === network) {
+      const svc = t.serviceAt(buf, dst);
+      const sender = machine ?? this.peerSender;
+      if (svc !== undefined && sender !== null) return this.services.forward(svc, sender, buf, off, len);
+    }
     // 4. another org: never
     if (getNetwork(buf, dst) !== network) {
       this.counters.dropped_cross_org++;
@@ -327,7 +324,7 @@ export class Router {
           return this.icmpError(buf, off, len, 2, this.meshMtu, null);
         }
         if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return this.timeExceeded(buf, off, len, null);
-        this.rememberMigratedFlow(buf, off, moved.previous.address, m.address);
+        this.migratedFlows.remember(buf, off, this.info, moved.previous.address, m.address, this.now());
         this.rewrite(buf, off, IPV6_OFF_DST, m.address);
         this.counters.migrated_rewrite++;
         if (m.host === this.hostId) return this.deliver(m, buf, off, len, null, true);
@@ -346,22 +343,27 @@ export class Router {
     }
     // 5./7. nothing lives there: a known host means an unknown or stopped machine
     const host = getHost(buf, dst);
+    // a host's own client-source addresses (services.ts): replies of exposed services go there
+    if (getInstance(buf, dst) === 0 && getFree(buf, dst) >= SOURCE_BASE) {
+      if (host === this.hostId) return this.toClient(buf, off, len, null);
+      if (t.host(host) !== undefined) return this.toMesh(host, buf, off, len);
+    }
     if (host === this.hostId || t.host(host) !== undefined) return this.unreachable(buf, off, len, ICMPV6_UNREACH_ADDR, null);
     this.counters.dropped_no_route++;
     this.icmpError(buf, off, len, 1, ICMPV6_UNREACH_NO_ROUTE, null);
   }
 
   /** `rewritten`: the request that was just rewritten to the new address (not a reply). */
-  private deliver(target: Machine, buf: Uint8Array, off: number, len: number, fromHost: number | null, rewritten = false): void {
+  deliver(target: Machine, buf: Uint8Array, off: number, len: number, fromHost: number | null, rewritten = false): void {
     if (target.host !== this.hostId) return void this.counters.dropped_not_local++;
     if (!target.started) return this.unreachable(buf, off, len, ICMPV6_UNREACH_ADDR, fromHost);
     if (decrementHopLimit(buf, off) === 0) return this.timeExceeded(buf, off, len, fromHost);
-    if (!rewritten) this.restoreMigratedSource(buf, off);
+    if (!rewritten && this.services.restore(buf, off) === undefined) this.restoreMigratedSource(buf, off);
     this.counters.forwarded_local++;
     this.io.toMachine(target, buf, off, len);
   }
 
-  private toMesh(host: number, buf: Uint8Array, off: number, len: number): void {
+  toMesh(host: number, buf: Uint8Array, off: number, len: number): void {
     if (this.topology.host(host) === undefined) {
       this.counters.dropped_no_route++;
       return this.icmpError(buf, off, len, 1, ICMPV6_UNREACH_NO_ROUTE, null);
@@ -376,8 +378,9 @@ export class Router {
     this.io.toMesh(host, buf, off, len);
   }
 
-  private toPeer(peer: Peer, buf: Uint8Array, off: number, len: number, fromHost: number | null): void {
+  private toPeer(peer: Peer, buf: Uint8Array, off: number, len: number, fromHost: number | null, restore = true): void {
     if (decrementHopLimit(buf, off) === 0) return this.timeExceeded(buf, off, len, fromHost);
+    if (restore) this.services.restore(buf, off);
     this.counters.forwarded_peer++;
     this.io.toPeer(peer, buf, off, len);
   }
@@ -385,47 +388,51 @@ export class Router {
   // ---------------------------------------------------------------------------------------
   // Migration: clients that cached an old address keep working (seed 002)
 
-  private flowKey(buf: Uint8Array, off: number, client: number, server: number, ports: number): string {
-    return `${this.info.protocol}|${hex16(buf, off + client)}|${hex16(buf, off + server)}|${ports}`;
-  }
-
-  private rememberMigratedFlow(buf: Uint8Array, off: number, old: Uint8Array, now: Uint8Array): void {
-    // key as the reply will see it: client = reply's dst, server (new address) = reply's src
-    const ports = flowPorts(buf, this.info);
-    const swapped = this.info.protocol === IPPROTO_ICMPV6 ? ports : ((ports << 16) | (ports >>> 16)) >>> 0;
-    const key = `${this.info.protocol}|${hex16(buf, off + IPV6_OFF_SRC)}|${Buffer.from(now).toString('hex')}|${swapped}`;
-    const flows = this.migratedFlows;
-    if (!flows.delete(key) && flows.size >= this.migrationFlowsMax) {
-      for (const oldest of flows.keys()) {
-        flows.delete(oldest);
-        this.counters.migrated_flows_evicted++;
-        break;
-      }
-    }
-    flows.set(key, { old, expires: this.now() + MIGRATION_FLOW_TTL_MS }); // at the end: last used
-  }
-
-  /**
-   * A reply delivered to a client: if the client reached the machine through its old address,
-   * the source goes back to the old address. This runs on the client's host, which rewrote the
-   * request and so holds the flow.
-   */
+  /** A reply delivered to a client that reached the machine through its old address gets it back. */
   private restoreMigratedSource(buf: Uint8Array, off: number): void {
-    if (this.migratedFlows.size === 0) return;
-    const src = this.topology.machineAt(buf, off + IPV6_OFF_SRC);
-    if (src === undefined || src.previous.length === 0) return;
-    const key = this.flowKey(buf, off, IPV6_OFF_DST, IPV6_OFF_SRC, flowPorts(buf, this.info));
-    const f = this.migratedFlows.get(key);
-    if (f === undefined) return;
-    f.expires = this.now() + MIGRATION_FLOW_TTL_MS;
-    this.migratedFlows.delete(key); // to the end: the most recently used
-    this.migratedFlows.set(key, f);
-    this.rewrite(buf, off, IPV6_OFF_SRC, f.old);
+    const old = this.migratedFlows.restore(buf, off, this.info, this.topology, this.now());
+    if (old === undefined) return;
+    this.rewrite(buf, off, IPV6_OFF_SRC, old);
     this.counters.migrated_rewrite++;
   }
 
+  /**
+   * A packet for one of this host's client-source addresses: a reply of an exposed service's flow
+   * goes back to its client (from the service address); anything else is unreachable.
+   */
+  private toClient(buf: Uint8Array, off: number, len: number, fromHost: number | null): void {
+    const f = this.services.restore(buf, off);
+    const m = f === undefined ? undefined : this.topology.machineAt(f.client, 0);
+    if (m !== undefined && m.host === this.hostId) return this.deliver(m, buf, off, len, fromHost, true);
+    const p = f === undefined ? undefined : this.topology.peerAt(f.client, 0);
+    if (p !== undefined && p.gateway === this.hostId) return this.toPeer(p, buf, off, len, fromHost, false);
+    this.unreachable(buf, off, len, ICMPV6_UNREACH_ADDR, fromHost);
+  }
+
+  count(name: ServiceCounter): void {
+    this.counters[name]++;
+  }
+
+  /** A held packet (services.ts autostart) sent as if it came in now, from the sender as it is now. */
+  replay(sender: Machine | Peer, buf: Uint8Array, off: number, len: number): void {
+    if ('app' in sender) {
+      const m = this.topology.machine(sender.id);
+      if (m !== undefined && m.host === this.hostId) this.fromMachine(m, buf, off, len);
+    } else {
+      const p = this.topology.peer(sender.org, sender.name);
+      if (p !== undefined && p.gateway === this.hostId) this.fromPeer(p, buf, off, len);
+    }
+  }
+
+  /** A refusal from `from` (a service address): ICMPv6 type 1 or 2, or with code -1 a TCP reset. */
+  refuse(buf: Uint8Array, off: number, len: number, type: 1 | 2, param: number, from: Uint8Array): void {
+    if (param >= 0) return this.icmpError(buf, off, len, type, param, null, from);
+    const n = buildTcpReset(this.icmp, ICMP_HEADROOM, from, 0, buf, off, this.info.l4Off, this.info.l4Len);
+    if (n > 0) this.sendBack(this.icmp, ICMP_HEADROOM, n, null);
+  }
+
   /** Rewrites an address and fixes the upper-layer checksum (RFC 1624). */
-  private rewrite(buf: Uint8Array, off: number, which: number, addr: Uint8Array): void {
+  rewrite(buf: Uint8Array, off: number, which: number, addr: Uint8Array): void {
     const info = this.info;
     const rel = info.fragment ? -1 : checksumOffset(info.protocol);
     const csum = rel < 0 ? -1 : info.l4Off + rel;
@@ -440,7 +447,7 @@ export class Router {
     this.icmpError(buf, off, len, 1, code, fromHost);
   }
 
-  private timeExceeded(buf: Uint8Array, off: number, len: number, fromHost: number | null): void {
+  timeExceeded(buf: Uint8Array, off: number, len: number, fromHost: number | null): void {
     this.counters.dropped_hop_limit++;
     this.icmpError(buf, off, len, 3, 0, fromHost);
   }
@@ -452,20 +459,25 @@ export class Router {
    * and sends it back the way the packet came: to the local machine or peer, or over the mesh
    * to `fromHost`.
    */
-  private icmpError(buf: Uint8Array, off: number, len: number, type: 1 | 2 | 3, param: number, fromHost: number | null): void {
+  private icmpError(buf: Uint8Array, off: number, len: number, type: 1 | 2 | 3, param: number, fromHost: number | null, from?: Uint8Array): void {
     const src = off + IPV6_OFF_SRC;
     if (!isSixpn(buf, src)) return;
     if (!this.icmpBucket.take(this.now())) return void this.counters.icmp_rate_limited++;
     encodeSixpn(this.routerAddr, 0, getNetwork(buf, src), this.hostId, 0, 1);
+    const a = from ?? this.routerAddr;
     const out = this.icmp;
     const o = ICMP_HEADROOM;
     const n =
       type === 1
-        ? buildDestUnreachable(out, o, this.routerAddr, 0, buf, off, len, param)
+        ? buildDestUnreachable(out, o, a, 0, buf, off, len, param)
         : type === 2
-          ? buildPacketTooBig(out, o, this.routerAddr, 0, buf, off, len, param)
-          : buildTimeExceeded(out, o, this.routerAddr, 0, buf, off, len, param);
-    if (n <= 0) return;
+          ? buildPacketTooBig(out, o, a, 0, buf, off, len, param)
+          : buildTimeExceeded(out, o, a, 0, buf, off, len, param);
+    if (n > 0) this.sendBack(out, o, n, fromHost);
+  }
+
+  /** Sends what this router built back the way a packet came: to its local sender, or over the mesh. */
+  private sendBack(out: Uint8Array, o: number, n: number, fromHost: number | null): void {
     if (fromHost !== null) {
       swapPacket(out, o, SWAP_BOTH);
       this.counters.icmp_sent++;

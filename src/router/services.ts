@@ -1,0 +1,439 @@
+// Service addresses in the router (issue 13): an app-wide address (fdaa | org network | 0:1 | 0 | N)
+// whose TCP connections and UDP flows the client's host balances over the started machines of
+// the app. Sans-IO, part of the Router (router.ts calls in at four places).
+//
+// A new flow (a TCP SYN, any UDP datagram) to a port the service serves picks one started
+// machine: on this host first, then in this host's region, then the others; among equals the one
+// with the fewest flows in this table (then in turn). The choice is kept in a bounded flow table
+// with conntrack-like timeouts, keyed both ways:
+//   forward  (proto, client, service address, client port, port)   → rewrite dst to the machine
+//   reverse  (proto, machine, source it sees, port, client port)     → rewrite src to the service
+// so every packet of a flow reaches the same machine and its replies come from the service
+// address. Across the mesh both legs are ordinary 6PN traffic of the app's org.
+//
+// Exposure to another org: a service address in org B's /48 is reached by B's machines and peers
+// only (route() sends nothing else of B to A). The machine must see a source in its own org A,
+// so the client's address is also rewritten, to fdaa | A | this host | 0 | SOURCE_BASE + slot:
+// this host's own addresses (instance 0, reserved by validation), one slot per client address
+// while it has flows. A reply to such an address comes back to this host (router.ts sends
+// instance-0 addresses to their host) and passes only if it matches a flow exactly; anything
+// else there is unreachable. Nothing of org A reaches org B otherwise.
+//
+// Refusals: a port the service does not serve: TCP reset (UDP: ICMPv6 port unreachable), from
+// the service address; no started machine: ICMPv6 address unreachable, unless the service has
+// autostart: then the first packets are held (bounded) while the host starts a machine through
+// the topology store, and replayed once the topology has one started; the rest are refused at
+// the timeout.
+
+import {
+  ICMPV6_UNREACH_ADDR,
+  ICMPV6_UNREACH_PORT,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPV6_OFF_DST,
+  IPV6_OFF_HOP_LIMIT,
+  IPV6_OFF_SRC,
+  TCP_OFF_FLAGS,
+  encodeSixpn,
+  getFree,
+  readU16,
+} from '../ipv6/index.ts';
+import type { Ipv6Info } from '../ipv6/index.ts';
+import type { Machine, Peer, Service, Topology } from '../topology/index.ts';
+import { hex16 } from './packet-util.ts';
+
+/** Flows remembered at most; the least recently used goes first. */
+export const SERVICE_FLOWS_MAX = 65_536;
+/** The free field of the first client-source address (fdaa | org | host | 0 | SOURCE_BASE + slot). */
+export const SOURCE_BASE = 0x100;
+export const SOURCE_SLOTS = 0x10000 - SOURCE_BASE;
+// Idle timeouts, as Linux conntrack's (nf_conntrack_tcp_timeout_*, nf_conntrack_udp_timeout*).
+export const TCP_SYN_TIMEOUT_MS = 120_000;
+export const TCP_ESTABLISHED_TIMEOUT_MS = 432_000_000; // 5 days
+export const TCP_CLOSING_TIMEOUT_MS = 120_000; // FIN seen (time_wait)
+export const TCP_RESET_TIMEOUT_MS = 10_000; // RST seen (close)
+export const UDP_TIMEOUT_MS = 30_000;
+export const UDP_REPLIED_TIMEOUT_MS = 120_000;
+/** Autostart: packets held per service and in all, and how long they wait for a started machine. */
+export const HOLD_PER_SERVICE = 64;
+export const HOLD_MAX = 1024;
+export const HOLD_TIMEOUT_MS = 10_000;
+/** Headroom and tailroom of a held copy (the mesh device seals in place). */
+const HOLD_ROOM = 16;
+const HOLD_TAIL = 64;
+
+const FIN = 0x01;
+const SYN = 0x02;
+const RST = 0x04;
+const ACK = 0x10;
+
+const NEW = 0;
+const REPLIED = 1;
+const CLOSING = 2;
+const RESET = 3;
+
+export interface ServiceFlow {
+  readonly service: Service;
+  readonly backend: Machine;
+  readonly proto: number;
+  /** The client's address, and the one the machine sees (the same within one org). */
+  readonly client: Uint8Array;
+  readonly source: Uint8Array;
+  readonly clientPort: number;
+  readonly port: number;
+  /** The slot of `source` (-1: the client's own address). */
+  readonly slot: number;
+  state: number;
+  expires: number;
+  readonly fwd: string;
+  readonly rev: string;
+}
+
+/** What the router gives the service table: its state and its ways out. */
+export interface ServiceRouter {
+  readonly topology: Topology;
+  readonly hostId: number;
+  readonly info: Ipv6Info;
+  readonly meshMtu: number;
+  now: () => number;
+  count(name: ServiceCounter): void;
+  rewrite(buf: Uint8Array, off: number, which: number, addr: Uint8Array): void;
+  deliver(target: Machine, buf: Uint8Array, off: number, len: number, fromHost: number | null, rewritten?: boolean): void;
+  toMesh(host: number, buf: Uint8Array, off: number, len: number): void;
+  timeExceeded(buf: Uint8Array, off: number, len: number, fromHost: number | null): void;
+  /** An ICMPv6 error from `from` (type 1 unreachable, 2 too big), or with code -1 a TCP reset. */
+  refuse(buf: Uint8Array, off: number, len: number, type: 1 | 2, param: number, from: Uint8Array): void;
+  /** Replays a held packet as if it came in now. */
+  replay(sender: Machine | Peer, buf: Uint8Array, off: number, len: number): void;
+}
+
+export const SERVICE_COUNTERS = [
+  'service_flows', // new flows to a service address
+  'service_forwarded', // packets of clients rewritten to a machine
+  'service_replies', // packets of machines rewritten back to the service address
+  'service_refused_port', // a port (or protocol) the service does not serve
+  'service_refused_none', // no started machine (and no autostart, or it timed out)
+  'service_no_flow', // a TCP segment other than SYN with no flow: reset
+  'service_held', // held for autostart
+  'service_flows_evicted', // the oldest flow forgotten to make room
+] as const;
+export type ServiceCounter = (typeof SERVICE_COUNTERS)[number];
+
+interface Held {
+  readonly sender: Machine | Peer;
+  readonly buf: Uint8Array;
+  readonly len: number;
+}
+
+interface Hold {
+  readonly service: Service;
+  readonly deadline: number;
+  readonly packets: Held[];
+}
+
+export interface ServiceOptions {
+  flowsMax?: number;
+  holdTimeoutMs?: number;
+  /** Called when a flow finds no started machine of an autostart service (at most once per hold). */
+  onAutostart?: (service: Service) => void;
+}
+
+export class ServiceTable {
+  private readonly r: ServiceRouter;
+  /** Forward key → flow, in order of last use. */
+  private readonly flows = new Map<string, ServiceFlow>();
+  private readonly reverse = new Map<string, ServiceFlow>();
+  /** Flows per machine id (least connections). */
+  private readonly load = new Map<string, number>();
+  /** "client hex|org network" → slot and its flows; free slots. */
+  private readonly slots = new Map<string, { slot: number; refs: number }>();
+  private readonly freeSlots: number[] = [];
+  private nextSlot = 0;
+  private readonly holds = new Map<string, Hold>(); // service address text → held packets
+  private held = 0;
+  private turn = 0;
+  private readonly flowsMax: number;
+  private readonly holdTimeoutMs: number;
+  onAutostart?: (service: Service) => void;
+
+  constructor(r: ServiceRouter, opts: ServiceOptions = {}) {
+    this.r = r;
+    this.flowsMax = opts.flowsMax ?? SERVICE_FLOWS_MAX;
+    this.holdTimeoutMs = opts.holdTimeoutMs ?? HOLD_TIMEOUT_MS;
+    this.onAutostart = opts.onAutostart;
+  }
+
+  get size(): number {
+    return this.flows.size;
+  }
+  get heldPackets(): number {
+    return this.held;
+  }
+  /** Flows now per machine id (status, tests). */
+  flowsPerMachine(): ReadonlyMap<string, number> {
+    return this.load;
+  }
+  /** The flows, least recently used first (status, tests). */
+  list(): IterableIterator<ServiceFlow> {
+    return this.flows.values();
+  }
+
+  // ---- client → service address ----
+
+  /**
+   * A packet from a local client (a machine, or a peer of this gateway) of the service's client
+   * org to `svc`'s address. Sends it on, refuses it, or holds it.
+   */
+  forward(svc: Service, sender: Machine | Peer, buf: Uint8Array, off: number, len: number): void {
+    const r = this.r;
+    const info = r.info;
+    const tcp = info.protocol === IPPROTO_TCP;
+    if ((!tcp && info.protocol !== IPPROTO_UDP) || info.fragment || info.l4Len < (tcp ? 20 : 8)) {
+      r.count('service_refused_port'); // no ports to balance by: only TCP and UDP are served
+      return r.refuse(buf, off, len, 1, ICMPV6_UNREACH_PORT, svc.address);
+    }
+    const cport = readU16(buf, info.l4Off);
+    const port = readU16(buf, info.l4Off + 2);
+    const proto = tcp ? 'tcp' : 'udp';
+    if (!svc.ports.some((p) => p.port === port && p.protocol === proto)) {
+      r.count('service_refused_port');
+      return r.refuse(buf, off, len, 1, tcp ? -1 : ICMPV6_UNREACH_PORT, svc.address);
+    }
+    const flags = tcp ? buf[info.l4Off + TCP_OFF_FLAGS] : 0;
+    const key = `${info.protocol}|${hex16(buf, off + IPV6_OFF_SRC)}|${svc.addressText}|${cport}|${port}`;
+    let f = this.flows.get(key);
+    if (f !== undefined && (!this.alive(f) || (tcp && f.state >= CLOSING && (flags & (SYN | ACK)) === SYN))) {
+      this.remove(f); // its machine went away, or the client reuses the ports for a new connection
+      f = undefined;
+    }
+    if (f === undefined) {
+      if (tcp && (flags & (SYN | ACK | RST)) !== SYN) {
+        r.count('service_no_flow'); // mid-connection with no flow (expired, or the machine went away)
+        return r.refuse(buf, off, len, 1, -1, svc.address);
+      }
+      const backend = this.pick(svc);
+      if (backend === undefined) return this.none(svc, sender, buf, off, len);
+      // errors about this packet quote what the client sent: check before rewriting
+      if (backend.host !== r.hostId && len > r.meshMtu) return r.refuse(buf, off, len, 2, r.meshMtu, svc.address);
+      if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return r.timeExceeded(buf, off, len, null);
+      f = this.create(svc, backend, buf, off, key, cport, port);
+      if (f === undefined) return this.none(svc, sender, buf, off, len);
+    } else {
+      if (f.backend.host !== r.hostId && len > r.meshMtu) return r.refuse(buf, off, len, 2, r.meshMtu, svc.address);
+      if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return r.timeExceeded(buf, off, len, null);
+      this.flows.delete(key); // to the end: the most recently used
+      this.flows.set(key, f);
+    }
+    this.track(f, flags, tcp);
+    if (f.slot >= 0) r.rewrite(buf, off, IPV6_OFF_SRC, f.source);
+    r.rewrite(buf, off, IPV6_OFF_DST, f.backend.address);
+    r.count('service_forwarded');
+    if (f.backend.host === r.hostId) return r.deliver(f.backend, buf, off, len, null, true);
+    r.toMesh(f.backend.host, buf, off, len);
+  }
+
+  private alive(f: ServiceFlow): boolean {
+    const m = this.r.topology.machine(f.backend.id);
+    return m !== undefined && m.started && m.address.every((b, i) => b === f.backend.address[i]);
+  }
+
+  /** Same host, then same region, then the others; the fewest flows; ties in turn. */
+  private pick(svc: Service): Machine | undefined {
+    const r = this.r;
+    const region = r.topology.host(r.hostId)?.region;
+    const ms = r.topology.machinesOfApp(svc.app);
+    let best: Machine | undefined;
+    let bestRank = 3;
+    let bestLoad = Infinity;
+    const n = ms.length;
+    const start = n === 0 ? 0 : this.turn++ % n;
+    for (let k = 0; k < n; k++) {
+      const m = ms[(start + k) % n];
+      if (!m.started || r.topology.host(m.host) === undefined) continue;
+      const rank = m.host === r.hostId ? 0 : m.region === region ? 1 : 2;
+      const load = this.load.get(m.id) ?? 0;
+      if (rank < bestRank || (rank === bestRank && load < bestLoad)) {
+        best = m;
+        bestRank = rank;
+        bestLoad = load;
+      }
+    }
+    return best;
+  }
+
+  private create(svc: Service, backend: Machine, buf: Uint8Array, off: number, key: string, cport: number, port: number): ServiceFlow | undefined {
+    const r = this.r;
+    const client = buf.slice(off + IPV6_OFF_SRC, off + IPV6_OFF_SRC + 16);
+    let source = client;
+    let slot = -1;
+    if (svc.clientOrg !== svc.org) {
+      slot = this.takeSlot(client, backend.network);
+      if (slot < 0) return undefined;
+      source = new Uint8Array(16);
+      encodeSixpn(source, 0, backend.network, r.hostId, 0, SOURCE_BASE + slot);
+    }
+    if (this.flows.size >= this.flowsMax) {
+      for (const oldest of this.flows.values()) {
+        this.remove(oldest);
+        r.count('service_flows_evicted');
+        break;
+      }
+    }
+    const rev = `${this.r.info.protocol}|${hex16(backend.address, 0)}|${hex16(source, 0)}|${port}|${cport}`;
+    const f: ServiceFlow = {
+      service: svc, backend, proto: this.r.info.protocol, client, source, clientPort: cport, port, slot,
+      state: NEW, expires: 0, fwd: key, rev,
+    };
+    this.flows.set(key, f);
+    this.reverse.set(rev, f);
+    this.load.set(backend.id, (this.load.get(backend.id) ?? 0) + 1);
+    r.count('service_flows');
+    return f;
+  }
+
+  private takeSlot(client: Uint8Array, network: number): number {
+    const k = `${hex16(client, 0)}|${network}`;
+    const s = this.slots.get(k);
+    if (s !== undefined) {
+      s.refs++;
+      return s.slot;
+    }
+    const slot = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.nextSlot < SOURCE_SLOTS ? this.nextSlot++ : -1;
+    if (slot >= 0) this.slots.set(k, { slot, refs: 1 });
+    return slot;
+  }
+
+  private remove(f: ServiceFlow): void {
+    this.flows.delete(f.fwd);
+    this.reverse.delete(f.rev);
+    const n = (this.load.get(f.backend.id) ?? 1) - 1;
+    if (n > 0) this.load.set(f.backend.id, n);
+    else this.load.delete(f.backend.id);
+    if (f.slot >= 0) {
+      const k = `${hex16(f.client, 0)}|${f.backend.network}`;
+      const s = this.slots.get(k);
+      if (s !== undefined && --s.refs === 0) {
+        this.slots.delete(k);
+        this.freeSlots.push(s.slot);
+      }
+    }
+  }
+
+  private track(f: ServiceFlow, flags: number, tcp: boolean): void {
+    const now = this.r.now();
+    if (!tcp) {
+      f.expires = now + (f.state === REPLIED ? UDP_REPLIED_TIMEOUT_MS : UDP_TIMEOUT_MS);
+      return;
+    }
+    if ((flags & RST) !== 0) f.state = RESET;
+    else if ((flags & FIN) !== 0 && f.state < CLOSING) f.state = CLOSING;
+    f.expires = now + (f.state === NEW ? TCP_SYN_TIMEOUT_MS : f.state === REPLIED ? TCP_ESTABLISHED_TIMEOUT_MS
+      : f.state === CLOSING ? TCP_CLOSING_TIMEOUT_MS : TCP_RESET_TIMEOUT_MS);
+  }
+
+  // ---- machine → client: replies ----
+
+  /**
+   * A packet about to be delivered (to a local machine or peer, `dst` its address) or arriving
+   * for one of this host's own addresses: if it is a reply of a flow, its source becomes the
+   * service address again (and its destination the client). Returns the flow, or undefined
+   * (nothing changed).
+   */
+  restore(buf: Uint8Array, off: number): ServiceFlow | undefined {
+    if (this.flows.size === 0) return undefined;
+    const r = this.r;
+    const info = r.info;
+    if ((info.protocol !== IPPROTO_TCP && info.protocol !== IPPROTO_UDP) || info.fragment || info.l4Len < 8) return undefined;
+    const m = r.topology.machineAt(buf, off + IPV6_OFF_SRC); // replies come from a machine of a served app
+    if (m === undefined || !r.topology.app(m.app)?.services.length) return undefined;
+    const sport = readU16(buf, info.l4Off);
+    const dport = readU16(buf, info.l4Off + 2);
+    const key = `${info.protocol}|${hex16(buf, off + IPV6_OFF_SRC)}|${hex16(buf, off + IPV6_OFF_DST)}|${sport}|${dport}`;
+    const f = this.reverse.get(key);
+    if (f === undefined) return undefined;
+    const tcp = info.protocol === IPPROTO_TCP;
+    const flags = tcp ? buf[info.l4Off + TCP_OFF_FLAGS] : 0;
+    if (f.state === NEW && (!tcp || (flags & (SYN | ACK)) === (SYN | ACK))) f.state = REPLIED;
+    this.track(f, flags, tcp);
+    this.flows.delete(f.fwd);
+    this.flows.set(f.fwd, f);
+    r.rewrite(buf, off, IPV6_OFF_SRC, f.service.address);
+    if (f.slot >= 0) r.rewrite(buf, off, IPV6_OFF_DST, f.client);
+    r.count('service_replies');
+    return f;
+  }
+
+  /** Whether `addr` (at off) is one of this host's client-source addresses. */
+  isSource(buf: Uint8Array, off: number): boolean {
+    return this.slots.size !== 0 && getFree(buf, off) >= SOURCE_BASE;
+  }
+
+  // ---- no started machine: refuse, or hold for autostart ----
+
+  private none(svc: Service, sender: Machine | Peer, buf: Uint8Array, off: number, len: number): void {
+    const r = this.r;
+    if (!svc.autostart || this.held >= HOLD_MAX) {
+      r.count('service_refused_none');
+      return r.refuse(buf, off, len, 1, ICMPV6_UNREACH_ADDR, svc.address);
+    }
+    let h = this.holds.get(svc.addressText);
+    if (h === undefined) {
+      h = { service: svc, deadline: r.now() + this.holdTimeoutMs, packets: [] };
+      this.holds.set(svc.addressText, h);
+      this.onAutostart?.(svc);
+    }
+    if (h.packets.length >= HOLD_PER_SERVICE) {
+      r.count('service_refused_none');
+      return r.refuse(buf, off, len, 1, ICMPV6_UNREACH_ADDR, svc.address);
+    }
+    const copy = new Uint8Array(HOLD_ROOM + len + HOLD_TAIL);
+    copy.set(buf.subarray(off, off + len), HOLD_ROOM);
+    h.packets.push({ sender, buf: copy, len });
+    this.held++;
+    r.count('service_held');
+  }
+
+  /** Releases held packets whose service has a started machine now; refuses those past their time. */
+  release(): void {
+    if (this.holds.size === 0) return;
+    const r = this.r;
+    const now = r.now();
+    for (const [k, h] of this.holds) {
+      const svc = r.topology.serviceAt(h.service.address, 0);
+      const ready = svc !== undefined && this.pick(svc) !== undefined;
+      if (!ready && now < h.deadline && svc !== undefined) continue;
+      this.holds.delete(k);
+      this.held -= h.packets.length;
+      for (const p of h.packets) {
+        if (ready) r.replay(p.sender, p.buf, HOLD_ROOM, p.len);
+        else {
+          r.count('service_refused_none');
+          r.refuse(p.buf, HOLD_ROOM, p.len, 1, ICMPV6_UNREACH_ADDR, h.service.address);
+        }
+      }
+    }
+  }
+
+  // ---- upkeep ----
+
+  /** A new topology: flows whose machine is gone or stopped, or whose service is gone, end. */
+  setTopology(t: Topology): void {
+    for (const f of [...this.flows.values()]) {
+      const svc = t.serviceAt(f.service.address, 0);
+      if (svc === undefined || svc.app !== f.service.app || !this.alive(f)) this.remove(f);
+    }
+    this.release();
+  }
+
+  /** Drops expired flows and times out held packets (call now and then). */
+  expire(): void {
+    const now = this.r.now();
+    for (const f of [...this.flows.values()]) if (f.expires < now) this.remove(f);
+    this.release();
+  }
+
+  /** Flows of this table to a machine. */
+  flowsOf(machineId: string): number {
+    return this.load.get(machineId) ?? 0;
+  }
+}
