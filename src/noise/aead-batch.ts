@@ -288,6 +288,26 @@ export class AeadBatch {
     this.wasm.openBatch(this.recordsOffset, n, this.keysOffset, this.keySlots, this.arenaOffset, this.arenaOffset + this.arenaBytes, this.scratchOffset);
   }
 
+  /**
+   * Runs n records of another instance of this memory (a worker's job: `records` is that
+   * instance's record table, arenaLo/arenaHi its arena) with this instance's scratch: seal if
+   * `seal`, else open. The key table is this instance's (the same one, for a companion).
+   */
+  runRecords(seal: boolean, records: number, n: number, arenaLo: number, arenaHi: number): void {
+    const run = seal ? this.wasm.sealBatch : this.wasm.openBatch;
+    run(records, n, this.keysOffset, this.keySlots, arenaLo, arenaHi, this.scratchOffset);
+  }
+
+  /** Byte offset where this instance's layout begins (its scratch): `base` for the same layout elsewhere. */
+  get scratchAt(): number {
+    return this.scratchOffset;
+  }
+
+  /** Byte offset of this instance's record table (for runRecords on another thread). */
+  get recordsAt(): number {
+    return this.recordsOffset;
+  }
+
   /** Seals u8[offset, offset + length) in place (no aad); returns length + 16. No bounds checks beyond the arguments'. */
   sealOne(slot: number, counterLo: number, counterHi: number, offset: number, length: number): number {
     this.checkArena(offset, length + TAG_SIZE, length > MAX_PLAINTEXT);

@@ -13,6 +13,7 @@ import {
   META_CAP, META_OFF, UDP_META_ADDR, UDP_META_FAMILY, UDP_META_GSO, UDP_META_IFINDEX, UDP_META_LOCAL, UDP_META_PORT,
   UDP_RECORD_WORDS, type FdWatch,
 } from './index.ts';
+import { AeadPool } from '../noise/aead-pool.ts';
 import { Device, type DeviceOptions } from '../wg/device.ts';
 import { Endpoint } from '../wg/endpoint.ts';
 import type { Peer } from '../wg/peer.ts';
@@ -78,6 +79,12 @@ interface Sock {
 /** The ports of this thread that are not closed (see flush). */
 const livePorts = new Set<DeviceSockets>();
 
+/** A worker pool delivered batches on its own (src/noise/aead-pool.ts): write and send what they made. */
+function afterPoolDelivery(): void {
+  for (const p of livePorts) p.afterRound();
+  for (const p of livePorts) p.flushQueues();
+}
+
 /** Datagrams waiting for one sendmmsg, for one family; the last record may still grow (GSO). */
 class SendQueue {
   readonly batch = new UdpBatch(BATCH, SLOT);
@@ -132,6 +139,8 @@ export class DeviceSockets {
       ...opts,
     });
     livePorts.add(this);
+    const pool = AeadPool.current();
+    if (pool !== null) pool.onDelivered = afterPoolDelivery;
     this.uapi = new DeviceUapi(this.device, {
       bindPort: (port) => this.bind(port),
       stats: () => ({ ...flatCounters(this.counters), ...this.extraStats() }),
@@ -292,7 +301,8 @@ export class DeviceSockets {
     for (const p of livePorts) p.flushQueues();
   }
 
-  private flushQueues(): void {
+  /** Sends what is queued now (the seals already made). */
+  flushQueues(): void {
     this.flushQueue(this.out4);
     this.flushQueue(this.out6);
   }

@@ -150,8 +150,8 @@ export class Device {
     this.rx = new Receiver(this, opts.batchOpen === true && wasm);
     this.handshakes = new Handshakes(this, opts);
     this.index = new IndexTable(() => {
-      this.seals?.flush();
-      this.rx.opens?.flush();
+      this.seals?.settle();
+      this.rx.opens?.settle();
     });
   }
 
@@ -165,6 +165,12 @@ export class Device {
     this.rx.opens?.flush();
   }
 
+  /** Delivers everything queued, also what a worker pool still has in flight (synchronous). */
+  settleBatches(): void {
+    this.rx.opens?.settle();
+    this.seals?.settle();
+  }
+
   /** Transport messages opened in batches and the batches they took (batchOpen). */
   get batchOpens(): { opened: number; batches: number } {
     return { opened: this.rx.opens?.opened ?? 0, batches: this.rx.opens?.batches ?? 0 };
@@ -174,7 +180,7 @@ export class Device {
   releaseBatches(): void {
     this.rx.opens?.release();
     this.rx.opens = null;
-    this.seals?.flush();
+    this.seals?.settle();
   }
 
   /** A message sealed by the batch queue: on its way to the peer (SealedSink). */
@@ -380,7 +386,7 @@ export class Device {
     this.counters.rxDatagrams++;
     const type = readType(buf, off, len);
     if (type === MESSAGE_TRANSPORT && len >= MESSAGE_TRANSPORT_SIZE) return this.rx.receiveTransport(buf, off, len, from);
-    this.rx.opens?.flush(); // the transport messages before it are handled before it
+    this.rx.opens?.settle(); // the transport messages before it are handled before it
     if (this.identity === null || this.checker === null) return void this.counters.rxInvalid++;
     const hs = this.handshakes;
     if (type === MESSAGE_INITIATION && len === MESSAGE_INITIATION_SIZE) return hs.receiveInitiation(buf.subarray(off, off + len), from);

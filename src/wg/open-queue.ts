@@ -8,11 +8,13 @@
 // authenticated), the keypair rotation, the endpoint, the timers, the inner packet — so a peer's
 // packets reach the TUN in the order they arrived, as in wireguard-go's per-peer inbound queue.
 //
-// The device flushes before anything that must see the messages before it: a handshake or
+// The device settles before anything that must see the messages before it: a handshake or
 // cookie message, and the deletion of a keypair (its key slot is zeroed and may be reused).
-// A datagram arriving while a flush hands packets out (re-entrant) is not queued: NOT_QUEUED,
-// the device opens it on its own.
-import { AeadBatch, type Keypair } from '../noise/index.ts';
+// A datagram arriving while the queue hands packets out (re-entrant) is not queued: NOT_QUEUED,
+// the device opens it on its own. With a worker pool (src/noise/aead-pool.ts) flush() hands the
+// region to a worker and the next datagrams go to another region; the pool delivers jobs in
+// submission order, and its onDelivered makes the I/O side write what they produced.
+import { AeadBatch, AeadPool, OP_OPEN, type Keypair } from '../noise/index.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/constants.ts';
 import { Endpoint } from './endpoint.ts';
 import { NOT_QUEUED } from './seal-queue.ts';
@@ -36,24 +38,19 @@ const ARENA_BYTES = 1 << 20;
 /** Bytes kept behind each message: a handler may seal the inner packet again in place (padding, tag). */
 const SLACK = 64;
 
-export class OpenQueue {
-  private readonly sink: OpenedSink;
-  private b: AeadBatch | null;
-  private readonly kps: Array<Keypair | null>;
-  private readonly peers: Array<Peer | null>;
-  private readonly froms: Endpoint[] = [];
-  private readonly starts: Int32Array;
-  private readonly lens: Int32Array;
-  private readonly arenaEnd: number;
-  private n = 0;
-  private cursor: number;
-  private flushing = false;
-  /** messages opened in batches, and batches (for the stats and the tests) */
-  opened = 0;
-  batches = 0;
+class Region {
+  readonly b: AeadBatch;
+  readonly kps: Array<Keypair | null>;
+  readonly peers: Array<Peer | null>;
+  readonly froms: Endpoint[] = [];
+  readonly starts: Int32Array;
+  readonly lens: Int32Array;
+  readonly arenaEnd: number;
+  n = 0;
+  cursor: number;
+  busy = false;
 
-  constructor(sink: OpenedSink) {
-    this.sink = sink;
+  constructor() {
     const b = (this.b = AeadBatch.companion({ maxRecords: MAX_RECORDS, arenaBytes: ARENA_BYTES }));
     this.kps = new Array<Keypair | null>(b.maxRecords).fill(null);
     this.peers = new Array<Peer | null>(b.maxRecords).fill(null);
@@ -62,69 +59,122 @@ export class OpenQueue {
     this.cursor = b.arenaOffset;
     this.arenaEnd = b.arenaOffset + b.arenaBytes;
   }
+}
+
+export class OpenQueue {
+  private readonly sink: OpenedSink;
+  private readonly regions: Region[] = [];
+  private cur: Region | null;
+  private delivering = false;
+  /** messages opened in batches, and batches (for the stats and the tests) */
+  opened = 0;
+  batches = 0;
+
+  constructor(sink: OpenedSink) {
+    this.sink = sink;
+    this.cur = new Region();
+    this.regions.push(this.cur);
+  }
 
   /** Messages waiting for flush(). */
   get pending(): number {
-    return this.n;
+    return this.cur?.n ?? 0;
   }
 
   /**
    * Queues the transport message buf[off, off + len) from `from` for `peer` under `kp`. Returns 0
-   * when queued, NOT_QUEUED when it cannot be (no wasm key, a flush under way, released), or an
-   * OPEN_ERR_* code of Keypair.prepareOpen (nothing queued).
+   * when queued, NOT_QUEUED when it cannot be (no wasm key, a delivery under way, released), or
+   * an OPEN_ERR_* code of Keypair.prepareOpen (nothing queued).
    */
   add(peer: Peer, kp: Keypair, buf: Uint8Array, off: number, len: number, from: Endpoint): number {
-    const b = this.b;
+    let r = this.cur;
     const slot = kp.receiveSlot;
-    if (b === null || slot < 0 || this.flushing) return NOT_QUEUED;
+    if (r === null || slot < 0 || this.delivering) return NOT_QUEUED;
     const need = (len + SLACK + 15) & ~15;
-    if (need > b.arenaBytes) return NOT_QUEUED;
-    if (this.n === b.maxRecords || this.cursor + need > this.arenaEnd) this.flush();
-    const at = this.cursor;
-    const u8 = b.u8;
+    if (need > r.b.arenaBytes) return NOT_QUEUED;
+    if (r.n === r.b.maxRecords || r.cursor + need > r.arenaEnd) {
+      this.flush();
+      r = this.cur!;
+    }
+    const at = r.cursor;
+    const u8 = r.b.u8;
     u8.set(buf.subarray(off, off + len), at);
     const sealed = kp.prepareOpen(u8, at, len);
     if (sealed < 0) return sealed;
-    const i = this.n++;
-    b.setRecord(i, at + MESSAGE_TRANSPORT_HEADER_SIZE, sealed, slot, kp.preparedCounterLo, kp.preparedCounterHi);
-    this.kps[i] = kp;
-    this.peers[i] = peer;
-    this.starts[i] = at;
-    this.lens[i] = len;
-    if (i === this.froms.length) this.froms.push(new Endpoint());
-    this.froms[i].copyFrom(from);
-    this.cursor = at + need;
+    const i = r.n++;
+    r.b.setRecord(i, at + MESSAGE_TRANSPORT_HEADER_SIZE, sealed, slot, kp.preparedCounterLo, kp.preparedCounterHi);
+    r.kps[i] = kp;
+    r.peers[i] = peer;
+    r.starts[i] = at;
+    r.lens[i] = len;
+    if (i === r.froms.length) r.froms.push(new Endpoint());
+    r.froms[i].copyFrom(from);
+    r.cursor = at + need;
     return 0;
   }
 
-  /** Opens everything queued in one call and hands each message to the device, in order. */
+  /** Opens everything queued in one call and hands each message to the device, in order (with a pool: when it is done). */
   flush(): void {
-    const k = this.n;
-    const b = this.b;
-    if (k === 0 || b === null || this.flushing) return;
-    this.n = 0;
-    this.flushing = true;
-    try {
-      b.openBatch(k);
-      this.batches++;
-      this.opened += k;
-      for (let i = 0; i < k; i++) {
-        const kp = this.kps[i]!;
-        const peer = this.peers[i]!;
-        this.kps[i] = null;
-        this.peers[i] = null;
-        this.sink.transportOpened(peer, kp, b.u8, this.starts[i], this.lens[i], b.result(i), this.froms[i]);
+    const r = this.cur;
+    if (r === null || r.n === 0) return;
+    const k = r.n;
+    r.n = 0;
+    this.batches++;
+    this.opened += k;
+    const pool = AeadPool.current();
+    if (pool === null) {
+      r.b.openBatch(k);
+      this.deliver(r, k);
+      return;
+    }
+    r.busy = true;
+    pool.submit(OP_OPEN, r.b, k, () => this.deliver(r, k));
+    this.cur = this.freeRegion(pool);
+  }
+
+  /** flush(), then waits for every job in flight and delivers it. */
+  settle(): void {
+    this.flush();
+    AeadPool.current()?.settle();
+  }
+
+  private freeRegion(pool: AeadPool): Region {
+    for (;;) {
+      const free = this.regions.find((x) => !x.busy);
+      if (free !== undefined) return free;
+      if (this.regions.length <= 2 * pool.size) {
+        const r = new Region();
+        this.regions.push(r);
+        return r;
       }
-    } finally {
-      this.flushing = false;
-      this.cursor = b.arenaOffset;
+      pool.settle();
     }
   }
 
-  /** Gives the arena back (the device is closing); later datagrams are opened one by one. */
+  private deliver(r: Region, k: number): void {
+    const b = r.b;
+    const was = this.delivering;
+    this.delivering = true;
+    try {
+      for (let i = 0; i < k; i++) {
+        const kp = r.kps[i]!;
+        const peer = r.peers[i]!;
+        r.kps[i] = null;
+        r.peers[i] = null;
+        this.sink.transportOpened(peer, kp, b.u8, r.starts[i], r.lens[i], b.result(i), r.froms[i]);
+      }
+    } finally {
+      this.delivering = was;
+      r.cursor = b.arenaOffset;
+      r.busy = false;
+    }
+  }
+
+  /** Delivers what is queued and gives the arenas back (the device is closing); later datagrams are opened one by one. */
   release(): void {
-    this.flush();
-    if (this.b !== null) AeadBatch.releaseCompanion(this.b);
-    this.b = null;
+    this.settle();
+    for (const r of this.regions) AeadBatch.releaseCompanion(r.b);
+    this.regions.length = 0;
+    this.cur = null;
   }
 }

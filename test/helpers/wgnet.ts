@@ -76,7 +76,7 @@ export class FakeNet {
   /** Delivers what batching devices hold (opens first: they may send), as their sockets would. */
   flush(): void {
     for (const node of this.nodes) node.device.flushOpens();
-    for (const node of this.nodes) node.device.flushSeals();
+    for (const node of this.nodes) node.device.settleBatches(); // a worker pool's jobs too
   }
 
   /** Delivers datagrams (each with its source) to `node` as one read batch, then flushes (opens, seals). */
