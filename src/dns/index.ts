@@ -4,7 +4,7 @@
  * through a TUN the host kernel terminates, upstream sockets) is the host process's edge:
  * src/host/dns-service.ts.
  */
-export type { DnsAsker, DnsMachine, DnsPeer, DnsView } from './view.ts';
+export type { DnsAsker, DnsMachine, DnsPeer, DnsService, DnsView } from './view.ts';
 export { ANSWER_FORWARD, DEFAULT_MAX_UDP_PAYLOAD, DEFAULT_TTL_S, InternalResolver, answer } from './resolver.ts';
 export type { ResolverOptions, Transport } from './resolver.ts';
 export {

@@ -27,7 +27,7 @@ import {
   TYPE_SOA, TYPE_TXT, UDP_PAYLOAD_MIN, newParsedQuery, parseQuery, writeHeaderOnly, type SoaData,
 } from './wire.ts';
 import {
-  LOOKUP_AAAA, LOOKUP_APEX, LOOKUP_NXDOMAIN, LOOKUP_TXT, ZONE_APEX, lookupInternal, newLookup,
+  LOOKUP_AAAA, LOOKUP_APEX, LOOKUP_NXDOMAIN, LOOKUP_TXT, SERVICE_ZONE, ZONE_APEX, lookupInternal, lookupService, newLookup,
 } from './zone.ts';
 import { REGION_COORDS, type LatLon } from './regions.ts';
 
@@ -60,6 +60,7 @@ export interface ResolverOptions {
 }
 
 const APEX_LABELS: readonly string[] = [ZONE_APEX];
+const SERVICE_APEX_LABELS: readonly string[] = [SERVICE_ZONE];
 
 export class InternalResolver {
   readonly view: DnsView;
@@ -68,6 +69,10 @@ export class InternalResolver {
   readonly forwardExternal: boolean;
   readonly regions: ReadonlyMap<string, LatLon>;
   readonly soa: SoaData;
+  /** The SOA of the service zone (`sixpn`). */
+  readonly serviceSoa: SoaData;
+  #apex = APEX_LABELS;
+  #soa: SoaData;
   #q = newParsedQuery();
   #lookup = newLookup();
   #w = new MessageWriter();
@@ -88,6 +93,8 @@ export class InternalResolver {
       expireS: SOA_EXPIRE_S,
       minimumS: this.ttlS,
     };
+    this.serviceSoa = { ...this.soa, mname: ['ns', SERVICE_ZONE], rname: ['hostmaster', SERVICE_ZONE] };
+    this.#soa = this.soa;
   }
 
   /**
@@ -111,7 +118,11 @@ export class InternalResolver {
     if (e.present && e.version !== 0) return this.#reply(out, limit, RCODE_BADVERS, false);
     const q = p.question;
     if (q.qclass !== CLASS_IN && q.qclass !== CLASS_ANY) return this.#reply(out, limit, RCODE_REFUSED, false);
-    if (q.lower.length === 0 || q.lower[q.lower.length - 1] !== ZONE_APEX) {
+    const zone = q.lower.length === 0 ? '' : q.lower[q.lower.length - 1];
+    const services = zone === SERVICE_ZONE;
+    this.#apex = services ? SERVICE_APEX_LABELS : APEX_LABELS;
+    this.#soa = services ? this.serviceSoa : this.soa;
+    if (zone !== ZONE_APEX && !services) {
       return this.forwardExternal ? ANSWER_FORWARD : this.#reply(out, limit, RCODE_REFUSED, false);
     }
     // Zone transfers are refused (RFC 5936 §2.2.1 allows it); other meta types are not implemented.
@@ -121,7 +132,8 @@ export class InternalResolver {
     }
 
     const r = this.#lookup;
-    lookupInternal(this.view, who, q.lower, this.regions, r);
+    if (services) lookupService(this.view, who, q.lower, r);
+    else lookupInternal(this.view, who, q.lower, this.regions, r);
     return this.#reply(out, limit, r.kind === LOOKUP_NXDOMAIN ? RCODE_NXDOMAIN : RCODE_NOERROR, true);
   }
 
@@ -169,13 +181,13 @@ export class InternalResolver {
           truncated = true;
         } else answers++;
       } else if (r.kind === LOOKUP_APEX && (any || t === TYPE_SOA)) {
-        w.soa(APEX_LABELS, this.ttlS, this.soa);
+        w.soa(this.#apex, this.ttlS, this.#soa);
         answers++;
       }
       if (answers === 0 && !truncated) {
         // NXDOMAIN or NODATA: the SOA for negative caching (RFC 2308 §3, §5: TTL = MINIMUM).
         const mark = w.pos;
-        w.soa(APEX_LABELS, Math.min(this.ttlS, this.soa.minimumS), this.soa);
+        w.soa(this.#apex, Math.min(this.ttlS, this.#soa.minimumS), this.#soa);
         if (w.overflow) w.rollback(mark);
         else w.setCount(HDR_OFF_NSCOUNT, 1);
       }

@@ -42,4 +42,11 @@ export interface DnsView {
   machines(org: string, app: string): Iterable<DnsMachine>;
   /** WireGuard peers of the org, `interactive-…` ones included (the server filters them). */
   peers(org: string): Iterable<DnsPeer>;
+  /** Service addresses the org's machines and peers may use (those in its /48), by app. */
+  services?(org: string): Iterable<DnsService>;
+}
+
+export interface DnsService {
+  readonly app: string;
+  readonly address: Uint8Array; // 16 bytes
 }

@@ -28,6 +28,8 @@ import { formatAddress } from '../ipv6/index.ts';
 import { regionDistanceKm, type LatLon } from './regions.ts';
 
 export const ZONE_APEX = 'internal';
+/** The zone of service addresses: `<app>.sixpn` (apart from `.internal`: no app, region or machine name can collide). */
+export const SERVICE_ZONE = 'sixpn';
 export const HIDDEN_PEER_PREFIX = 'interactive-';
 
 export const LOOKUP_NXDOMAIN = 0; // the name does not exist
@@ -183,6 +185,24 @@ function instances(view: DnsView, org: string): string {
     }
   }
   return entries.join(';');
+}
+
+/**
+ * Looks up `lower` (the last label `sixpn`): the apex is the zone's SOA, `<app>.sixpn` the
+ * addresses of the app's services the asker's org may use; nothing else exists.
+ */
+export function lookupService(view: DnsView, asker: DnsAsker, lower: readonly string[], r: Lookup): void {
+  r.kind = LOOKUP_NXDOMAIN;
+  r.addrs.length = 0;
+  r.txt = '';
+  if (lower.length === 1) {
+    r.kind = LOOKUP_APEX;
+    return;
+  }
+  if (lower.length !== 2 || view.services === undefined) return;
+  const addrs: Uint8Array[] = [];
+  for (const s of view.services(asker.org)) if (asciiLower(s.app) === lower[0]) addrs.push(s.address);
+  if (addrs.length > 0) aaaa(r, addrs);
 }
 
 function txt(r: Lookup, text: string): void {

@@ -56,8 +56,8 @@ export interface App {
 export const SERVICE_HOST = 1;
 /** The largest N of `<org /48>:0:1::N` (the free field; the instance field is 0). */
 export const SERVICE_INDEX_MAX = 0xffff;
-/** The 6PN top-level name of service addresses: `<app>.sixpn` (AAAA: its service addresses). */
-export const SERVICE_DNS_SUFFIX = 'sixpn';
+/** The top-level name of service addresses: `<app>.sixpn` (AAAA: its service addresses). */
+export { SERVICE_ZONE as SERVICE_DNS_SUFFIX } from '../dns/zone.ts';
 
 export type ServiceProtocol = 'tcp' | 'udp';
 

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 // nothing, so the packet path can call them: a /112 is found by host id then instance id
 // (instance ids are unique on a host), and the network field is compared last.
 
-import type { DnsAsker, DnsMachine, DnsPeer, DnsView } from '../dns/view.ts';
+import type { DnsAsker, DnsMachine, DnsPeer, DnsService, DnsView } from '../dns/view.ts';
 import { getFree, getHost, getInstance, getNetwork, isSixpn } from '../ipv6/index.ts';
 import { SERVICE_HOST } from './model.ts';
 import type { App, Host, Machine, Org, Peer, PreviousAddress, Service, TopologyData } from './model.ts';
@@ -229,6 +229,9 @@ export function dnsView(topology: () => Topology): DnsView {
     },
     peers(org: string): Iterable<DnsPeer> {
       return topology().peersOfOrg(org);
+    },
+    services(org: string): Iterable<DnsService> {
+      return topology().servicesForOrg(org);
     },
   };
 }
