@@ -271,3 +271,19 @@ test('bounded: the oldest flow makes room; idle flows expire (UDP 30 s, TCP SYN 
   small.expire();
   t.is(small.services.size, 0);
 });
+
+test('autostop: machines of this host with no packet for the service\'s idle time are listed, with minRunning', (t) => {
+  const d = doc();
+  d.apps[1].services[0].autostop = 60;
+  d.apps[1].services[0].minRunning = 1;
+  d.machines.push({ id: 'web00000000004', app: 'web', host: 'ams1', instance: '0x204' });
+  const { net, client, syn } = setup(d);
+  const r = net.router('ams1');
+  t.deepEqual(r.services.idleMachines(), [], 'first seen now');
+  net.clock += 30_000;
+  net.fromMachine(client, syn(WEB)); // least loaded of the two: web1 first
+  net.clock += 30_000;
+  const idle = r.services.idleMachines();
+  t.deepEqual(idle.map((x) => [x.machine.id, x.minRunning]), [['web00000000004', 1]], 'web1 got a packet 30 s ago');
+  t.deepEqual(net.router('ams2').services.idleMachines(), [], 'ams2 counts from its own first look');
+});

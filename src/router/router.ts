@@ -358,7 +358,7 @@ export class Router implements ServiceRouter {
     if (target.host !== this.hostId) return void this.counters.dropped_not_local++;
     if (!target.started) return this.unreachable(buf, off, len, ICMPV6_UNREACH_ADDR, fromHost);
     if (decrementHopLimit(buf, off) === 0) return this.timeExceeded(buf, off, len, fromHost);
-    if (!rewritten && this.services.restore(buf, off) === undefined) this.restoreMigratedSource(buf, off);
+    if (!rewritten && this.services.delivered(target, buf, off) === undefined) this.restoreMigratedSource(buf, off);
     this.counters.forwarded_local++;
     this.io.toMachine(target, buf, off, len);
   }

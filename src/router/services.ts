@@ -152,6 +152,10 @@ export class ServiceTable {
   private readonly holds = new Map<string, Hold>(); // service address text → held packets
   private held = 0;
   private turn = 0;
+  /** Apps with an autostop service → the largest minRunning among them and the shortest idle time. */
+  private autostop = new Map<string, { idleMs: number; minRunning: number }>();
+  /** Last packet delivered to a machine of this host of such an app (machine id → time). */
+  private readonly active = new Map<string, number>();
   private readonly flowsMax: number;
   private readonly holdTimeoutMs: number;
   onAutostart?: (service: Service) => void;
@@ -161,6 +165,7 @@ export class ServiceTable {
     this.flowsMax = opts.flowsMax ?? SERVICE_FLOWS_MAX;
     this.holdTimeoutMs = opts.holdTimeoutMs ?? HOLD_TIMEOUT_MS;
     this.onAutostart = opts.onAutostart;
+    this.setTopology(r.topology);
   }
 
   get size(): number {
@@ -228,7 +233,10 @@ export class ServiceTable {
     if (f.slot >= 0) r.rewrite(buf, off, IPV6_OFF_SRC, f.source);
     r.rewrite(buf, off, IPV6_OFF_DST, f.backend.address);
     r.count('service_forwarded');
-    if (f.backend.host === r.hostId) return r.deliver(f.backend, buf, off, len, null, true);
+    if (f.backend.host === r.hostId) {
+      this.touch(f.backend);
+      return r.deliver(f.backend, buf, off, len, null, true);
+    }
     r.toMesh(f.backend.host, buf, off, len);
   }
 
@@ -331,7 +339,35 @@ export class ServiceTable {
       : f.state === CLOSING ? TCP_CLOSING_TIMEOUT_MS : TCP_RESET_TIMEOUT_MS);
   }
 
-  // ---- machine → client: replies ----
+  // ---- machine → client: replies; activity for autostop ----
+
+  /** A packet delivered to `target`, a machine of this host: its activity, and restore(). */
+  delivered(target: Machine, buf: Uint8Array, off: number): ServiceFlow | undefined {
+    if (this.autostop.size !== 0) this.touch(target);
+    return this.restore(buf, off);
+  }
+
+  private touch(m: Machine): void {
+    if (this.autostop.has(m.app)) this.active.set(m.id, this.r.now());
+  }
+
+  /**
+   * Started machines of this host whose app has an autostop service and that got no packet for
+   * its idle time (a machine never seen counts from the first call), with the app's minRunning.
+   */
+  idleMachines(): { machine: Machine; minRunning: number }[] {
+    const r = this.r;
+    const now = r.now();
+    const out: { machine: Machine; minRunning: number }[] = [];
+    for (const m of r.topology.machinesOnHost(r.hostId)) {
+      const a = this.autostop.get(m.app);
+      if (a === undefined || !m.started) continue;
+      const last = this.active.get(m.id);
+      if (last === undefined) this.active.set(m.id, now);
+      else if (now - last >= a.idleMs && this.flowsOf(m.id) === 0) out.push({ machine: m, minRunning: a.minRunning });
+    }
+    return out;
+  }
 
   /**
    * A packet about to be delivered (to a local machine or peer, `dst` its address) or arriving
@@ -418,6 +454,16 @@ export class ServiceTable {
 
   /** A new topology: flows whose machine is gone or stopped, or whose service is gone, end. */
   setTopology(t: Topology): void {
+    const autostop = new Map<string, { idleMs: number; minRunning: number }>();
+    for (const s of t.services) {
+      if (s.autostopSeconds === 0) continue;
+      const a = autostop.get(s.app);
+      autostop.set(s.app, {
+        idleMs: Math.min(a?.idleMs ?? Infinity, s.autostopSeconds * 1000), minRunning: Math.max(a?.minRunning ?? 0, s.minRunning),
+      });
+    }
+    this.autostop = autostop;
+    for (const id of [...this.active.keys()]) if (!t.machine(id)?.started) this.active.delete(id); // counts anew when started
     for (const f of [...this.flows.values()]) {
       const svc = t.serviceAt(f.service.address, 0);
       if (svc === undefined || svc.app !== f.service.app || !this.alive(f)) this.remove(f);

@@ -72,6 +72,7 @@ export {
 } from './alloc.ts';
 export type { HostSpec, MachineSpec, PeerSpec } from './alloc.ts';
 export { setMachineState, removeMachine, moveMachine } from './edit.ts';
+export { autostartIn, autostopIn } from './autoscale.ts';
 export {
   DNS_PORT,
   HostConfigError,
