@@ -16,6 +16,9 @@ import type { DeviceOptions } from '../wg/device.ts';
 import type { Peer as WgPeer } from '../wg/peer.ts';
 import { DeviceSockets, type PortOffloads } from '../tun/device-sockets.ts';
 
+/** The longest wait before the handshake with a mesh peer added (greet). */
+const GREET_JITTER_MS = 300;
+
 export interface HostWireGuardOptions {
   readonly log: Logger;
   readonly host: Host;
@@ -44,6 +47,7 @@ export class HostWireGuard {
   private readonly hostOfPeer = new Map<WgPeer, number>();
   private readonly externalOfPeer = new Map<WgPeer, Peer>();
   private meshUapi: UapiServer | null = null;
+  private closed = false;
   private gatewayUapi: UapiServer | null = null;
 
   constructor(opts: HostWireGuardOptions) {
@@ -100,11 +104,25 @@ export class HostWireGuard {
       meshHostPrefix(prefix, 0, h.id);
       d.allowedIps.removeValue(peer);
       d.allowedIps.insert({ family: 6, addr: prefix, prefixLen: 48 }, peer);
-      // a handshake at once: after a restart (a crash) the other host still holds a session
-      // with our old process and would send into it, unanswered, until its own timers gave up
-      // (15 s); a new session replaces it now (its keepalive confirms the keys both ways)
-      if (added) d.sendInitiation(peer, false);
+      if (added) this.greet(peer);
     }
+  }
+
+  /**
+   * A handshake with a mesh peer just added (at start too): after a restart (a crash) the other
+   * host still holds a session with our old process and would send into it, unanswered, until
+   * its own timers gave up (15 s); a new session replaces it now (its keepalive confirms the
+   * keys both ways). After a random 0-GREET_JITTER_MS, and only if the peer has not begun one
+   * with us meanwhile: two hosts started together would otherwise cross their initiations, and
+   * each drop the other's response (then wait REKEY_TIMEOUT before trying again).
+   */
+  private greet(peer: WgPeer): void {
+    const t = setTimeout(() => {
+      if (this.closed || !this.hostOfPeer.has(peer) || peer.current !== null || peer.next !== null) return;
+      this.mesh.device.sendInitiation(peer, false);
+      this.mesh.flush();
+    }, Math.random() * GREET_JITTER_MS);
+    t.unref();
   }
 
   /** External peers whose gateway is this host: their key and their /120 (cryptokey routing). */
@@ -185,6 +203,7 @@ export class HostWireGuard {
 
   /** Closes both devices (their sockets; peers and keys dropped). */
   closeDevices(): void {
+    this.closed = true;
     this.mesh.close();
     this.gateway.close();
   }

@@ -37,6 +37,8 @@ export class Handshakes {
   private handshakesInWindow = 0;
   private underLoadUntil = -Infinity;
   private readonly onMessage: DeviceOptions['onHandshakeMessage'];
+  /** when each peer's initiation last went again at once after a cookie reply */
+  private readonly quickRetry = new WeakMap<Peer, number>();
   private readonly scratch = new Uint8Array(MESSAGE_INITIATION_SIZE);
   private readonly sourceScratch = new Uint8Array(18);
 
@@ -156,9 +158,20 @@ export class Handshakes {
 
   receiveCookieReply(msg: Uint8Array): void {
     const d = this.d;
-    const entry = d.index.get(readU32LE(msg, 4));
+    const index = readU32LE(msg, 4);
+    const entry = d.index.get(index);
     if (entry === undefined || entry.peer.handshake === null) return void d.counters.rxHandshakeRejected++;
-    if (!entry.peer.handshake.cookies.consumeReply(msg, msg.length, d.clock.now())) d.counters.rxHandshakeRejected++;
+    const now = d.clock.now();
+    if (!entry.peer.handshake.cookies.consumeReply(msg, msg.length, now)) return void d.counters.rxHandshakeRejected++;
+    // The responder is under load and wants its cookie in mac2: our initiation goes again at once
+    // (wireguard-go waits for the retransmit, REKEY_TIMEOUT), so a flood at the responder costs a
+    // legitimate initiator one round trip, not 5 s (bench:flood). At most once per REKEY_TIMEOUT.
+    const peer = entry.peer;
+    if (entry.keypair === null && peer.handshakeIndex === index && now - (this.quickRetry.get(peer) ?? -Infinity) >= REKEY_TIMEOUT_MS) {
+      this.quickRetry.set(peer, now);
+      peer.lastSentHandshakeMs = -Infinity;
+      this.sendInitiation(peer, true);
+    }
   }
 
   /** Forgets rate-limiter entries that have been quiet (the device's tick). */
