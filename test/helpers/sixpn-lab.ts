@@ -286,7 +286,8 @@ export class SixpnLab {
     const topo = parseTopology(JSON.stringify(this.doc), 'lab');
     this.machines.clear();
     for (const m of this.spec.machines) {
-      const x = topo.machine(this.machineId(m.key))!;
+      const x = topo.machine(this.machineId(m.key));
+      if (x === undefined) continue; // removed by an edit (it may come back)
       const a = new Uint8Array(16);
       machineAddress(a, 0, x.network, x.host, x.instance);
       this.machines.set(m.key, { id: x.id, app: x.app, address: formatAddress(a, 0) });
