@@ -23,8 +23,9 @@ function setup(): Promise<SixpnLab> {
   ready ??= SixpnLab.start({
     orgs: [{ name: 'acme', network: 0x18 }],
     apps: [{ name: 'web', org: 'acme' }, { name: 'db', org: 'acme' }],
-    hosts: [{ key: 'a', region: 'ord' }, { key: 'b', region: 'ams' }],
+    hosts: [{ key: 'a', region: 'ord' }, { key: 'b', region: 'ams', offload: false }], // b: plain TUNs (the other tap)
     machines: [{ key: 'w1', app: 'web', host: 'a', instance: 1 }, { key: 'd1', app: 'db', host: 'b', instance: 1 }],
+    peers: [{ name: 'laptop', org: 'acme', gateway: 'a' }],
   }).then((l) => (lab = l));
   return ready;
 }
@@ -109,6 +110,47 @@ rootSerial('capture --mesh: one interface per mesh host, real addresses (swapped
   t.deepEqual(rows.map((r) => [...r.slice(0, 4), Number(r[4])].join(' ')), [
     `mesh:${a.name} ${w1.address} ${d1.address} 128 1`, `mesh:${a.name} ${d1.address} ${w1.address} 129 2`,
     `mesh:${a.name} ${w1.address} ${d1.address} 128 1`, `mesh:${a.name} ${d1.address} ${w1.address} 129 2`,
+  ]);
+});
+
+rootSerial('capture --machine on a host with plain TUNs ("offload": false), with -w - into tcpdump', async (t) => {
+  t.timeout(120_000);
+  const l = await setup();
+  const b = l.hosts.get('b')!;
+  const w1 = l.machines.get('w1')!;
+  const d1 = l.machines.get('d1')!;
+  const c = spawn('sh', ['-c', `${SIXPN} capture ${b.name} --machine ${d1.id} -w - -c 4 --filter 'icmp6 and host ${w1.address}' | tcpdump -n -r -`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  c.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  for (let i = 0; i < 200 && !err.includes('Ctrl-C to stop'); i++) await new Promise((r) => setTimeout(r, 100));
+  const ping = await l.exec('w1', 'ping', ['-c', '2', '-i', '0.2', '-W', '3', d1.address]);
+  t.true(ping.ok, ping.out);
+  const code = await new Promise((r) => c.on('exit', r));
+  t.is(code, 0, err);
+  t.is(out.match(new RegExp(`${w1.address} > ${d1.address}: ICMP6, echo request`, 'g'))?.length, 2, out);
+  t.is(out.match(new RegExp(`${d1.address} > ${w1.address}: ICMP6, echo reply`, 'g'))?.length, 2, out);
+  t.regex(err, /4 packets written to stdout/);
+});
+
+rootSerial('capture --peer: an external WireGuard peer (wireguard-go) of this gateway, its echoes in and out', async (t) => {
+  t.timeout(120_000);
+  const l = await setup();
+  const a = l.hosts.get('a')!;
+  const w1 = l.machines.get('w1')!;
+  const laptop = l.peers.get('laptop')!;
+  const file = join(l.dir, 'peer.pcapng');
+  t.teardown(() => rmSync(file, { force: true }));
+  const cap = await startCapture([a.name, '--peer', 'laptop', '-w', file, '-c', '4', '--filter', 'icmp6']);
+  const ping = await l.exec('laptop', 'ping', ['-c', '2', '-i', '0.2', '-W', '3', w1.address]);
+  t.true(ping.ok, ping.out);
+  const end = await cap.done;
+  t.is(end.code, 0, end.err);
+  const rows = await tsharkRows(file, ['frame.interface_name', 'ipv6.src', 'ipv6.dst', 'icmpv6.type', 'frame.packet_flags_direction']);
+  t.deepEqual(rows.map((r) => [...r.slice(0, 4), Number(r[4])].join(' ')), [
+    `peer:acme/laptop ${laptop.address} ${w1.address} 128 1`, `peer:acme/laptop ${w1.address} ${laptop.address} 129 2`,
+    `peer:acme/laptop ${laptop.address} ${w1.address} 128 1`, `peer:acme/laptop ${w1.address} ${laptop.address} 129 2`,
   ]);
 });
 
