@@ -10,7 +10,7 @@ import { parseFilter } from '../src/capture/filter.ts';
 import { DIR_INBOUND, DIR_OUTBOUND, enhancedPacket, interfaceDescription, interfaceStatistics, sectionHeader } from '../src/capture/pcapng.ts';
 import { FRAME_END, FRAME_INTERFACE, FRAME_PACKET, FRAME_STATS, FrameReader, endFrame, interfaceFrame, packetFrame, parseRequest, statsFrame } from '../src/capture/stream.ts';
 import { parseCaptureArgs } from '../src/cli/capture.ts';
-import { CaptureTap, FROM, QUEUE_BYTES, TO } from '../src/host/capture.ts';
+import { CaptureTap, FROM, MAX_CAPTURES, QUEUE_BYTES, TO } from '../src/host/capture.ts';
 import type { Logger } from '../src/log.ts';
 import type { Machine, Topology } from '../src/topology/index.ts';
 import type { Socket } from 'node:net';
@@ -172,4 +172,14 @@ test('the tap: one boolean when idle; a full queue drops and counts; -c ends the
   tap.serve(socket as unknown as Socket, JSON.stringify({ machines: ['m9'] }));
   t.false(tap.on);
   t.deepEqual(new FrameReader().push(Buffer.concat(written)), [{ type: FRAME_END, error: 'no machine m9 in the topology' }]);
+  // at most MAX_CAPTURES at once
+  for (let i = 0; i < MAX_CAPTURES; i++) tap.serve(socket as unknown as Socket, JSON.stringify({ machines: ['m1'] }));
+  t.is(tap.running, MAX_CAPTURES);
+  written.length = 0;
+  tap.serve(socket as unknown as Socket, JSON.stringify({ machines: ['m1'] }));
+  t.is(tap.running, MAX_CAPTURES);
+  t.regex(JSON.stringify(new FrameReader().push(Buffer.concat(written)).at(-1)), /captures are running on this host already/);
+  tap.close();
+  t.is(tap.running, 0);
+  t.false(tap.on);
 });

@@ -24,6 +24,8 @@ import type { Machine, Peer, Topology } from '../topology/index.ts';
 
 /** Bytes a session may hold unsent (its queue and its socket's buffer). */
 export const QUEUE_BYTES = 8 << 20;
+/** Captures at once (each may hold QUEUE_BYTES): more are refused. */
+export const MAX_CAPTURES = 8;
 const STATS_EVERY_MS = 1000;
 
 export const FROM = DIR_INBOUND; // into the router: from the machine, the peer, the mesh host
@@ -169,6 +171,7 @@ export class CaptureTap {
     let s: Session;
     try {
       const req = parseRequest(json);
+      if (this.sessions.size >= MAX_CAPTURES) throw new Error(`${MAX_CAPTURES} captures are running on this host already: end one first`);
       const topo = this.ctx.topology();
       const machines = req.machines.map((id) => {
         const m = topo.machine(id);
