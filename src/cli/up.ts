@@ -67,5 +67,5 @@ async function chooseStore(config: HostConfig, log: { info(m: string): void; err
     handlers = { change, error };
     return source;
   };
-  return { config: { ...config, source: factory }, close: () => store.close() };
+  return { config: { ...config, source: factory, writer: store }, close: () => store.close() };
 }

@@ -11,6 +11,8 @@ import { ip } from '../tun/index.ts';
 
 /** Where `ip netns exec` finds a namespace's own /etc files. */
 export const NETNS_ETC = '/etc/netns';
+/** The name of a machine's own 6PN address in its /etc/hosts, as localhost is 127.0.0.1's: bind to it. */
+export const LOCAL_6PN_NAME = 'local-6pn';
 
 /**
  * The name of the machine's TUN on this host: unique per host and machine, so during a
@@ -37,10 +39,15 @@ export async function configureMachineLink(ns: string, ifname: string, m: Machin
   await ip(['-n', ns, '-6', 'route', 'replace', 'default', 'dev', ifname]);
 }
 
-/** /etc/netns/<ns>/hosts (the machine's own name) and resolv.conf (nameserver fdaa::3). */
+/** The /etc/hosts of a machine: localhost, and its 6PN address as LOCAL_6PN_NAME and its own names. */
+export function machineHosts(m: Machine): string {
+  return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${m.addressText}\t${LOCAL_6PN_NAME} ${m.id}.vm.${m.app}.internal ${m.id}\n`;
+}
+
+/** /etc/netns/<ns>/hosts (machineHosts) and resolv.conf (nameserver fdaa::3). */
 export function writeNetnsFiles(ns: string, m: Machine): void {
   const etc = join(NETNS_ETC, ns);
   mkdirSync(etc, { recursive: true });
-  writeFileSync(join(etc, 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${m.addressText}\t${m.id}.vm.${m.app}.internal ${m.id}\n`);
+  writeFileSync(join(etc, 'hosts'), machineHosts(m));
   writeFileSync(join(etc, 'resolv.conf'), 'nameserver fdaa::3\noptions edns0\n');
 }

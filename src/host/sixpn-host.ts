@@ -20,7 +20,7 @@ import { MetricsServer } from '../metrics/index.ts';
 import type { Logger } from '../log.ts';
 import { COUNTERS, MACHINE_MTU, Router } from '../router/router.ts';
 import {
-  DEFAULT_METRICS_ADDRESS, describeDiff, dnsView, readPrivateKey, resolveLocalHost, topologyDigest, watchTopology,
+  DEFAULT_METRICS_ADDRESS, FileStore, describeDiff, dnsView, readPrivateKey, resolveLocalHost, topologyDigest, watchTopology,
   type HostConfig, type Host, type Topology, type TopologySource,
 } from '../topology/index.ts';
 import { CaptureTap, FROM, TO } from './capture.ts';
@@ -33,6 +33,7 @@ import { VNET_HDR_LEN, offloadFlagNames } from '../tun/index.ts';
 import { hostMetrics, networkNamespace } from './metrics.ts';
 import { StatusServer } from './status.ts';
 import { HostWireGuard } from './wireguard.ts';
+import { HostServices } from './services.ts';
 
 const TICK_MS = 100;
 const EXPIRE_EVERY_TICKS = 100; // the router's migration flows
@@ -50,6 +51,8 @@ export class SixpnHost {
   readonly offload: MachineOffload | null;
   private dns: DnsService | null = null; // fdaa::3 and the orgs' ::3
   private egress: Egress | null = null; // SNAT66 to the Internet, when the host has an egress address
+  /** Static egress per app, autostart and autostop (services.ts). */
+  readonly services: HostServices;
   private readonly egressAddress: Uint8Array | undefined;
   private status: StatusServer | null = null;
   /** UDP DNS answers by type and rcode, and their latency (metrics), seen at the service's door. */
@@ -150,6 +153,9 @@ export class SixpnHost {
       },
     }, { meshMtu: MACHINE_MTU });
     this.offload = offload ? new MachineOffload(this.router) : null;
+    this.services = new HostServices({
+      host: this.host, log, router: this.router, store: config.writer ?? new FileStore(config.topology), egress: () => this.egress,
+    });
     this.ticker = setInterval(() => this.tick(), TICK_MS);
   }
 
@@ -164,6 +170,7 @@ export class SixpnHost {
       h.wg.sync(h.topology);
       h.dns = await h.startDns(config);
       if (h.egressAddress !== undefined) h.egress = await h.openEgress(config, h.egressAddress);
+      await h.services.syncEgress(h.topology);
       await h.syncMachines();
       await h.wg.listenUapi(config.meshInterface ?? `6pn-${h.host.name}`.slice(0, 15));
       h.status = await StatusServer.listen(h.host.name, {
@@ -278,6 +285,7 @@ export class SixpnHost {
     this.wg.sync(next);
     void this.dns?.sync();
     this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
+    this.busy = this.busy.then(() => this.services.syncEgress(next)).catch((e: Error) => this.log.error(`static egress: ${e.message}`));
   }
 
   private async syncMachines(): Promise<void> {
@@ -304,9 +312,11 @@ export class SixpnHost {
   private tick(): void {
     if (this.closed) return;
     this.wg.tick();
+    this.router.services.release(); // held packets (autostart) past their time
     this.machines.flush();
     if (++this.ticks % EXPIRE_EVERY_TICKS === 0) {
       this.router.expire();
+      this.services.autostop();
       this.dnsStats.expire(performance.now());
     }
     if (this.ticks % RETRY_EVERY_TICKS === 0 && this.retrySetup) {

@@ -40,6 +40,7 @@ import type { Endpoint, Host } from './model.ts';
 import { DEFAULT_TOPOLOGY_FILE } from './store.ts';
 import type { TopologySourceFactory } from './store.ts';
 import type { Topology } from './topology.ts';
+import type { TopologyStore } from './stores.ts';
 
 export { DNS_PORT }; // defined once, in src/dns (the protocol's port)
 const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/; // IFNAMSIZ is 16 with the NUL
@@ -69,6 +70,8 @@ export interface HostConfig {
   readonly keylog?: string;
   /** Set by `sixpn up` for a store other than the file (not from the config file or flags). */
   readonly source?: TopologySourceFactory;
+  /** Set by `sixpn up` with such a store: where the host writes autostart and autostop (default: the file). */
+  readonly writer?: TopologyStore;
 }
 
 /** Settings from one source (file or flags), each validated, none required yet. */
