@@ -118,12 +118,19 @@ class Validator {
   readonly entries = new Map<Machine, string>(); // machine → its entry label
   readonly serviceAddresses = new Map<string, string>();
   readonly egressAddresses = new Map<string, string>(); // hosts' and apps'
+  // of the entities accepted so far, for the uniqueness rules (no scan of what came before)
+  readonly endpoints = new Map<string, Host>(); // formatEndpoint → host
+  readonly hostEgress = new Map<string, Host>(); // egress address text → host
+  readonly peerNames = new Set<string>(); // "org/name"
+  readonly peerPrefixes = new Map<string, Peer>(); // prefix text → peer
+  readonly badEntries = new Set<string>(); // entries with a problem
   constructor(file: string) {
     this.file = file;
   }
 
   add(entry: string, message: string): void {
     this.problems.push({ file: this.file, entry, message });
+    this.badEntries.add(entry);
   }
 
   run(doc: unknown): TopologyData {
@@ -238,7 +245,7 @@ class Validator {
 
   // Whether no problem names this entry yet (entries with problems are left out).
   entryOk(entry: string): boolean {
-    return !this.problems.some((p) => p.entry === entry);
+    return !this.badEntries.has(entry);
   }
 
   host(e: unknown, i: number, out: Host[]): void {
@@ -263,7 +270,7 @@ class Validator {
       const r = typeof o.endpoint === 'string' ? parseEndpoint(o.endpoint) : `${show(o.endpoint)} is not a string`;
       if (typeof r === 'string') this.add(entry, `endpoint: ${r}`);
       else {
-        const other = out.find((h) => formatEndpoint(h.endpoint) === formatEndpoint(r));
+        const other = this.endpoints.get(formatEndpoint(r));
         if (other) this.add(entry, `endpoint: ${formatEndpoint(r)} is also the endpoint of host "${other.name}"`);
         else endpoint = r;
       }
@@ -276,7 +283,7 @@ class Validator {
         : isSixpn(egress, 0) ? 'is a 6PN address (fdaa::/16), egress must be routable outside'
         : isMulticast(egress, 0) || isUnspecified(egress, 0) || isLoopback(egress, 0) || isLinkLocal(egress, 0)
           ? 'is not a unicast address usable for egress'
-          : out.find((h) => h.egress && formatAddress(h.egress, 0) === formatAddress(egress!, 0))
+          : this.hostEgress.has(formatAddress(egress, 0))
             ? 'is also the egress address of another host' : '';
       if (why) this.add(entry, `egress: ${show(o.egress)} ${why}`);
     }
@@ -292,6 +299,8 @@ class Validator {
     if (host?.egress) this.egressAddresses.set(formatAddress(host.egress, 0), `host "${host.name}"`);
     if (host) {
       this.hostsById.set(host.id, host);
+      this.endpoints.set(formatEndpoint(host.endpoint), host);
+      if (host.egress) this.hostEgress.set(formatAddress(host.egress, 0), host);
       out.push(host);
     }
   }
@@ -451,7 +460,7 @@ class Validator {
     if (!o) return;
     const name = this.label(entry, 'name', o.name, PEER_NAME_RE, 'a peer name (1-63 characters of A-Z, a-z, 0-9 and -)');
     const org = this.ref(entry, 'org', o.org, this.orgs);
-    if (name && org && out.some((p) => p.org === org.name && p.name === name)) {
+    if (name && org && this.peerNames.has(`${org.name}/${name}`)) {
       this.add(entry, `duplicate peer name "${name}" in org "${org.name}"`);
       return;
     }
@@ -478,7 +487,7 @@ class Validator {
         prefix = address.slice();
         maskPrefix(prefix, 0, SIXPN_PEER_PREFIX_LEN);
         const ptext = `${formatAddress(prefix, 0)}/120`;
-        const same = out.find((p) => formatAddress(p.prefix, 0) === formatAddress(prefix!, 0));
+        const same = this.peerPrefixes.get(ptext);
         const slot = `${org.network}:${gateway.id}:${getInstance(address, 0)}`;
         const machine = this.slots.get(slot);
         const onHost = this.onHost.get(`${gateway.id}:${getInstance(address, 0)}`);
@@ -490,11 +499,14 @@ class Validator {
       }
     }
     if (!this.entryOk(entry) || !name || !org || !publicKey || !gateway || !prefix) return;
-    out.push(Object.freeze({
+    const peer: Peer = Object.freeze({
       name, org: org.name, network: getNetwork(address, 0), publicKey,
       publicKeyBase64: Buffer.from(publicKey).toString('base64'),
       address, addressText: formatAddress(address, 0),
       prefix, prefixText: `${formatAddress(prefix, 0)}/${SIXPN_PEER_PREFIX_LEN}`, gateway: gateway.id,
-    }));
+    });
+    this.peerNames.add(`${org.name}/${name}`);
+    this.peerPrefixes.set(peer.prefixText, peer);
+    out.push(peer);
   }
 }
