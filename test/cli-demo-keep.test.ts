@@ -1,6 +1,7 @@
 // `sixpn demo --keep` then `sixpn demo down` (issue 14): the kept demo runs (its namespaces,
-// `sixpn up` processes and status sockets are there), a second --keep is refused with the
-// command that ends it, and `demo down` removes every namespace, interface, process and file.
+// `sixpn up` processes and status sockets are there), a second --keep (or a plain demo, which
+// would take its status sockets) is refused with the command that ends it, and `demo down`
+// removes every namespace, interface, process and file.
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -47,6 +48,9 @@ rootSerial('sixpn demo --keep leaves it running; a second --keep is refused; six
   t.truthy(second, 'refused');
   t.is(second!.code, 1);
   t.regex(second!.stderr, new RegExp(`a kept demo \\(${tag}, started .*\\) is still running; end it first with: {2}sixpn demo down`));
+  const plain = await run(SIXPN, ['demo'], { env, timeout: 20_000 }).then(() => undefined, (e: { code: number; stderr: string }) => e);
+  t.is(plain?.code, 1, 'a plain demo too (it would take the kept one\'s status sockets)');
+  t.regex(plain!.stderr, /end it first with: {2}sixpn demo down/);
   t.is(readDemoState()?.tag, tag, 'the kept one is untouched');
   t.is(kept!.pids.filter(alive).length, 3);
 

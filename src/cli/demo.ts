@@ -53,7 +53,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     console.error('sixpn demo: run as root (it creates network namespaces and TUN devices)');
     return 1;
   }
-  const refusal = keep ? keptDemoRefusal() : undefined;
+  // a second demo would take the kept one's status sockets (its hosts have the same names)
+  const refusal = keptDemoRefusal();
   if (refusal !== undefined) {
     console.error(refusal);
     return 1;
