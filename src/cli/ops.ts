@@ -14,13 +14,13 @@ import { StaticIdentity, chosenBackend, generatePrivateKeyBytes, keyToBase64 } f
 import { formatAddress, orgDnsAddress, orgPrefix } from '../ipv6/index.ts';
 import {
   DEFAULT_TOPOLOGY_FILE, EditError, TopologyError, addHost, asDocument, createApp, createMachine, createOrg, createPeer,
-  describeStore, destroyMachine, formatEndpoint, formatId32, migrateMachine, openStore, parseStoreSpec, removeApp, removeHost,
+  allocateService, describeStore, destroyMachine, releaseService, formatEndpoint, formatId32, migrateMachine, openStore, parseStoreSpec, removeApp, removeHost,
   removeOrg, removePeer, replaceDocument, setMachineStateIn, topologyFromDocument, validateTopology,
 } from '../topology/index.ts';
 import type { StoreSpec, Topology, TopologyDocument, TopologyStore } from '../topology/index.ts';
 import { readFileSync } from 'node:fs';
 
-export const OPS_COMMANDS = ['org', 'app', 'host', 'machine', 'peer', 'topology'] as const;
+export const OPS_COMMANDS = ['org', 'app', 'host', 'machine', 'peer', 'service', 'topology'] as const;
 
 export const OPS_USAGE = `  org create NAME [--network ID] | org list | org remove NAME
   app create NAME --org ORG | app list [--org ORG] | app remove NAME
@@ -31,6 +31,9 @@ export const OPS_USAGE = `  org create NAME [--network ID] | org list | org remo
   machine start|stop|destroy ID | machine migrate ID --host H | machine list [--app A] [--host H]
   peer create ORG REGION NAME [--gateway H] [--out FILE]   (a wg-quick file; the key is never stored)
   peer list [--org ORG] | peer remove ORG NAME
+  service allocate APP --port PORT/tcp|udp… [--org ORG] [--autostart] [--autostop S] [--min-running N]
+            (an app-wide address <org /48>:0:1::N, in the app's org or --org's to expose it there)
+  service list [--app A] | service release ADDRESS
   topology validate | topology export | topology import FILE
             each with --store etcd://h1:2379,…[/prefix] or --store FILE / -t FILE
             (default ${DEFAULT_TOPOLOGY_FILE}; TLS: --store-ca, --store-cert, --store-key), --json`;
@@ -57,6 +60,10 @@ const OPTIONS = {
   stopped: { type: 'boolean' },
   'key-file': { type: 'string' },
   out: { type: 'string' },
+  port: { type: 'string', multiple: true },
+  autostart: { type: 'boolean' },
+  autostop: { type: 'string' },
+  'min-running': { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -334,6 +341,37 @@ async function run(store: TopologyStore, command: string, verb: string | undefin
       return { json: { removed: `${org}/${name}` }, text: `peer ${name} of org ${org} removed` };
     }
     // ---- the whole topology ----
+    // ---- service addresses ----
+    case 'service allocate': {
+      const app = arg(0, 'APP');
+      const int = (x: string | undefined, what: string) => {
+        if (x === undefined) return undefined;
+        if (!/^[0-9]+$/.test(x)) throw new UsageError(`${what} ${x} is not a whole number`);
+        return Number(x);
+      };
+      const r = await write(`service allocate ${app}`, (d) => allocateService(d, {
+        app, ports: v.port ?? [], ...(v.org ? { org: v.org } : {}), ...(v.autostart ? { autostart: true } : {}),
+        ...(v.autostop ? { autostop: int(v.autostop, '--autostop') } : {}), ...(v['min-running'] ? { minRunning: int(v['min-running'], '--min-running') } : {}),
+      }));
+      const s = r.topology.services.find((x) => x.addressText === r.result.address)!;
+      return {
+        json: { app, address: s.addressText, org: s.clientOrg, ports: s.ports.map((p) => `${p.port}/${p.protocol}`), autostart: s.autostart },
+        text: `service ${s.addressText} allocated to app ${app} in org ${s.clientOrg}'s network (${app}.sixpn): ${s.ports.map((p) => `${p.port}/${p.protocol}`).join(' ')}`,
+      };
+    }
+    case 'service list': {
+      const t = await current(store);
+      const rows = t.services.filter((s) => !v.app || s.app === v.app).map((s) => ({
+        address: s.addressText, app: s.app, org: s.clientOrg, ports: s.ports.map((p) => `${p.port}/${p.protocol}`).join(' '),
+        autostart: s.autostart, autostop: s.autostopSeconds, minRunning: s.minRunning,
+      }));
+      return { json: rows, text: table(rows, ['address', 'app', 'org', 'ports', 'autostart', 'autostop', 'minRunning']) };
+    }
+    case 'service release': {
+      const address = arg(0, 'ADDRESS');
+      const r = await write(`service release ${address}`, (d) => releaseService(d, address));
+      return { json: { released: address, app: r.result }, text: `service ${address} of app ${r.result} released` };
+    }
     case 'topology validate': {
       const { doc, revision } = await store.read();
       const { data, problems } = validateTopology(doc, store.location);

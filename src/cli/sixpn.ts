@@ -43,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] === 'down' && rest.length === 1) return (await import('./demo-state.ts')).demoDown();
       parseArgs({ args: rest, options: { keep: { type: 'boolean' } }, allowPositionals: false });
       return (await import('./demo.ts')).runDemo(rest);
-    case 'org': case 'app': case 'host': case 'machine': case 'peer': case 'topology':
+    case 'org': case 'app': case 'host': case 'machine': case 'peer': case 'service': case 'topology':
       return ops(command, rest);
     case 'demo-noise':
       return (await import('./demo-noise.ts')).runNoiseDemo();

@@ -23,6 +23,7 @@ export {
   SERVICE_INDEX_MAX,
   SERVICE_DNS_SUFFIX,
   deriveMachineAddress,
+  deriveServiceAddress,
   formatId32,
   parseId32,
   parseEndpoint,
@@ -73,6 +74,8 @@ export {
 export type { HostSpec, MachineSpec, PeerSpec } from './alloc.ts';
 export { setMachineState, removeMachine, moveMachine } from './edit.ts';
 export { autostartIn, autostopIn } from './autoscale.ts';
+export { allocateService, releaseService } from './alloc-service.ts';
+export type { ServiceSpec } from './alloc-service.ts';
 export {
   DNS_PORT,
   HostConfigError,

@@ -10,7 +10,7 @@
 //
 // Everything here is immutable once built; a topology change builds a new object graph.
 
-import { IPV6_ADDR_LEN, formatAddress, ipFamily, machineAddress, parseAddress } from '../ipv6/index.ts';
+import { IPV6_ADDR_LEN, encodeSixpn, formatAddress, ipFamily, machineAddress, parseAddress } from '../ipv6/index.ts';
 
 // ---- Names and identifiers ----
 
@@ -173,6 +173,13 @@ export interface TopologyData {
 export function deriveMachineAddress(network: number, host: number, instance: number): Uint8Array {
   const out = new Uint8Array(IPV6_ADDR_LEN);
   machineAddress(out, 0, network, host, instance);
+  return out;
+}
+
+/** A service address: fdaa | network | 0:1 | 0 | n (seed 004's `<org /48>:0:1::N`). */
+export function deriveServiceAddress(network: number, n: number): Uint8Array {
+  const out = new Uint8Array(IPV6_ADDR_LEN);
+  encodeSixpn(out, 0, network, SERVICE_HOST, 0, n);
   return out;
 }
 
