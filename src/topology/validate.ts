@@ -41,6 +41,7 @@ import {
 import { SERVICE_HOST } from './model.ts';
 import type { App, Host, Machine, MachineState, Org, Peer, PreviousAddress, TopologyData } from './model.ts';
 import { requiredKeys, sectionKeys, topologySection } from './fields.ts';
+import { previousSlots, validateMachine } from './validate-machines.ts';
 import { validateAppEgress, validateServices } from './validate-services.ts';
 import type { ServiceContext } from './validate-services.ts';
 
@@ -75,23 +76,21 @@ const TOP_KEYS = sectionKeys(topologySection('topology'));
 const [ORG_KEYS, ORG_REQUIRED] = keysOf('orgs');
 const [APP_KEYS, APP_REQUIRED] = keysOf('apps');
 const [HOST_KEYS, HOST_REQUIRED] = keysOf('hosts');
-const [MACHINE_KEYS, MACHINE_REQUIRED] = keysOf('machines');
-const PREVIOUS_KEYS = sectionKeys(topologySection('machines[].previous'));
 const [PEER_KEYS, PEER_REQUIRED] = keysOf('peers');
 
-function keysOf(section: string): [string[], string[]] {
+export function keysOf(section: string): [string[], string[]] {
   const s = topologySection(section);
   return [sectionKeys(s), requiredKeys(s)];
 }
 
-type Obj = Record<string, unknown>;
+export type Obj = Record<string, unknown>;
 
-function show(v: unknown): string {
+export function show(v: unknown): string {
   const s = JSON.stringify(v) ?? String(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
-function isObj(v: unknown): v is Obj {
+export function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -102,7 +101,8 @@ export function validateTopology(doc: unknown, file: string): { data?: TopologyD
   return v.problems.length === 0 ? { data, problems: [] } : { problems: v.problems };
 }
 
-class Validator {
+/** The state of one validation run (validate-machines.ts works on it too). */
+export class Validator {
   readonly file: string;
   readonly problems: Problem[] = [];
   // name → entity, or null when declared by an entry that has a problem of its own
@@ -155,9 +155,9 @@ class Validator {
     section('orgs').forEach((e, i) => this.org(e, i, out.orgs));
     section('hosts').forEach((e, i) => this.host(e, i, out.hosts));
     section('apps').forEach((e, i) => this.app(e, i, out.apps));
-    section('machines').forEach((e, i) => this.machine(e, i, out.machines));
+    section('machines').forEach((e, i) => validateMachine(this, e, i, out.machines));
     // Previous addresses are checked once every current /112 is known.
-    for (const m of out.machines) this.previousSlots(m);
+    for (const m of out.machines) previousSlots(this, m);
     section('peers').forEach((e, i) => this.peer(e, i, out.peers));
     return out;
   }
@@ -335,124 +335,6 @@ class Validator {
     const t = typeof v === 'string' ? known.get(v) : undefined;
     if (t === undefined) this.add(entry, `${field}: unknown ${field === 'gateway' ? 'host' : field} ${show(v)}`);
     return t ?? undefined;
-  }
-
-  machine(e: unknown, i: number, out: Machine[]): void {
-    const [entry, o] = this.fields('machines', i, e, MACHINE_KEYS, MACHINE_REQUIRED, 'id');
-    if (!o) return;
-    const id = this.label(entry, 'id', o.id, MACHINE_ID_RE, 'a machine id (14 characters of a-z, 0-9)');
-    if (id !== undefined && this.machineIds.has(id)) {
-      this.add(entry, `duplicate machine id "${id}"`);
-      return;
-    }
-    if (id !== undefined) this.machineIds.add(id);
-    const app = this.ref(entry, 'app', o.app, this.apps);
-    const org = app ? this.orgs.get(app.org)! : undefined;
-    let region = this.label(entry, 'region', o.region, REGION_RE, 'a three-letter region code');
-    const processGroup = o.processGroup === undefined ? DEFAULT_PROCESS_GROUP
-      : this.label(entry, 'processGroup', o.processGroup, LABEL_RE, 'a lower-case DNS label');
-    let state: MachineState | undefined = 'started';
-    if (o.state !== undefined) {
-      state = o.state === 'started' || o.state === 'stopped' ? o.state : undefined;
-      if (!state) this.add(entry, `state: ${show(o.state)} is not "started" or "stopped"`);
-    }
-    const metadata = this.metadata(entry, o.metadata);
-    let host: Host | undefined;
-    if (o.host !== undefined) {
-      const h = this.hostRef(o.host);
-      if (h === undefined) this.add(entry, `host: unknown host ${show(o.host)}`);
-      host = h ?? undefined;
-    }
-    // A machine runs where its host is: its region is the host's (written or left out).
-    if (host && region !== undefined && region !== host.region) {
-      this.add(entry, `region: "${region}" is not the region of its host "${host.name}" ("${host.region}")`);
-    }
-    const instance = this.id32(entry, 'instance', o.instance);
-    if (instance === 0) this.add(entry, 'instance: 0 is reserved (the host\'s own addresses: its router and service sources)');
-    if (host && instance !== undefined) {
-      const slot = `${host.id}:${instance}`;
-      const other = this.onHost.get(slot);
-      if (other) this.add(entry, `instance: ${formatId32(instance)} is already used on host "${host.name}" by ${other}`);
-      else this.onHost.set(slot, `machine "${id}"`);
-    }
-    const previous = org && host && instance !== undefined
-      ? this.previous(entry, o.previous, org, host.id, instance) : undefined;
-    if (o.region === undefined && host) region = host.region;
-    if (!this.entryOk(entry) || !id || !app || !org || !region || !processGroup || !state || !metadata
-      || !host || instance === undefined || !previous) return;
-    const address = deriveMachineAddress(org.network, host.id, instance);
-    this.slots.set(`${org.network}:${host.id}:${instance}`, `machine "${id}"`);
-    out.push(Object.freeze({
-      id, app: app.name, org: org.name, network: org.network, region, processGroup, metadata,
-      host: host.id, instance, state, started: state === 'started',
-      address, addressText: formatAddress(address, 0), previous,
-    }));
-    this.entries.set(out[out.length - 1], entry);
-  }
-
-  metadata(entry: string, v: unknown): Readonly<Record<string, string>> | undefined {
-    if (v === undefined) return Object.freeze({});
-    if (!isObj(v)) {
-      this.add(entry, 'metadata must be an object of string values');
-      return undefined;
-    }
-    const out: Record<string, string> = {};
-    let ok = true;
-    for (const [k, val] of Object.entries(v)) {
-      if (!METADATA_KEY_RE.test(k)) {
-        this.add(entry, `metadata: key ${show(k)} is not 1-63 characters of A-Z, a-z, 0-9, _ and -`);
-        ok = false;
-      } else if (typeof val !== 'string' || val.length > METADATA_VALUE_MAX_LEN) {
-        this.add(entry, `metadata: value of ${show(k)} must be a string of at most ${METADATA_VALUE_MAX_LEN} characters`);
-        ok = false;
-      } else out[k] = val;
-    }
-    return ok ? Object.freeze(out) : undefined;
-  }
-
-  previous(entry: string, v: unknown, org: Org, host: number, instance: number): PreviousAddress[] | undefined {
-    if (v === undefined) return [];
-    if (!Array.isArray(v)) {
-      this.add(entry, 'previous must be an array of addresses');
-      return undefined;
-    }
-    const out: PreviousAddress[] = [];
-    let ok = true;
-    v.forEach((p, j) => {
-      const where = `previous[${j}]`;
-      const fail = (msg: string) => {
-        this.add(entry, `${where}: ${msg}`);
-        ok = false;
-      };
-      const o: Obj = isObj(p) ? p : { address: p };
-      for (const k of Object.keys(o)) if (!PREVIOUS_KEYS.includes(k)) return fail(`unknown field ${show(k)}`);
-      const a = new Uint8Array(IPV6_ADDR_LEN);
-      if (typeof o.address !== 'string' || !parseAddress(o.address, a, 0)) return fail(`${show(o.address)} is not an IPv6 address`);
-      const text = formatAddress(a, 0);
-      if (!isInOrg(a, 0, org.network)) return fail(`${text} is outside org "${org.name}" (fdaa:${formatId32(org.network)}::/48)`);
-      if (getFree(a, 0) !== SIXPN_MACHINE_SUFFIX || getHost(a, 0) === 0) return fail(`${text} is not a machine address (::2 of a /112 on a host)`);
-      if (getHost(a, 0) === host && getInstance(a, 0) === instance) return fail(`${text} is the machine's current address`);
-      const h = o.host === undefined ? undefined : this.hostRef(o.host);
-      if (o.host !== undefined && h !== null) { // null: a host with problems of its own
-        const hid = h ? h.id : parseId32(o.host);
-        if (hid === undefined) return fail(`host: unknown host ${show(o.host)}`);
-        if (hid !== getHost(a, 0)) return fail(`${text} was not on host ${show(o.host)} (${formatId32(hid)}); its host field is ${formatId32(getHost(a, 0))}`);
-      }
-      if (out.some((x) => x.text === text)) return fail(`${text} is listed twice`);
-      out.push(Object.freeze({ address: a, text, host: getHost(a, 0) }));
-    });
-    return ok ? Object.freeze(out) as PreviousAddress[] : undefined;
-  }
-
-  // A previous /112 must not be any machine's current /112 nor another machine's previous one.
-  previousSlots(m: Machine): void {
-    const entry = this.entries.get(m)!;
-    m.previous.forEach((p, j) => {
-      const slot = `${m.network}:${p.host}:${getInstance(p.address, 0)}`;
-      const other = this.slots.get(slot);
-      if (other) this.add(entry, `previous[${j}]: ${p.text} is ${other.startsWith('machine') ? 'the current address of ' : ''}${other}`);
-      else this.slots.set(slot, `a previous address of machine "${m.id}"`);
-    });
   }
 
   peer(e: unknown, i: number, out: Peer[]): void {
