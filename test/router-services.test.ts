@@ -73,7 +73,8 @@ test('a SYN to the service address goes to the machine on the same host, rewritt
     t.deepEqual(delivered(j), ['web00000000001'], 'same host first, even with more flows');
     const b = j.delivered[0].bytes;
     t.is(text(b, IPV6_OFF_DST), net.topology.machine('web00000000001')!.addressText);
-    t.is(text(b, IPV6_OFF_SRC), net.topology.machine('client00000001')!.addressText, 'same org: the client\'s own source');
+    const src = b.subarray(IPV6_OFF_SRC, IPV6_OFF_SRC + 16);
+    t.deepEqual([getNetwork(src, 0), getHost(src, 0), getInstance(src, 0)], [0x18, 0x0a7b0011, 0], 'a client-source address of ams1');
     t.true(checksumValid(b));
   }
   t.is(net.router('ams1').counters.service_flows, 4);
@@ -286,4 +287,16 @@ test('autostop: machines of this host with no packet for the service\'s idle tim
   const idle = r.services.idleMachines();
   t.deepEqual(idle.map((x) => [x.machine.id, x.minRunning]), [['web00000000004', 1]], 'web1 got a packet 30 s ago');
   t.deepEqual(net.router('ams2').services.idleMachines(), [], 'ams2 counts from its own first look');
+});
+
+test('a direct connection from a port a service flow used gets its replies untouched', (t) => {
+  const { net, client, syn } = setup();
+  const j = net.fromMachine(client, syn(WEB, 80, 48000));
+  t.deepEqual(delivered(j), ['web00000000001']);
+  const web1 = net.topology.machine('web00000000001')!;
+  const direct = net.fromMachine(client, packet({ src: client.address, dst: web1.address, proto: 'tcp', id: 48000, port: 80, tcpFlags: 0x02 }));
+  t.is(text(direct.delivered[0].bytes, IPV6_OFF_SRC), client.addressText, 'the machine sees the client itself');
+  const back = net.fromMachine(web1, replyTo(direct.delivered[0].bytes));
+  t.is(text(back.delivered[0].bytes, IPV6_OFF_SRC), web1.addressText);
+  t.true(checksumValid(back.delivered[0].bytes));
 });

@@ -219,7 +219,6 @@ export class Router implements ServiceRouter {
     if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return false;
     // a reply that restoreMigratedSource may rewrite goes in pieces; every other flow stays whole
     if (this.migratedFlows.size !== 0 && machine.previous.length !== 0) return false;
-    if (this.services.size !== 0 && this.topology.app(machine.app)?.services.length) return false; // a reply to restore
     this.deliver(target, buf, off, len, null);
     return true;
   }
@@ -358,7 +357,8 @@ export class Router implements ServiceRouter {
     if (target.host !== this.hostId) return void this.counters.dropped_not_local++;
     if (!target.started) return this.unreachable(buf, off, len, ICMPV6_UNREACH_ADDR, fromHost);
     if (decrementHopLimit(buf, off) === 0) return this.timeExceeded(buf, off, len, fromHost);
-    if (!rewritten && this.services.delivered(target, buf, off) === undefined) this.restoreMigratedSource(buf, off);
+    this.services.delivered(target); // activity, for autostop
+    if (!rewritten) this.restoreMigratedSource(buf, off);
     this.counters.forwarded_local++;
     this.io.toMachine(target, buf, off, len);
   }
@@ -378,9 +378,8 @@ export class Router implements ServiceRouter {
     this.io.toMesh(host, buf, off, len);
   }
 
-  private toPeer(peer: Peer, buf: Uint8Array, off: number, len: number, fromHost: number | null, restore = true): void {
+  private toPeer(peer: Peer, buf: Uint8Array, off: number, len: number, fromHost: number | null): void {
     if (decrementHopLimit(buf, off) === 0) return this.timeExceeded(buf, off, len, fromHost);
-    if (restore) this.services.restore(buf, off);
     this.counters.forwarded_peer++;
     this.io.toPeer(peer, buf, off, len);
   }
@@ -405,7 +404,7 @@ export class Router implements ServiceRouter {
     const m = f === undefined ? undefined : this.topology.machineAt(f.client, 0);
     if (m !== undefined && m.host === this.hostId) return this.deliver(m, buf, off, len, fromHost, true);
     const p = f === undefined ? undefined : this.topology.peerAt(f.client, 0);
-    if (p !== undefined && p.gateway === this.hostId) return this.toPeer(p, buf, off, len, fromHost, false);
+    if (p !== undefined && p.gateway === this.hostId) return this.toPeer(p, buf, off, len, fromHost);
     this.unreachable(buf, off, len, ICMPV6_UNREACH_ADDR, fromHost);
   }
 

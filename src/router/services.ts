@@ -11,11 +11,13 @@
 // so every packet of a flow reaches the same machine and its replies come from the service
 // address. Across the mesh both legs are ordinary 6PN traffic of the app's org.
 //
-// Exposure to another org: a service address in org B's /48 is reached by B's machines and peers
-// only (route() sends nothing else of B to A). The machine must see a source in its own org A,
-// so the client's address is also rewritten, to fdaa | A | this host | 0 | SOURCE_BASE + slot:
-// this host's own addresses (instance 0, reserved by validation), one slot per client address
-// while it has flows. A reply to such an address comes back to this host (router.ts sends
+// The client's address is rewritten too, to fdaa | A | this host | 0 | SOURCE_BASE + slot (A: the
+// app's org): this host's own addresses (instance 0, reserved by validation), one slot per client
+// address while it has flows. So the reverse key is only ever a service flow's (a client that
+// also talks to the machine directly, from a port a service flow used, gets its replies
+// untouched), and a machine sees every client in its own org. Exposure to another org: a service
+// address in org B's /48 is reached by B's machines and peers only (route() sends nothing else of
+// B to A). A reply to a client-source address comes back to this host (router.ts sends
 // instance-0 addresses to their host) and passes only if it matches a flow exactly; anything
 // else there is unreachable. Nothing of org A reaches org B otherwise.
 //
@@ -81,7 +83,7 @@ export interface ServiceFlow {
   readonly source: Uint8Array;
   readonly clientPort: number;
   readonly port: number;
-  /** The slot of `source` (-1: the client's own address). */
+  /** The slot of `source`. */
   readonly slot: number;
   state: number;
   expires: number;
@@ -230,13 +232,10 @@ export class ServiceTable {
       this.flows.set(key, f);
     }
     this.track(f, flags, tcp);
-    if (f.slot >= 0) r.rewrite(buf, off, IPV6_OFF_SRC, f.source);
+    r.rewrite(buf, off, IPV6_OFF_SRC, f.source);
     r.rewrite(buf, off, IPV6_OFF_DST, f.backend.address);
     r.count('service_forwarded');
-    if (f.backend.host === r.hostId) {
-      this.touch(f.backend);
-      return r.deliver(f.backend, buf, off, len, null, true);
-    }
+    if (f.backend.host === r.hostId) return r.deliver(f.backend, buf, off, len, null, true);
     r.toMesh(f.backend.host, buf, off, len);
   }
 
@@ -272,14 +271,10 @@ export class ServiceTable {
   private create(svc: Service, backend: Machine, buf: Uint8Array, off: number, key: string, cport: number, port: number): ServiceFlow | undefined {
     const r = this.r;
     const client = buf.slice(off + IPV6_OFF_SRC, off + IPV6_OFF_SRC + 16);
-    let source = client;
-    let slot = -1;
-    if (svc.clientOrg !== svc.org) {
-      slot = this.takeSlot(client, backend.network);
-      if (slot < 0) return undefined;
-      source = new Uint8Array(16);
-      encodeSixpn(source, 0, backend.network, r.hostId, 0, SOURCE_BASE + slot);
-    }
+    const slot = this.takeSlot(client, backend.network);
+    if (slot < 0) return undefined;
+    const source = new Uint8Array(16);
+    encodeSixpn(source, 0, backend.network, r.hostId, 0, SOURCE_BASE + slot);
     if (this.flows.size >= this.flowsMax) {
       for (const oldest of this.flows.values()) {
         this.remove(oldest);
@@ -317,7 +312,7 @@ export class ServiceTable {
     const n = (this.load.get(f.backend.id) ?? 1) - 1;
     if (n > 0) this.load.set(f.backend.id, n);
     else this.load.delete(f.backend.id);
-    if (f.slot >= 0) {
+    {
       const k = `${hex16(f.client, 0)}|${f.backend.network}`;
       const s = this.slots.get(k);
       if (s !== undefined && --s.refs === 0) {
@@ -341,10 +336,9 @@ export class ServiceTable {
 
   // ---- machine → client: replies; activity for autostop ----
 
-  /** A packet delivered to `target`, a machine of this host: its activity, and restore(). */
-  delivered(target: Machine, buf: Uint8Array, off: number): ServiceFlow | undefined {
+  /** A packet delivered to `target`, a machine of this host: its activity. */
+  delivered(target: Machine): void {
     if (this.autostop.size !== 0) this.touch(target);
-    return this.restore(buf, off);
   }
 
   private touch(m: Machine): void {
@@ -370,10 +364,9 @@ export class ServiceTable {
   }
 
   /**
-   * A packet about to be delivered (to a local machine or peer, `dst` its address) or arriving
-   * for one of this host's own addresses: if it is a reply of a flow, its source becomes the
-   * service address again (and its destination the client). Returns the flow, or undefined
-   * (nothing changed).
+   * A packet for one of this host's client-source addresses: if it is a reply of a flow, its
+   * source becomes the service address again and its destination the client. Returns the flow,
+   * or undefined (nothing changed).
    */
   restore(buf: Uint8Array, off: number): ServiceFlow | undefined {
     if (this.flows.size === 0) return undefined;
@@ -394,7 +387,7 @@ export class ServiceTable {
     this.flows.delete(f.fwd);
     this.flows.set(f.fwd, f);
     r.rewrite(buf, off, IPV6_OFF_SRC, f.service.address);
-    if (f.slot >= 0) r.rewrite(buf, off, IPV6_OFF_DST, f.client);
+    r.rewrite(buf, off, IPV6_OFF_DST, f.client);
     r.count('service_replies');
     return f;
   }
