@@ -3,6 +3,8 @@
 // `ping -i 0.01` through sixpn-wg ⇄ sixpn-wg, sixpn-wg ⇄ wireguard-go
 // and wireguard-go ⇄ wireguard-go, interleaved, RUNS rounds (median). Peak RSS of sixpn-wg.
 // The last line is one JSON object. Needs root.
+// WORKERS=0,1,2: sixpn-wg ⇄ sixpn-wg only, once per worker count (SIXPN_WORKERS), interleaved;
+// the JSON then has workers_<n>_gbps (and _reverse, _parallel, _rtt_ms) for each.
 import { readFileSync } from 'node:fs';
 import { Lab, sh } from '../test/helpers/netns.ts';
 import { machineDescription, median } from './lib.ts';
@@ -10,11 +12,14 @@ import { machineDescription, median } from './lib.ts';
 type Impl = 'sixpn' | 'wggo';
 const RUNS = Number(process.env.RUNS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 10);
-const configs: Array<[string, Impl, Impl]> = [
-  ['sixpn', 'sixpn', 'sixpn'],
-  ['mixed', 'sixpn', 'wggo'],
-  ['wggo', 'wggo', 'wggo'],
-];
+const WORKERS = process.env.WORKERS?.split(',').filter(Boolean);
+const configs: Array<[string, Impl, Impl, NodeJS.ProcessEnv?]> = WORKERS !== undefined
+  ? WORKERS.map((w) => [`w${w}`, 'sixpn', 'sixpn', { SIXPN_WORKERS: w }])
+  : [
+    ['sixpn', 'sixpn', 'sixpn'],
+    ['mixed', 'sixpn', 'wggo'],
+    ['wggo', 'wggo', 'wggo'],
+  ];
 
 function rssOf(pid: string): number {
   try {
@@ -53,10 +58,10 @@ async function iperf(lab: Lab, nsA: string, nsB: string, args: string[]): Promis
 
 interface Once { gbps: number; reverse: number; parallel: number; rttMs: number; rssMb: number }
 
-async function once(name: string, a: Impl, b: Impl): Promise<Once> {
+async function once(name: string, a: Impl, b: Impl, env?: NodeJS.ProcessEnv): Promise<Once> {
   const lab = new Lab('bt');
   try {
-    const { nsA, nsB } = await lab.wgPair(a, b, { outer: 6, mtu: 1420 });
+    const { nsA, nsB } = await lab.wgPair(a, b, { outer: 6, mtu: 1420, ...(env ? { env } : {}) });
     await lab.exec(nsA, 'ping', ['-c', '3', '-i', '0.2', '-W', '3', 'fd99::2']);
     const gbps = await iperf(lab, nsA, nsB, []);
     const reverse = await iperf(lab, nsA, nsB, ['-R']);
@@ -77,8 +82,8 @@ const results: Record<string, { gbps: number[]; reverse: number[]; parallel: num
 for (const [name] of configs) results[name] = { gbps: [], reverse: [], parallel: [], rtt: [], rss: [] };
 for (let r = 0; r < RUNS; r++) {
   console.log(`round ${r + 1}`);
-  for (const [name, a, b] of configs) {
-    const x = await once(name, a, b);
+  for (const [name, a, b, env] of configs) {
+    const x = await once(name, a, b, env);
     results[name].gbps.push(x.gbps);
     results[name].reverse.push(x.reverse);
     results[name].parallel.push(x.parallel);
@@ -87,6 +92,17 @@ for (let r = 0; r < RUNS; r++) {
   }
 }
 const m = (k: string, f: 'gbps' | 'reverse' | 'parallel' | 'rtt') => median(results[k][f]);
+if (WORKERS !== undefined) {
+  const out: Record<string, number | string> = { bench: 'tunnel-workers', node: process.version, runs: RUNS, seconds: SECONDS };
+  for (const w of WORKERS) {
+    out[`workers_${w}_gbps`] = +m(`w${w}`, 'gbps').toFixed(3);
+    out[`workers_${w}_reverse_gbps`] = +m(`w${w}`, 'reverse').toFixed(3);
+    out[`workers_${w}_parallel_gbps`] = +m(`w${w}`, 'parallel').toFixed(3);
+    out[`workers_${w}_rtt_ms`] = +m(`w${w}`, 'rtt').toFixed(3);
+  }
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
 const summary = {
   bench: 'tunnel',
   node: process.version,

@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../log.ts';
 import { Metrics, MetricsServer } from '../metrics/index.ts';
 import { deviceMetrics, tunMetrics } from '../metrics/device.ts';
 import { WgInterface, offloadsFromEnv } from '../tun/wg-interface.ts';
+import { AeadPool, parseWorkers } from '../noise/index.ts';
 import { explainStartError } from './start-errors.ts';
 
 const USAGE = `usage: sixpn-wg [-f|--foreground] INTERFACE-NAME
@@ -21,6 +22,7 @@ Offloads (TUN TSO/USO, UDP GSO/GRO) are on where the kernel has them; SIXPN_OFFL
 them off, SIXPN_TUN_OFFLOAD=0, SIXPN_UDP_GSO=0 or SIXPN_UDP_GRO=0 one of them.
 SIXPN_METRICS=ADDR:PORT serves Prometheus metrics at http://ADDR:PORT/metrics.
 SIXPN_KEYLOG=FILE appends each handshake's keys to FILE (0600) for Wireshark's wg.keylog_file.
+SIXPN_WORKERS=N seals and opens on N worker threads (0-8; default 0: on the main thread).
 Without -f it detaches once the interface and the socket exist.`;
 
 const READY_FD_ENV = 'SIXPN_WG_READY_FD';
@@ -44,6 +46,7 @@ async function foreground(name: string): Promise<number> {
   };
   const readyFd = process.env[READY_FD_ENV];
   try {
+    AeadPool.configure(parseWorkers(process.env.SIXPN_WORKERS)); // before the device: its queues use it
     host = await WgInterface.create(name, log, (reason) => shutdown(reason), keylog?.deviceOptions() ?? {}, offloadsFromEnv(process.env));
     try {
       server = await UapiServer.listen(name, host.uapi, {

@@ -7,9 +7,13 @@
 //
 //   main:   queue fills a region's records → submit(seal|open, region, n, onDone) → goes on
 //   worker: Atomics.wait(HEAD) → runRecords(...) → DONE++ → Atomics.notify(DONE)
-//   main:   Atomics.waitAsync(DONE) resolves → poll(): the jobs that are done, in the order they
-//           were submitted, get their onDone (the queue hands each message on, in record order),
-//           then onDelivered (the I/O side sends and writes what that produced)
+//   worker: when its ring is empty again, one postMessage (a wake-up with no data in it)
+//   main:   the message → poll(): the jobs that are done, in the order they were submitted, get
+//           their onDone (the queue hands each message on, in record order), then onDelivered
+//           (the I/O side sends and writes what that produced)
+// (Atomics.waitAsync would spare the message, but on Node 24 its promise sometimes never
+// resolves when the notify comes from a worker while the event loop sleeps: measured here, a
+// stall within a few hundred jobs; the message port wakes the loop every time.)
 //
 // Order: jobs are delivered strictly in submission order, whichever worker finishes first, and a
 // queue numbers its messages (counters) in the order it fills records, so a peer's packets leave
@@ -35,16 +39,25 @@ export const OP_SEAL = 1;
 export const OP_OPEN = 2;
 /** At most this many workers (a queue keeps about two regions per worker). */
 export const MAX_WORKERS = 8;
+/**
+ * Workers when none are configured (sixpn-wg's SIXPN_WORKERS, sixpn up's "workers"): the winner
+ * of bench:tunnel on the 2-core box these figures come from (README, "Measured").
+ */
+export const DEFAULT_WORKERS = 0;
+
+/** A worker count from text (an environment variable): 0..MAX_WORKERS; undefined or "" → DEFAULT_WORKERS. */
+export function parseWorkers(text: string | undefined): number {
+  if (text === undefined || text === '') return DEFAULT_WORKERS;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > MAX_WORKERS) throw new RangeError(`workers must be an integer 0..${MAX_WORKERS}, not "${text}"`);
+  return n;
+}
 
 interface Ticket {
   w: number;
   seq: number;
   onDone: () => void;
 }
-
-// The lib this project compiles against has no Atomics.waitAsync types.
-type WaitAsync = (a: Int32Array, i: number, v: number) => { async: boolean; value: Promise<unknown> | string };
-const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
 let current: AeadPool | null = null;
 
@@ -56,7 +69,6 @@ export class AeadPool {
   private readonly workers: Worker[] = [];
   private readonly scratch: AeadBatch[] = [];
   private readonly heads: number[];
-  private readonly armed: boolean[];
   private readonly tickets: Ticket[] = [];
   private next = 0;
   private delivering = false;
@@ -83,7 +95,6 @@ export class AeadPool {
     this.size = workers;
     this.ctl = new Int32Array(new SharedArrayBuffer(workers * STRIDE * 4));
     this.heads = new Array<number>(workers).fill(0);
-    this.armed = new Array<boolean>(workers).fill(false);
     const main = AeadBatch.default();
     for (let w = 0; w < workers; w++) {
       // a worker's own scratch (and nothing else it uses) in the shared memory
@@ -95,7 +106,8 @@ export class AeadPool {
           keys: { offset: main.keysOffset, slots: main.keySlots }, ctl: this.ctl.buffer, index: w,
         },
       });
-      worker.unref(); // an idle pool does not keep the process alive
+      worker.on('message', () => this.poll());
+      worker.unref(); // an idle pool does not keep the process alive (one with jobs does: hold)
       worker.on('error', (err) => {
         // a worker that died cannot finish its jobs: the pool is unusable; fail loudly
         throw err;
@@ -127,8 +139,14 @@ export class AeadPool {
     this.heads[w] = seq + 1;
     Atomics.store(ctl, base + HEAD, seq + 1);
     Atomics.notify(ctl, base + HEAD);
+    if (this.tickets.length === 0) this.hold(true);
     this.tickets.push({ w, seq: seq + 1, onDone });
-    this.arm(w);
+  }
+
+  /** Jobs in flight keep the event loop alive, so that their wake-up is awaited. */
+  private hold(on: boolean): void {
+    for (const worker of this.workers) if (on) worker.ref();
+    else worker.unref();
   }
 
   private done(t: Ticket): boolean {
@@ -140,20 +158,7 @@ export class AeadPool {
     for (let d = Atomics.load(this.ctl, i); d < seq; d = Atomics.load(this.ctl, i)) Atomics.wait(this.ctl, i, d, 1000);
   }
 
-  private arm(w: number): void {
-    if (this.armed[w] || this.closed) return;
-    const i = w * STRIDE + DONE;
-    const r = waitAsync(this.ctl, i, Atomics.load(this.ctl, i));
-    this.armed[w] = true;
-    const wake = () => {
-      this.armed[w] = false;
-      this.poll();
-    };
-    if (r.async) (r.value as Promise<unknown>).then(wake, wake);
-    else queueMicrotask(wake);
-  }
-
-  /** Delivers, in submission order, the jobs that are done; re-arms the wait for the rest. */
+  /** Delivers, in submission order, the jobs that are done (a worker's wake-up message). */
   poll(): void {
     if (this.delivering) return;
     let any = false;
@@ -166,7 +171,7 @@ export class AeadPool {
     } finally {
       this.delivering = false;
     }
-    for (const t of this.tickets) this.arm(t.w);
+    if (this.tickets.length === 0) this.hold(false);
     if (any) this.onDelivered?.();
   }
 
@@ -188,6 +193,7 @@ export class AeadPool {
     } finally {
       this.delivering = false;
     }
+    this.hold(false);
   }
 
   /** Delivers what is in flight and stops the workers. */

@@ -1,8 +1,9 @@
 // A worker of AeadPool (./aead-pool.ts): its own instance of the ChaCha20-Poly1305 module over the
 // main thread's shared memory (its scratch at `base`, the main thread's key slots), and a loop
 // over its job ring — wait for HEAD to move, run each job's records in one wasm call, publish
-// DONE and wake the main thread. No messages, no copies.
-import { workerData } from 'node:worker_threads';
+// DONE, and when the ring is empty again post one wake-up message (no data: the results are in
+// the shared memory).
+import { parentPort, workerData } from 'node:worker_threads';
 import { AeadBatch, type WasmMemory, type WasmModule } from './aead-batch.ts';
 
 interface Data {
@@ -41,6 +42,7 @@ for (;;) {
     batch.runRecords(ctl[j] === OP_SEAL, ctl[j + 1], ctl[j + 2], ctl[j + 3], ctl[j + 4]);
     done++;
     Atomics.store(ctl, base + DONE, done);
-    Atomics.notify(ctl, base + DONE);
+    Atomics.notify(ctl, base + DONE); // a settle() waiting in Atomics.wait
   }
+  parentPort!.postMessage(0);
 }
