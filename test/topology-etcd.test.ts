@@ -94,10 +94,18 @@ maybe('a watching host applies each edit incrementally, from the revision it loa
   const added = seen.source.current.machine(m.id as string)!;
   t.is(added.host, 0x0a7b0d6b, 'on ord1, the only host in ord');
   t.is(added.instance, 1, 'the lowest instance free on ord1 (2 is taken)');
-  t.not(seen.source.current, before);
+  t.is(seen.source.current, before, 'a machine edit changes the topology in force in place (patch.ts), not a rebuilt one');
+  t.is(before.machinesOnHost(0x0a7b0d6b).filter((x) => x.id === m.id).length, 1, 'indexed on its host');
   await writer.update('machine stop', (doc) => setMachineStateIn(doc, m.id as string, 'stopped'));
   await until('the stop', () => seen.changes.length === 2);
   t.deepEqual(seen.changes[1].machines.stopped.map((x) => x.id), [m.id as string]);
+  t.false(before.machine(m.id as string)!.started);
+  // anything but machines builds the topology again from the entries
+  await writer.update('org create', (doc) => createOrg(doc, 'umbrella'));
+  await until('the org', () => seen.changes.length === 3);
+  t.deepEqual(seen.changes[2].orgs.added.map((o) => o.name), ['umbrella']);
+  t.not(seen.source.current, before);
+  t.is(topologyDigest(seen.source.current), topologyDigest(topologyFromDocument((await writer.read()).doc, 'etcd')));
   t.is(seen.source.status().revision, (await writer.read()).revision);
   t.true(seen.source.status().connected);
   t.deepEqual(seen.errors, []);
@@ -159,6 +167,27 @@ maybe('a host refuses an invalid state written behind the CLI (etcdctl) and keep
   etcd!.ctl('put', `/${p}/orgs/third`, '{"name":"third","network":"0x99"}');
   await until('the next valid state', () => seen.changes.length === 1);
   t.deepEqual(seen.changes[0].orgs.added.map((o) => o.name), ['third']);
+});
+
+maybe('a machine entry written behind the CLI that takes another machine\'s instance is refused by the incremental path; the next valid edit applies', async (t) => {
+  const p = freshPrefix();
+  const s = await store(p);
+  const doc = example();
+  await s.update('import', (d) => replaceDocument(d, doc));
+  const seen = await watch(await store(p));
+  const digest = topologyDigest(seen.source.current);
+  const taken = doc.machines[0] as { id: string; host: string; instance: unknown; app: string };
+  const clash = { id: 'zz0000000000aa', app: taken.app, host: taken.host, instance: taken.instance };
+  etcd!.ctl('put', `/${p}/machines/${clash.id}`, JSON.stringify(clash));
+  await until('the refusal', () => seen.errors.length === 1);
+  t.regex(seen.errors[0].message, new RegExp(`machines "zz0000000000aa": instance: .* is already used on host .* by machine "${taken.id}"`));
+  t.is(topologyDigest(seen.source.current), digest, 'nothing of it applied');
+  t.is(seen.source.current.machine(clash.id), undefined);
+  etcd!.ctl('del', `/${p}/machines/${clash.id}`);
+  const { result: m } = await s.update('machine create', (d) => createMachine(d, { app: 'ledger', region: 'ord' }));
+  await until('the next valid state', () => seen.source.current.machine(m.id as string) !== undefined);
+  t.is(seen.errors.length, 1);
+  t.is(topologyDigest(seen.source.current), topologyDigest(topologyFromDocument((await s.read()).doc, 'etcd')));
 });
 
 maybe('etcd killed: the host keeps its topology and says disconnected; restarted: it reconnects and resumes', async (t) => {

@@ -90,8 +90,8 @@ const sameMachine = (a: Machine, b: Machine) =>
 const samePrevious = (a: Machine, b: Machine) =>
   a.previous.length === b.previous.length && a.previous.every((p, i) => p.text === b.previous[i].text);
 
-export function diffTopology(before: Topology, after: Topology): TopologyDiff {
-  const m = entities(before.machines, after.machines, (x) => x.id, () => true);
+function machineDiff(before: readonly Machine[], after: readonly Machine[]): MachineDiff {
+  const m = entities(before, after, (x) => x.id, () => true);
   const started: Machine[] = [];
   const stopped: Machine[] = [];
   const moved: Change<Machine>[] = [];
@@ -102,22 +102,42 @@ export function diffTopology(before: Topology, after: Topology): TopologyDiff {
     // A move appends the old address to `previous`: that is not an update of its own.
     if (!sameMachine(c.before, c.after) || (!move && !samePrevious(c.before, c.after))) m.updated.push(c);
   }
+  return { added: m.added, removed: m.removed, updated: m.updated, started, stopped, moved };
+}
+
+const NO_CHANGE: EntityDiff<never> = Object.freeze({ added: [], removed: [], updated: [] });
+
+function machinesEmpty(m: MachineDiff): boolean {
+  return [m.added, m.removed, m.updated, m.started, m.stopped, m.moved].every((p) => p.length === 0);
+}
+
+/**
+ * The diff of an edit of machines only: `before` the old versions of the machines it touched
+ * (those that existed), `after` their new versions (those that exist now). Costs the edit.
+ */
+export function diffMachines(before: readonly Machine[], after: readonly Machine[]): TopologyDiff {
+  const machines = machineDiff(before, after);
+  return { machines, hosts: NO_CHANGE, peers: NO_CHANGE, orgs: NO_CHANGE, apps: NO_CHANGE, empty: machinesEmpty(machines) };
+}
+
+export function diffTopology(before: Topology, after: Topology): TopologyDiff {
+  const machines = machineDiff(before.machines, after.machines);
   const hosts = entities(before.hosts, after.hosts, (x) => x.id, sameHost);
   const peers = entities(before.peers, after.peers, (x) => `${x.org}/${x.name}`, samePeer);
   const orgs = entities(before.orgs, after.orgs, (x) => x.name, sameOrg);
   const apps = entities(before.apps, after.apps, (x) => x.name, sameApp);
-  const parts: (readonly unknown[])[] = [m.added, m.removed, m.updated, started, stopped, moved];
+  const parts: (readonly unknown[])[] = [];
   for (const e of [hosts, peers, orgs, apps]) parts.push(e.added, e.removed, e.updated);
   const strip = <T>(e: { added: T[]; removed: T[]; updated: Change<T>[] }): EntityDiff<T> => ({
     added: e.added, removed: e.removed, updated: e.updated,
   });
   return {
-    machines: { ...strip(m), started, stopped, moved },
+    machines,
     hosts: strip(hosts),
     peers: strip(peers),
     orgs: strip(orgs),
     apps: strip(apps),
-    empty: parts.every((p) => p.length === 0),
+    empty: machinesEmpty(machines) && parts.every((p) => p.length === 0),
   };
 }
 

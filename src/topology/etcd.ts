@@ -21,8 +21,9 @@
 //
 // Watching. A host loads every key at revision R and watches the prefix from R+1. Each watch
 // response (all the events of one or more revisions) updates the entries it names and then the
-// topology: the work per edit is one entry parsed and the new topology built; no key is read
-// again. When etcd cannot be reached the host keeps the topology it applied, reports
+// topology: when only machine entries changed (starts, stops, moves, machines added or removed:
+// nearly every edit), they are validated and applied at the cost of the edit (patch.ts);
+// anything else builds the topology again from the entries held. No key is read again. When etcd cannot be reached the host keeps the topology it applied, reports
 // "disconnected" in its status, and the watch reconnects with back-off and resumes from the
 // revision after the last one it applied. If that revision has been compacted meanwhile, etcd
 // cancels the watch: the host reads everything again at a new revision (the diff against the
@@ -39,6 +40,7 @@ import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, ret
 import { Etcd3, isRecoverableError } from 'etcd3';
 import type { IKeyValue, IOptions, Namespace, Watcher } from 'etcd3';
 import { diffTopology } from './diff.ts';
+import { patchMachines } from './patch.ts';
 import type { TopologyDiff } from './diff.ts';
 import { topologyFromDocument } from './store.ts';
 import { SECTIONS, describeStore } from './stores.ts';
@@ -288,6 +290,10 @@ class EtcdWatch implements WatchedSource {
   private lastError: string | undefined;
   private reloads = 0;
   private closed = false;
+  // Since the topology in force: machine entries changed (id → key), and whether anything else
+  // changed (or a patch was refused), which needs the whole document.
+  private readonly pending = new Map<string, string>();
+  private whole = false;
 
   constructor(store: EtcdStore, onChange: ChangeHandler, onError: (err: Error) => void, options: StoreWatchOptions) {
     this.store = store;
@@ -331,8 +337,12 @@ class EtcdWatch implements WatchedSource {
       if (this.closed || w !== this.watcher) return;
       for (const ev of res.events) {
         const k = ev.kv.key.toString();
+        const version = this.entries.meta.version;
         if (ev.type === 'Put') this.entries.set(k, ev.kv.value);
         else this.entries.delete(k);
+        if (k === META_KEY) this.whole ||= this.entries.meta.version !== version; // every write puts meta
+        else if (sectionOf(k) === 'machines') this.pending.set(k.slice('machines/'.length), k);
+        else this.whole = true;
       }
       this.applyEntries(Number(res.header.revision));
     });
@@ -354,9 +364,27 @@ class EtcdWatch implements WatchedSource {
   }
 
   private applyEntries(revision: number): void {
+    const source = `${this.store.location}@${revision}`;
+    if (!this.whole && this.entries.bad.size === 0) {
+      this.revision = revision;
+      if (this.pending.size === 0) return; // meta only
+      const machines = this.entries.sections.get('machines')!;
+      const changes = [...this.pending].map(([id, key]) => ({ id, entry: machines.get(key) }));
+      this.pending.clear();
+      const r = patchMachines(this.topology, changes, source);
+      if ('problems' in r) {
+        this.whole = true; // refused: the whole document decides from now on, as for any other bad state
+        const err = new TopologyError(source, r.problems);
+        this.lastError = err.message;
+        this.onError(err);
+      } else if (!r.diff.empty && !this.closed) {
+        this.onChange(this.topology, r.diff, this.topology);
+      }
+      return;
+    }
     let next: Topology;
     try {
-      next = this.entries.topology(`${this.store.location}@${revision}`);
+      next = this.entries.topology(source);
     } catch (err) {
       this.revision = revision;
       this.lastError = (err as Error).message;
@@ -364,6 +392,8 @@ class EtcdWatch implements WatchedSource {
       return;
     }
     this.revision = revision;
+    this.whole = false;
+    this.pending.clear();
     const previous = this.topology;
     const diff: TopologyDiff = diffTopology(previous, next);
     this.topology = next;
@@ -377,6 +407,7 @@ class EtcdWatch implements WatchedSource {
         if (this.closed) return;
         this.entries = new Entries();
         for (const kv of kvs) this.entries.set(kv.key.toString(), kv.value);
+        this.whole = true; // everything was read again: compare it whole
         this.reloads++;
         this.setConnected(true);
         this.applyEntries(revision);

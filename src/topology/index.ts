@@ -4,6 +4,7 @@
 //   validate     document → model, every problem named by file, entry and field
 //   topology     the Topology indexes (by org, app, id, host, address, /120) and the DNS view
 //   diff         what changed between two topologies
+//   patch        an edit of machines applied in place, at the cost of the edit
 //   store        loading, atomic writes, and the watcher that applies edits without a restart
 //   edit         document edits: stop, start, remove, migrate a machine
 //   stores       the store interface (read, validated transactional update, watch), the file backend
@@ -48,7 +49,9 @@ export { TOPOLOGY_VERSION, TopologyError, validateTopology } from './validate.ts
 export type { Problem } from './validate.ts';
 export { Topology, dnsView, topologyDigest } from './topology.ts';
 export type { MovedMachine } from './topology.ts';
-export { diffTopology, describeDiff } from './diff.ts';
+export { diffMachines, diffTopology, describeDiff } from './diff.ts';
+export { patchMachines } from './patch.ts';
+export type { MachineChange } from './patch.ts';
 export type { Change, EntityDiff, MachineDiff, TopologyDiff } from './diff.ts';
 export {
   DEFAULT_TOPOLOGY_FILE,

@@ -74,6 +74,11 @@ export interface WatchedSource extends TopologySource {
   status(): StoreStatus;
 }
 
+/**
+ * A change of the topology in force: `next`, what changed (`diff`, with the before-values), and
+ * the topology before. An edit of machines only changes the topology in place (patch.ts): then
+ * `previous` is `next`, and the diff is the only record of what it was.
+ */
 export type ChangeHandler = (next: Topology, diff: TopologyDiff, previous: Topology) => void;
 
 export interface StoreWatchOptions extends WatchOptions {

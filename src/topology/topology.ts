@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
-// A validated topology with the indexes the router and the DNS server ask for. Built once per
-// topology version and never changed; a file edit builds a new one (see store.ts).
+// A validated topology with the indexes the router and the DNS server ask for. Built whole from a
+// document (a file edit, a store load), or changed in place by an edit of machines only
+// (patch.ts: the cost of the edit, not of the topology; the same object, its indexes updated in
+// one task, so the packet path never sees half an edit).
 //
 // The address lookups (machineAt, movedFrom, peerAt, orgOfAddress) take (buf, off) and allocate
 // nothing, so the packet path can call them: a /112 is found by host id then instance id
@@ -25,6 +27,14 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   else m.set(k, [v]);
 }
 
+function pull<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const a = m.get(k);
+  const i = a ? a.indexOf(v) : -1;
+  if (i < 0) return;
+  a!.splice(i, 1);
+  if (a!.length === 0) m.delete(k);
+}
+
 function slot<V>(m: Map<number, Map<number, V>>, host: number, key: number, v: V): void {
   let inner = m.get(host);
   if (!inner) m.set(host, (inner = new Map()));
@@ -35,12 +45,12 @@ export class Topology implements TopologyData {
   readonly orgs: readonly Org[];
   readonly apps: readonly App[];
   readonly hosts: readonly Host[];
-  readonly machines: readonly Machine[];
   readonly peers: readonly Peer[];
   /** Every app's service addresses. */
   readonly services: readonly Service[];
-  /** Where it was loaded from (a file path), for messages. */
-  readonly source: string;
+  /** Where it was loaded from (a file path, a store and revision), for messages. */
+  source: string;
+  private readonly machineList: Machine[];
 
   private readonly orgByName = new Map<string, Org>();
   private readonly orgByNet = new Map<number, Org>();
@@ -66,7 +76,7 @@ export class Topology implements TopologyData {
     this.orgs = Object.freeze(data.orgs.slice());
     this.apps = Object.freeze(data.apps.slice());
     this.hosts = Object.freeze(data.hosts.slice());
-    this.machines = Object.freeze(data.machines.slice());
+    this.machineList = data.machines.slice();
     this.peers = Object.freeze(data.peers.slice());
     this.source = source;
     for (const o of this.orgs) {
@@ -89,19 +99,7 @@ export class Topology implements TopologyData {
       this.hostByName_.set(h.name, h);
       this.hostByKey_.set(h.publicKeyBase64, h);
     }
-    for (const m of this.machines) {
-      this.machineById.set(m.id, m);
-      push(this.machinesByApp, m.app, m);
-      push(this.machinesByOrg, m.org, m);
-      push(this.machinesByHost, m.host, m);
-      slot(this.current, m.host, m.instance, m);
-      for (const p of m.previous) {
-        const inst = getInstance(p.address, 0);
-        const list = this.moved.get(p.host)?.get(inst);
-        if (list) list.push({ machine: m, previous: p });
-        else slot(this.moved, p.host, inst, [{ machine: m, previous: p }]);
-      }
-    }
+    for (const m of this.machineList) this.index(m);
     for (const p of this.peers) {
       push(this.peersByOrg, p.org, p);
       push(this.peersByGateway, p.gateway, p);
@@ -146,6 +144,77 @@ export class Topology implements TopologyData {
   }
 
   // ---- Machines ----
+
+  get machines(): readonly Machine[] {
+    return this.machineList;
+  }
+
+  private index(m: Machine): void {
+    this.machineById.set(m.id, m);
+    push(this.machinesByApp, m.app, m);
+    push(this.machinesByOrg, m.org, m);
+    push(this.machinesByHost, m.host, m);
+    slot(this.current, m.host, m.instance, m);
+    for (const p of m.previous) {
+      const inst = getInstance(p.address, 0);
+      const list = this.moved.get(p.host)?.get(inst);
+      if (list) list.push({ machine: m, previous: p });
+      else slot(this.moved, p.host, inst, [{ machine: m, previous: p }]);
+    }
+  }
+
+  private unindex(m: Machine): void {
+    if (this.machineById.get(m.id) === m) this.machineById.delete(m.id);
+    pull(this.machinesByApp, m.app, m);
+    pull(this.machinesByOrg, m.org, m);
+    pull(this.machinesByHost, m.host, m);
+    const onHost = this.current.get(m.host);
+    if (onHost?.get(m.instance) === m) onHost.delete(m.instance);
+    for (const p of m.previous) {
+      const inst = getInstance(p.address, 0);
+      const list = this.moved.get(p.host)?.get(inst);
+      if (list === undefined) continue;
+      const rest = list.filter((x) => x.machine !== m);
+      if (rest.length > 0) this.moved.get(p.host)!.set(inst, rest);
+      else this.moved.get(p.host)!.delete(inst);
+    }
+  }
+
+  /**
+   * Replaces machines in place (patch.ts, which has validated the result): each `before` leaves
+   * every index, each `after` joins them; a machine replaced by one of the same id keeps its
+   * place in `machines`. Costs the machines changed (and the length of `machines` to find them).
+   */
+  replaceMachines(before: readonly Machine[], after: readonly Machine[]): void {
+    const place = new Map<string, number>();
+    for (const m of before) {
+      this.unindex(m);
+      const i = this.machineList.indexOf(m);
+      if (i >= 0) place.set(m.id, i);
+    }
+    const appended: Machine[] = [];
+    for (const m of after) {
+      const i = place.get(m.id);
+      if (i === undefined) appended.push(m);
+      else {
+        this.machineList[i] = m;
+        place.delete(m.id);
+      }
+      this.index(m);
+    }
+    // removed machines: their places go, highest first
+    for (const i of [...place.values()].sort((a, b) => b - a)) this.machineList.splice(i, 1);
+    this.machineList.push(...appended);
+  }
+
+  /** The machine whose current /112 is (host, instance), in any org (an instance is unique on its host). */
+  machineOn(hostId: number, instance: number): Machine | undefined {
+    return this.current.get(hostId >>> 0)?.get(instance >>> 0);
+  }
+  /** The machines one of whose previous /112s is (host, instance). */
+  movedOn(hostId: number, instance: number): readonly MovedMachine[] {
+    return this.moved.get(hostId >>> 0)?.get(instance >>> 0) ?? NONE;
+  }
 
   machine(id: string): Machine | undefined {
     return this.machineById.get(id);
