@@ -44,7 +44,17 @@ import type { Ipv6Info } from '../ipv6/index.ts';
 import type { Machine, Peer, Service, Topology } from '../topology/index.ts';
 import { hex16 } from './packet-util.ts';
 
-/** Flows remembered at most; the least recently used goes first. */
+const w16 = (b: Uint8Array, o: number): number => (b[o] << 8) | b[o + 1];
+
+/** A flow key without allocating anything but the string: protocol, two addresses, two ports. */
+function flowKey(proto: number, a: Uint8Array, ao: number, b: Uint8Array, bo: number, p1: number, p2: number): string {
+  return String.fromCharCode(
+    proto, w16(a, ao), w16(a, ao + 2), w16(a, ao + 4), w16(a, ao + 6), w16(a, ao + 8), w16(a, ao + 10), w16(a, ao + 12), w16(a, ao + 14),
+    w16(b, bo), w16(b, bo + 2), w16(b, bo + 4), w16(b, bo + 6), w16(b, bo + 8), w16(b, bo + 10), w16(b, bo + 12), w16(b, bo + 14), p1, p2,
+  );
+}
+
+/** Flows remembered at most; past it the oldest not established goes first (see evict). */
 export const SERVICE_FLOWS_MAX = 65_536;
 /** The free field of the first client-source address (fdaa | org | host | 0 | SOURCE_BASE + slot). */
 export const SOURCE_BASE = 0x100;
@@ -64,6 +74,7 @@ export const HOLD_TIMEOUT_MS = 10_000;
 const HOLD_ROOM = 16;
 const HOLD_TAIL = 64;
 
+const EVICT_SCAN = 8;
 const FIN = 0x01;
 const SYN = 0x02;
 const RST = 0x04;
@@ -117,7 +128,7 @@ export const SERVICE_COUNTERS = [
   'service_refused_none', // no started machine (and no autostart, or it timed out)
   'service_no_flow', // a TCP segment other than SYN with no flow: reset
   'service_held', // held for autostart
-  'service_flows_evicted', // the oldest flow forgotten to make room
+  'service_flows_evicted', // a flow forgotten to make room (SERVICE_FLOWS_MAX)
 ] as const;
 export type ServiceCounter = (typeof SERVICE_COUNTERS)[number];
 
@@ -142,7 +153,7 @@ export interface ServiceOptions {
 
 export class ServiceTable {
   private readonly r: ServiceRouter;
-  /** Forward key → flow, in order of last use. */
+  /** Forward key → flow, oldest first. */
   private readonly flows = new Map<string, ServiceFlow>();
   private readonly reverse = new Map<string, ServiceFlow>();
   /** Flows per machine id (least connections). */
@@ -180,7 +191,7 @@ export class ServiceTable {
   flowsPerMachine(): ReadonlyMap<string, number> {
     return this.load;
   }
-  /** The flows, least recently used first (status, tests). */
+  /** The flows, oldest first (status, tests). */
   list(): IterableIterator<ServiceFlow> {
     return this.flows.values();
   }
@@ -202,15 +213,18 @@ export class ServiceTable {
     const cport = readU16(buf, info.l4Off);
     const port = readU16(buf, info.l4Off + 2);
     const proto = tcp ? 'tcp' : 'udp';
-    if (!svc.ports.some((p) => p.port === port && p.protocol === proto)) {
+    let served = false;
+    for (const p of svc.ports) if (p.port === port && p.protocol === proto) served = true;
+    if (!served) {
       r.count('service_refused_port');
       return r.refuse(buf, off, len, 1, tcp ? -1 : ICMPV6_UNREACH_PORT, svc.address);
     }
     const flags = tcp ? buf[info.l4Off + TCP_OFF_FLAGS] : 0;
-    const key = `${info.protocol}|${hex16(buf, off + IPV6_OFF_SRC)}|${svc.addressText}|${cport}|${port}`;
+    const key = flowKey(info.protocol, buf, off + IPV6_OFF_SRC, buf, off + IPV6_OFF_DST, cport, port);
     let f = this.flows.get(key);
-    if (f !== undefined && (!this.alive(f) || (tcp && f.state >= CLOSING && (flags & (SYN | ACK)) === SYN))) {
-      this.remove(f); // its machine went away, or the client reuses the ports for a new connection
+    // (setTopology ends the flows of machines that went away)
+    if (f !== undefined && tcp && f.state >= CLOSING && (flags & (SYN | ACK)) === SYN) {
+      this.remove(f); // the client reuses the ports for a new connection
       f = undefined;
     }
     if (f === undefined) {
@@ -228,8 +242,6 @@ export class ServiceTable {
     } else {
       if (f.backend.host !== r.hostId && len > r.meshMtu) return r.refuse(buf, off, len, 2, r.meshMtu, svc.address);
       if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return r.timeExceeded(buf, off, len, null);
-      this.flows.delete(key); // to the end: the most recently used
-      this.flows.set(key, f);
     }
     this.track(f, flags, tcp);
     r.rewrite(buf, off, IPV6_OFF_SRC, f.source);
@@ -275,14 +287,8 @@ export class ServiceTable {
     if (slot < 0) return undefined;
     const source = new Uint8Array(16);
     encodeSixpn(source, 0, backend.network, r.hostId, 0, SOURCE_BASE + slot);
-    if (this.flows.size >= this.flowsMax) {
-      for (const oldest of this.flows.values()) {
-        this.remove(oldest);
-        r.count('service_flows_evicted');
-        break;
-      }
-    }
-    const rev = `${this.r.info.protocol}|${hex16(backend.address, 0)}|${hex16(source, 0)}|${port}|${cport}`;
+    if (this.flows.size >= this.flowsMax) this.evict();
+    const rev = flowKey(this.r.info.protocol, backend.address, 0, source, 0, port, cport);
     const f: ServiceFlow = {
       service: svc, backend, proto: this.r.info.protocol, client, source, clientPort: cport, port, slot,
       state: NEW, expires: 0, fwd: key, rev,
@@ -292,6 +298,26 @@ export class ServiceTable {
     this.load.set(backend.id, (this.load.get(backend.id) ?? 0) + 1);
     r.count('service_flows');
     return f;
+  }
+
+  /**
+   * Makes room: among the EVICT_SCAN oldest flows the first one not established (conntrack's
+   * early drop), else the oldest.
+   */
+  private evict(): void {
+    let victim: ServiceFlow | undefined;
+    let k = 0;
+    for (const f of this.flows.values()) {
+      victim ??= f;
+      if (f.state !== REPLIED) {
+        victim = f;
+        break;
+      }
+      if (++k >= EVICT_SCAN) break;
+    }
+    if (victim === undefined) return;
+    this.remove(victim);
+    this.r.count('service_flows_evicted');
   }
 
   private takeSlot(client: Uint8Array, network: number): number {
@@ -373,19 +399,15 @@ export class ServiceTable {
     const r = this.r;
     const info = r.info;
     if ((info.protocol !== IPPROTO_TCP && info.protocol !== IPPROTO_UDP) || info.fragment || info.l4Len < 8) return undefined;
-    const m = r.topology.machineAt(buf, off + IPV6_OFF_SRC); // replies come from a machine of a served app
-    if (m === undefined || !r.topology.app(m.app)?.services.length) return undefined;
     const sport = readU16(buf, info.l4Off);
     const dport = readU16(buf, info.l4Off + 2);
-    const key = `${info.protocol}|${hex16(buf, off + IPV6_OFF_SRC)}|${hex16(buf, off + IPV6_OFF_DST)}|${sport}|${dport}`;
+    const key = flowKey(info.protocol, buf, off + IPV6_OFF_SRC, buf, off + IPV6_OFF_DST, sport, dport);
     const f = this.reverse.get(key);
     if (f === undefined) return undefined;
     const tcp = info.protocol === IPPROTO_TCP;
     const flags = tcp ? buf[info.l4Off + TCP_OFF_FLAGS] : 0;
     if (f.state === NEW && (!tcp || (flags & (SYN | ACK)) === (SYN | ACK))) f.state = REPLIED;
     this.track(f, flags, tcp);
-    this.flows.delete(f.fwd);
-    this.flows.set(f.fwd, f);
     r.rewrite(buf, off, IPV6_OFF_SRC, f.service.address);
     r.rewrite(buf, off, IPV6_OFF_DST, f.client);
     r.count('service_replies');
