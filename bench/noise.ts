@@ -4,12 +4,16 @@
 //   transport seal/open per second at 64, 1420 and 8192 bytes, per backend (Keypair.seal/open,
 //   one packet per call) and for the batch backend (AeadBatch: BATCH packets per wasm call);
 //   node:crypto, the single-packet wasm path and the batches are measured in the same run,
-//   interleaved; at 1420 B also in CPU time (robust to other load on a shared box).
+//   interleaved; at 1420 B also in CPU time (robust to other load on a shared box);
+//   with workers: 1420-B batches sealed on an AeadPool of 1 and 2 worker threads (the main thread
+//   only fills records and hands them over, two jobs in flight per worker), wall clock.
 // Median of RUNS runs each. The last line is one JSON object.
 import { randomBytes } from 'node:crypto';
 import {
   AeadBatch,
+  AeadPool,
   CookieChecker,
+  OP_SEAL,
   Handshake,
   Keypair,
   StaticIdentity,
@@ -159,6 +163,32 @@ function batchOpenPerSecond(size: number): number {
   return rate;
 }
 
+// ---- the same batches on worker threads (AeadPool): regions filled in turn, 2 jobs per worker in flight ----
+function workersSealPerSecond(workers: number, size: number): number {
+  const pool = AeadPool.configure(workers)!;
+  const slot = AeadBatch.default().allocKey(randomBytes(32));
+  const regions = Array.from({ length: 2 * workers }, () => ({ b: AeadBatch.companion({ maxRecords: BATCH, arenaBytes: BATCH * 8448 + 4096 }), busy: false }));
+  const st = stride(size);
+  let counter = 0;
+  let next = 0;
+  const rate = opsPerSecond((n) => {
+    for (let done = 0; done < n; done += BATCH) {
+      const r = regions[next];
+      next = (next + 1) % regions.length;
+      while (r.busy) pool.settleOldest();
+      for (let i = 0; i < BATCH; i++) r.b.setRecord(i, r.b.arenaOffset + i * st, size, slot, counter++, 0);
+      r.busy = true;
+      pool.submit(OP_SEAL, r.b, BATCH, () => { r.busy = false; });
+    }
+    pool.settle();
+  });
+  if (regions[0].b.result(BATCH - 1) !== size + 16) throw new Error('workers seal');
+  for (const r of regions) AeadBatch.releaseCompanion(r.b);
+  AeadBatch.default().freeKey(slot);
+  AeadPool.configure(0);
+  return rate;
+}
+
 type Row = Record<string, number>;
 const results: Record<string, Row> = {};
 const backends = [nodeBackend, jsBackend, wasmBackend, chosenBackend];
@@ -249,6 +279,15 @@ const cpu: Record<string, number[]> = { node: [], wasm: [], batch: [], ratio: []
   }
   batch.freeKey(slot);
 }
+const WORKER_COUNTS = (process.env.WORKERS ?? '1,2').split(',').map(Number);
+const workerRuns: Record<number, number[]> = {};
+const workerRatios: number[] = [];
+for (let r = 0; r < RUNS; r++) {
+  const one = batchSealPerSecond(1420);
+  for (const w of WORKER_COUNTS) (workerRuns[w] ??= []).push(workersSealPerSecond(w, 1420));
+  workerRatios.push(workerRuns[WORKER_COUNTS[WORKER_COUNTS.length - 1]][r] / one);
+}
+const workersRow = Object.fromEntries(WORKER_COUNTS.map((w) => [w, median(workerRuns[w])]));
 const columns = [...backends.map((b) => b.name), 'batch'];
 console.log(`protocol (ops/s; batch = AeadBatch, ${BATCH} packets per call, AEAD only)`);
 console.log(''.padEnd(20) + columns.map((c) => c.padStart(12)).join('') + '   batch/node (median of per-run ratios)');
@@ -257,6 +296,7 @@ for (const key of Object.keys(table.chosen)) {
   console.log(key.padEnd(20) + columns.map((c) => (table[c][key] === undefined ? '–' : fmt(table[c][key])).padStart(12)).join('') + '   ' + ratio);
 }
 console.log(`seal 1420 B per CPU-second: node ${fmt(median(cpu.node))}, wasm ${fmt(median(cpu.wasm))}, batch ${fmt(median(cpu.batch))}; batch/node ${median(cpu.ratio).toFixed(2)}×`);
+console.log(`seal 1420 B on worker threads (AeadPool, ${BATCH} per job): ${WORKER_COUNTS.map((w) => `${w} worker${w > 1 ? 's' : ''} ${fmt(workersRow[w])}`).join(', ')}; ${WORKER_COUNTS[WORKER_COUNTS.length - 1]} workers / one core ${median(workerRatios).toFixed(2)}×`);
 console.log(`seal 1420 B in Gbit/s: chosen ${((table.chosen.seal_1420_per_s * 1420 * 8) / 1e9).toFixed(2)}, batch ${((table.batch.seal_1420_per_s * 1420 * 8) / 1e9).toFixed(2)}`);
 
 const chosen = table.chosen;
@@ -289,5 +329,9 @@ console.log(JSON.stringify({
   seal_1420_node_cpu_per_s: Math.round(median(cpu.node)),
   seal_1420_batch_cpu_per_s: Math.round(median(cpu.batch)),
   batch_ratio_cpu: Number(median(cpu.ratio).toFixed(2)),
+  // 1420-B batches sealed on the pool with the most workers measured (WORKERS, default 1,2), and each count
+  seal_1420_workers_per_s: Math.round(workersRow[WORKER_COUNTS[WORKER_COUNTS.length - 1]]),
+  seal_1420_workers: Object.fromEntries(WORKER_COUNTS.map((w) => [w, Math.round(workersRow[w])])),
+  workers_ratio: Number(median(workerRatios).toFixed(2)),
   per_backend: Object.fromEntries(columns.map((c) => [c, Object.fromEntries(Object.entries(table[c]).map(([k, v]) => [k, Math.round(v)]))])),
 }));

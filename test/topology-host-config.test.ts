@@ -139,6 +139,17 @@ test('the private key: read, warned about when group or world can read it, never
   t.throws(() => readPrivateKey(join(dir, 'none.key')), { message: /none\.key: cannot read: ENOENT/ });
 });
 
+test('workers: 0-8 from the file or --workers; anything else is refused', (t) => {
+  t.is(parseHostConfigFile('{"workers": 2}', '/h.json').workers, 2);
+  t.is(parseHostConfigFile('{"workers": 0}', '/h.json').workers, 0);
+  t.is(parseHostFlags(['--workers', '1'], '/srv').config.workers, 1);
+  t.is(mergeHostConfig({ host: 'a', privateKeyFile: '/k' }, {}).workers, undefined, 'unset: the default of src/noise/aead-pool.ts');
+  for (const bad of ['9', '-1', '1.5', '"two"', 'true']) {
+    const err = t.throws(() => parseHostConfigFile(`{"workers": ${bad}}`, '/h.json'), { instanceOf: HostConfigError })!;
+    t.regex(err.message, /workers: .* is not a number of workers \(0-8\)/);
+  }
+});
+
 test('mesh port 65535 is refused: the gateway needs the port + 1', (t) => {
   const topo = loadTopology(EXAMPLE);
   const base = mergeHostConfig({ host: 'ord1', privateKeyFile: '/k' }, {});

@@ -15,6 +15,7 @@
 // retries; every readiness callback ends by flushing what it queued.
 import { DnsStats } from '../dns/stats.ts';
 import { formatAddress } from '../ipv6/index.ts';
+import { AeadPool, DEFAULT_WORKERS } from '../noise/index.ts';
 import { KeyLog } from '../keylog.ts';
 import { MetricsServer } from '../metrics/index.ts';
 import type { Logger } from '../log.ts';
@@ -89,6 +90,7 @@ export class SixpnHost {
     const offload = config.offload !== false; // default on; "offload": false for plain TUNs
     this.keylog = config.keylog !== undefined ? KeyLog.open(config.keylog, log) : null;
     const tap = (this.tap = new CaptureTap({ topology: () => this.topology, hostId: this.host.id, log }));
+    AeadPool.configure(config.workers ?? DEFAULT_WORKERS); // "workers": before the devices, whose queues use it
     this.wg = new HostWireGuard({
       log,
       host: this.host,

@@ -175,6 +175,14 @@ export class AeadPool {
     if (any) this.onDelivered?.();
   }
 
+  /** Waits for the oldest job in flight and delivers it, with those done after it (synchronous). */
+  settleOldest(): void {
+    const t = this.tickets[0];
+    if (t === undefined || this.delivering) return;
+    this.waitFor(t.w, t.seq);
+    this.poll();
+  }
+
   /**
    * Waits for every job in flight and delivers them in order (synchronous). Called while a
    * delivery is under way (re-entrant), it only waits: the crypto is done when it returns, and the

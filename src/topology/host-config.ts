@@ -21,19 +21,22 @@
 //     "metrics": "127.0.0.1:9586",             Prometheus /metrics over HTTP (issue 14), served in the
 //                                              host's network namespace; default 127.0.0.1:9586;
 //                                              "[::1]:9586", ":9586" (all addresses), false: none
-//     "keylog": "/root/sixpn-keys.log"         appends the WireGuard session keys for Wireshark
+//     "keylog": "/root/sixpn-keys.log",        appends the WireGuard session keys for Wireshark
 //                                              (wg.keylog_file); a secret: off unless set
+//     "workers": 0                             seal and open on N worker threads (0-8, issue 10);
+//                                              default DEFAULT_WORKERS (src/noise/aead-pool.ts)
 //   }
 //
 // Flags: --host, --private-key, --listen-port, --uplink, --topology, --dns (repeatable or
 // comma-separated), --egress, --offload (alone, or with true or false), --store URL with
-// --store-ca, --store-cert, --store-key FILE, --metrics ADDR|false, --keylog FILE, and
+// --store-ca, --store-cert, --store-key FILE, --metrics ADDR|false, --keylog FILE, --workers N, and
 // -c/--config FILE; `--flag value` or `--flag=value`.
 
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DNS_PORT } from '../dns/wire.ts';
 import { parseKeyBase64 } from '../noise/keys.ts';
+import { MAX_WORKERS } from '../noise/aead-pool.ts';
 import { IPV6_ADDR_LEN, isSixpn, parseAddress } from '../ipv6/index.ts';
 import { formatId32, parseEndpoint, parseId32 } from './model.ts';
 import type { Endpoint, Host } from './model.ts';
@@ -68,6 +71,8 @@ export interface HostConfig {
   readonly metrics?: string | false;
   /** A file the WireGuard session keys are appended to, for Wireshark (absolute); unset: none. */
   readonly keylog?: string;
+  /** Worker threads that seal and open for both devices (0: on the main thread); default DEFAULT_WORKERS. */
+  readonly workers?: number;
   /** Set by `sixpn up` for a store other than the file (not from the config file or flags). */
   readonly source?: TopologySourceFactory;
   /** Set by `sixpn up` with such a store: where the host writes autostart and autostop (default: the file). */
@@ -170,6 +175,14 @@ const FIELDS: readonly Field[] = [
         ? v : new Error(`${show(v)} is not HOST:PORT, [ADDRESS]:PORT, :PORT or false`),
   },
   { key: 'keylog', flag: '--keylog', parse: path },
+  {
+    key: 'workers', flag: '--workers',
+    parse: (v) => {
+      const n = typeof v === 'string' && /^[0-9]{1,2}$/.test(v) ? Number(v) : v;
+      return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= MAX_WORKERS
+        ? n : new Error(`${show(v)} is not a number of workers (0-${MAX_WORKERS})`);
+    },
+  },
   {
     key: 'egress', flag: '--egress',
     parse: (v) => {
