@@ -300,3 +300,38 @@ test('a direct connection from a port a service flow used gets its replies untou
   t.is(text(back.delivered[0].bytes, IPV6_OFF_SRC), web1.addressText);
   t.true(checksumValid(back.delivered[0].bytes));
 });
+
+test('offload: a whole segment (partial checksum) of a flow to a machine of this host goes whole, its pseudo-header sum updated', async (t) => {
+  const { fold, pseudoHeaderSum } = await import('../src/ipv6/index.ts');
+  const { net, client, syn } = setup();
+  const r = net.router('ams1');
+  t.deepEqual(delivered(net.fromMachine(client, syn(WEB, 80, 49000))), ['web00000000001']);
+  const partial = (p: Buffer) => {
+    p.writeUInt16BE(fold(pseudoHeaderSum(p, 0, p.length - 40, 6)), 56); // what a TSO segment carries
+    return p;
+  };
+  const seg = partial(packet({ src: client.address, dst: addr(WEB), proto: 'tcp', id: 49000, port: 80, tcpFlags: 0x10, payload: new Uint8Array(3000) }));
+  const io = net.ios.get(0x0a7b0011)!;
+  const buf = new Uint8Array(16 + seg.length + 64);
+  buf.set(seg, 16);
+  t.true(r.fromMachine(client, buf, 16, seg.length, true), 'sent whole');
+  const [c] = io.calls.splice(0);
+  t.deepEqual([c.kind, c.target, c.bytes.length], ['machine', 'web00000000001', seg.length]);
+  t.is(text(c.bytes, IPV6_OFF_DST), net.topology.machine('web00000000001')!.addressText);
+  t.is(c.bytes.readUInt16BE(56), fold(pseudoHeaderSum(c.bytes, 0, c.bytes.length - 40, 6)), 'the partial checksum is the new pseudo-header sum');
+  // the machine's whole segment back, to the client-source address
+  const back = partial(replyTo(c.bytes));
+  back[53] = 0x10;
+  partial(back);
+  const b2 = new Uint8Array(16 + back.length + 64);
+  b2.set(back, 16);
+  t.true(r.fromMachine(net.topology.machine('web00000000001')!, b2, 16, back.length, true));
+  const [d] = io.calls.splice(0);
+  t.deepEqual([d.target, text(d.bytes, IPV6_OFF_SRC), text(d.bytes, IPV6_OFF_DST)], ['client00000001', WEB, client.addressText]);
+  t.is(d.bytes.readUInt16BE(56), fold(pseudoHeaderSum(d.bytes, 0, d.bytes.length - 40, 6)));
+  // no flow (another port): not whole, nothing sent
+  const other = partial(packet({ src: client.address, dst: addr(WEB), proto: 'tcp', id: 49001, port: 80, tcpFlags: 0x10, payload: new Uint8Array(100) }));
+  buf.set(other, 16);
+  t.false(r.fromMachine(client, buf, 16, other.length, true));
+  t.is(io.calls.length, 0);
+});

@@ -214,6 +214,7 @@ export class Router implements ServiceRouter {
       return true;
     }
     if (isGlobalDns(buf, dst) || isOrgDns(buf, dst) || getNetwork(buf, dst) !== machine.network) return false;
+    if (getInstance(buf, dst) === 0) return this.services.whole(buf, off, len); // service flows (services.ts)
     const target = this.topology.machineAt(buf, dst);
     if (target === undefined || target.host !== this.hostId || !target.started) return false;
     if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return false;

@@ -28,21 +28,29 @@
 // the timeout.
 
 import {
-  ICMPV6_UNREACH_ADDR,
   ICMPV6_UNREACH_PORT,
   IPPROTO_TCP,
   IPPROTO_UDP,
   IPV6_OFF_DST,
   IPV6_OFF_HOP_LIMIT,
   IPV6_OFF_SRC,
+  TCP_OFF_CHECKSUM,
   TCP_OFF_FLAGS,
+  UDP_OFF_CHECKSUM,
   encodeSixpn,
   getFree,
+  getHost,
   readU16,
+  rewriteAddress,
+  writeU16,
 } from '../ipv6/index.ts';
+import { SERVICE_HOST } from '../topology/model.ts';
 import type { Ipv6Info } from '../ipv6/index.ts';
 import type { Machine, Peer, Service, Topology } from '../topology/index.ts';
 import { hex16 } from './packet-util.ts';
+import { HOLD_TIMEOUT_MS, Holds } from './service-hold.ts';
+
+export { HOLD_MAX, HOLD_PER_SERVICE, HOLD_TIMEOUT_MS } from './service-hold.ts';
 
 const w16 = (b: Uint8Array, o: number): number => (b[o] << 8) | b[o + 1];
 
@@ -66,13 +74,6 @@ export const TCP_CLOSING_TIMEOUT_MS = 120_000; // FIN seen (time_wait)
 export const TCP_RESET_TIMEOUT_MS = 10_000; // RST seen (close)
 export const UDP_TIMEOUT_MS = 30_000;
 export const UDP_REPLIED_TIMEOUT_MS = 120_000;
-/** Autostart: packets held per service and in all, and how long they wait for a started machine. */
-export const HOLD_PER_SERVICE = 64;
-export const HOLD_MAX = 1024;
-export const HOLD_TIMEOUT_MS = 10_000;
-/** Headroom and tailroom of a held copy (the mesh device seals in place). */
-const HOLD_ROOM = 16;
-const HOLD_TAIL = 64;
 
 const EVICT_SCAN = 8;
 const FIN = 0x01;
@@ -132,18 +133,6 @@ export const SERVICE_COUNTERS = [
 ] as const;
 export type ServiceCounter = (typeof SERVICE_COUNTERS)[number];
 
-interface Held {
-  readonly sender: Machine | Peer;
-  readonly buf: Uint8Array;
-  readonly len: number;
-}
-
-interface Hold {
-  readonly service: Service;
-  readonly deadline: number;
-  readonly packets: Held[];
-}
-
 export interface ServiceOptions {
   flowsMax?: number;
   holdTimeoutMs?: number;
@@ -162,22 +151,20 @@ export class ServiceTable {
   private readonly slots = new Map<string, { slot: number; refs: number }>();
   private readonly freeSlots: number[] = [];
   private nextSlot = 0;
-  private readonly holds = new Map<string, Hold>(); // service address text → held packets
-  private held = 0;
+  /** First packets waiting for autostart (service-hold.ts). */
+  private readonly holds: Holds;
   private turn = 0;
   /** Apps with an autostop service → the largest minRunning among them and the shortest idle time. */
   private autostop = new Map<string, { idleMs: number; minRunning: number }>();
   /** Last packet delivered to a machine of this host of such an app (machine id → time). */
   private readonly active = new Map<string, number>();
   private readonly flowsMax: number;
-  private readonly holdTimeoutMs: number;
-  onAutostart?: (service: Service) => void;
 
   constructor(r: ServiceRouter, opts: ServiceOptions = {}) {
     this.r = r;
     this.flowsMax = opts.flowsMax ?? SERVICE_FLOWS_MAX;
-    this.holdTimeoutMs = opts.holdTimeoutMs ?? HOLD_TIMEOUT_MS;
-    this.onAutostart = opts.onAutostart;
+    this.holds = new Holds(r, opts.holdTimeoutMs ?? HOLD_TIMEOUT_MS, (svc) => this.pick(svc) !== undefined);
+    this.holds.onAutostart = opts.onAutostart;
     this.setTopology(r.topology);
   }
 
@@ -185,7 +172,16 @@ export class ServiceTable {
     return this.flows.size;
   }
   get heldPackets(): number {
-    return this.held;
+    return this.holds.count;
+  }
+  /** Called when a flow finds no started machine of an autostart service (once per hold). */
+  set onAutostart(f: ((service: Service) => void) | undefined) {
+    this.holds.onAutostart = f;
+  }
+
+  /** Releases held packets whose service has a started machine now; refuses those past their time. */
+  release(): void {
+    this.holds.release();
   }
   /** Flows now per machine id (status, tests). */
   flowsPerMachine(): ReadonlyMap<string, number> {
@@ -233,12 +229,12 @@ export class ServiceTable {
         return r.refuse(buf, off, len, 1, -1, svc.address);
       }
       const backend = this.pick(svc);
-      if (backend === undefined) return this.none(svc, sender, buf, off, len);
+      if (backend === undefined) return this.holds.hold(svc, sender, buf, off, len);
       // errors about this packet quote what the client sent: check before rewriting
       if (backend.host !== r.hostId && len > r.meshMtu) return r.refuse(buf, off, len, 2, r.meshMtu, svc.address);
       if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return r.timeExceeded(buf, off, len, null);
       f = this.create(svc, backend, buf, off, key, cport, port);
-      if (f === undefined) return this.none(svc, sender, buf, off, len);
+      if (f === undefined) return this.holds.hold(svc, sender, buf, off, len);
     } else {
       if (f.backend.host !== r.hostId && len > r.meshMtu) return r.refuse(buf, off, len, 2, r.meshMtu, svc.address);
       if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return r.timeExceeded(buf, off, len, null);
@@ -414,55 +410,44 @@ export class ServiceTable {
     return f;
   }
 
+  /**
+   * routeWhole's part: a whole offloaded packet (a TSO segment or one with a partial checksum)
+   * from a machine to a service address or to a client-source address of this host. When its
+   * flow exists and the other end is a started machine of this host, both addresses are
+   * rewritten (the field holds the pseudo-header sum, not complemented: the RFC 1624 update is
+   * made on its complement, as src/nat66/partial-checksum.ts does) and it is delivered whole;
+   * otherwise false, with nothing changed (its pieces go through route()).
+   */
+  whole(buf: Uint8Array, off: number, len: number): boolean {
+    const r = this.r;
+    const info = r.info;
+    const tcp = info.protocol === IPPROTO_TCP;
+    if ((!tcp && info.protocol !== IPPROTO_UDP) || info.fragment || info.l4Len < 8 || buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return false;
+    const dst = off + IPV6_OFF_DST;
+    const key = flowKey(info.protocol, buf, off + IPV6_OFF_SRC, buf, dst, readU16(buf, info.l4Off), readU16(buf, info.l4Off + 2));
+    const toService = getHost(buf, dst) === SERVICE_HOST;
+    const f = toService ? this.flows.get(key) : getHost(buf, dst) === r.hostId ? this.reverse.get(key) : undefined;
+    if (f === undefined) return false;
+    const target = toService ? f.backend : r.topology.machineAt(f.client, 0);
+    if (target === undefined || target.host !== r.hostId || !target.started) return false;
+    const flags = tcp ? buf[info.l4Off + TCP_OFF_FLAGS] : 0;
+    if (!toService && f.state === NEW && (!tcp || (flags & (SYN | ACK)) === (SYN | ACK))) f.state = REPLIED;
+    this.track(f, flags, tcp);
+    const pos = info.l4Off + (tcp ? TCP_OFF_CHECKSUM : UDP_OFF_CHECKSUM);
+    let g = ~readU16(buf, pos) & 0xffff;
+    writeU16(buf, pos, g === 0 ? 0xffff : g);
+    rewriteAddress(buf, off + IPV6_OFF_SRC, toService ? f.source : f.service.address, 0, pos, info.protocol);
+    rewriteAddress(buf, dst, toService ? f.backend.address : f.client, 0, pos, info.protocol);
+    g = ~readU16(buf, pos) & 0xffff;
+    writeU16(buf, pos, g);
+    r.count(toService ? 'service_forwarded' : 'service_replies');
+    r.deliver(target, buf, off, len, null, true);
+    return true;
+  }
+
   /** Whether `addr` (at off) is one of this host's client-source addresses. */
   isSource(buf: Uint8Array, off: number): boolean {
     return this.slots.size !== 0 && getFree(buf, off) >= SOURCE_BASE;
-  }
-
-  // ---- no started machine: refuse, or hold for autostart ----
-
-  private none(svc: Service, sender: Machine | Peer, buf: Uint8Array, off: number, len: number): void {
-    const r = this.r;
-    if (!svc.autostart || this.held >= HOLD_MAX) {
-      r.count('service_refused_none');
-      return r.refuse(buf, off, len, 1, ICMPV6_UNREACH_ADDR, svc.address);
-    }
-    let h = this.holds.get(svc.addressText);
-    if (h === undefined) {
-      h = { service: svc, deadline: r.now() + this.holdTimeoutMs, packets: [] };
-      this.holds.set(svc.addressText, h);
-      this.onAutostart?.(svc);
-    }
-    if (h.packets.length >= HOLD_PER_SERVICE) {
-      r.count('service_refused_none');
-      return r.refuse(buf, off, len, 1, ICMPV6_UNREACH_ADDR, svc.address);
-    }
-    const copy = new Uint8Array(HOLD_ROOM + len + HOLD_TAIL);
-    copy.set(buf.subarray(off, off + len), HOLD_ROOM);
-    h.packets.push({ sender, buf: copy, len });
-    this.held++;
-    r.count('service_held');
-  }
-
-  /** Releases held packets whose service has a started machine now; refuses those past their time. */
-  release(): void {
-    if (this.holds.size === 0) return;
-    const r = this.r;
-    const now = r.now();
-    for (const [k, h] of this.holds) {
-      const svc = r.topology.serviceAt(h.service.address, 0);
-      const ready = svc !== undefined && this.pick(svc) !== undefined;
-      if (!ready && now < h.deadline && svc !== undefined) continue;
-      this.holds.delete(k);
-      this.held -= h.packets.length;
-      for (const p of h.packets) {
-        if (ready) r.replay(p.sender, p.buf, HOLD_ROOM, p.len);
-        else {
-          r.count('service_refused_none');
-          r.refuse(p.buf, HOLD_ROOM, p.len, 1, ICMPV6_UNREACH_ADDR, h.service.address);
-        }
-      }
-    }
   }
 
   // ---- upkeep ----
