@@ -5,12 +5,10 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import {
-  EditError, TopologyError, addHost, createApp, createMachine, createOrg, openStore, parseStoreSpec, replaceDocument,
-  asDocument, setMachineStateIn, topologyDigest, topologyFromDocument,
-} from '../src/topology/index.ts';
+import { EditError, TopologyError, addHost, createApp, createMachine, createOrg, parseStoreSpec, replaceDocument, asDocument, setMachineStateIn, topologyDigest, topologyFromDocument } from '../src/topology/index.ts';
+import { openStore } from '../src/store/index.ts';
 import type { StoreStatus, Topology, TopologyDiff, TopologyStore, WatchedSource } from '../src/topology/index.ts';
-import type { EtcdStore } from '../src/topology/etcd.ts';
+import type { EtcdStore } from '../src/store/etcd.ts';
 import { EtcdServer, HAVE_ETCD, freePort } from './helpers/etcd.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../examples/topology.example.json', import.meta.url));

@@ -6,17 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatAddress } from '../src/ipv6/index.ts';
-import {
-  DEFAULT_TOPOLOGY_FILE,
-  HostConfigError,
-  loadHostConfig,
-  loadTopology,
-  mergeHostConfig,
-  parseHostConfigFile,
-  parseHostFlags,
-  readPrivateKey,
-  resolveLocalHost,
-} from '../src/topology/index.ts';
+import { DEFAULT_TOPOLOGY_FILE, HostConfigError, mergeHostConfig, parseHostConfigFile, parseHostFlags, resolveLocalHost } from '../src/topology/index.ts';
+import { loadTopology } from '../src/store/index.ts';
+import { loadHostConfig, readPrivateKey } from '../src/host/config-files.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../examples/topology.example.json', import.meta.url));
 const PRIVATE_KEY = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk='; // the wg(8) man page example

@@ -3,7 +3,8 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { addressBytes } from '../src/ipv6/index.ts';
-import { dnsView, loadTopology } from '../src/topology/index.ts';
+import { dnsView } from '../src/topology/index.ts';
+import { loadTopology } from '../src/store/index.ts';
 import type { Topology } from '../src/topology/index.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../examples/topology.example.json', import.meta.url));

@@ -3,14 +3,8 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import {
-  deriveMachineAddress,
-  formatEndpoint,
-  formatId32,
-  loadTopology,
-  parseEndpoint,
-  parseId32,
-} from '../src/topology/index.ts';
+import { deriveMachineAddress, formatEndpoint, formatId32, parseEndpoint, parseId32 } from '../src/topology/index.ts';
+import { loadTopology } from '../src/store/index.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../examples/topology.example.json', import.meta.url));
 

@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TopologyError, moveMachine, setMachineState, watchTopology, writeFileAtomic } from '../src/topology/index.ts';
+import { TopologyError, moveMachine, setMachineState } from '../src/topology/index.ts';
+import { watchTopology, writeFileAtomic } from '../src/store/index.ts';
 import type { Topology, TopologyDiff } from '../src/topology/index.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../examples/topology.example.json', import.meta.url));

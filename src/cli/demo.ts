@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { encodeSixpn, formatAddress, machineAddress } from '../ipv6/index.ts';
 import { StaticIdentity, chosenBackend, generatePrivateKeyBytes, keyToBase64 } from '../noise/index.ts';
-import { moveMachine, parseTopology, setMachineState, topologyDigest, writeFileAtomic } from '../topology/index.ts';
+import { moveMachine, parseTopology, setMachineState, topologyDigest } from '../topology/index.ts';
+import { writeFileAtomic } from '../store/index.ts';
 import { statusSocketPath } from '../host/status.ts';
 import { type DemoState, keptDemoRefusal, teardownDemo, writeDemoState } from './demo-state.ts';
 

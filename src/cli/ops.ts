@@ -14,9 +14,10 @@ import { StaticIdentity, chosenBackend, generatePrivateKeyBytes, keyToBase64 } f
 import { formatAddress, orgDnsAddress, orgPrefix } from '../ipv6/index.ts';
 import {
   DEFAULT_TOPOLOGY_FILE, EditError, TopologyError, addHost, asDocument, createApp, createMachine, createOrg, createPeer,
-  allocateService, describeStore, destroyMachine, releaseService, formatEndpoint, formatId32, migrateMachine, openStore, parseStoreSpec, removeApp, removeHost,
+  allocateService, describeStore, destroyMachine, releaseService, formatEndpoint, formatId32, migrateMachine, parseStoreSpec, removeApp, removeHost,
   removeOrg, removePeer, replaceDocument, setMachineStateIn, topologyFromDocument, validateTopology,
 } from '../topology/index.ts';
+import { openStore } from '../store/index.ts';
 import type { StoreSpec, Topology, TopologyDocument, TopologyStore } from '../topology/index.ts';
 import { readFileSync } from 'node:fs';
 

@@ -1,7 +1,9 @@
 // `sixpn up -c HOST_CONFIG [flags]` (`sixpn status` and `sixpn conntrack`: status.ts, which
 // loads no native code).
 import { SixpnHost } from '../host/sixpn-host.ts';
-import { loadHostConfig, openStore, parseStoreSpec } from '../topology/index.ts';
+import { parseStoreSpec } from '../topology/index.ts';
+import { openStore } from '../store/index.ts';
+import { loadHostConfig } from '../host/config-files.ts';
 import type { HostConfig, StoreStatus, TopologySourceFactory } from '../topology/index.ts';
 import { createLogger } from '../log.ts';
 

@@ -21,9 +21,11 @@ import { MetricsServer } from '../metrics/index.ts';
 import type { Logger } from '../log.ts';
 import { COUNTERS, MACHINE_MTU, Router } from '../router/router.ts';
 import {
-  DEFAULT_METRICS_ADDRESS, FileStore, describeDiff, dnsView, readPrivateKey, resolveLocalHost, topologyDigest, watchTopology,
+  DEFAULT_METRICS_ADDRESS, describeDiff, dnsView, resolveLocalHost, topologyDigest,
   type HostConfig, type Host, type Topology, type TopologySource,
 } from '../topology/index.ts';
+import { FileStore, watchTopology } from '../store/index.ts';
+import { readPrivateKey } from './config-files.ts';
 import { CaptureTap, FROM, TO } from './capture.ts';
 import { DnsService } from './dns-service.ts';
 import { Egress } from './egress.ts';

@@ -39,16 +39,12 @@ import { readFileSync } from 'node:fs';
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError } from 'etcd3';
 import type { IKeyValue, IOptions, Namespace, Watcher } from 'etcd3';
-import { diffTopology } from './diff.ts';
-import { patchMachines } from './patch.ts';
-import type { TopologyDiff } from './diff.ts';
-import { topologyFromDocument } from './store.ts';
-import { SECTIONS, describeStore } from './stores.ts';
+import { SECTIONS, TOPOLOGY_VERSION, TopologyError, describeStore, diffTopology, patchMachines, topologyFromDocument } from '../topology/index.ts';
+import type { TopologyDiff } from '../topology/index.ts';
 import type {
   ChangeHandler, Entry, Section, StoreStatus, StoreWatchOptions, TopologyDocument, TopologyStore, UpdateResult, WatchedSource,
-} from './stores.ts';
-import type { Topology } from './topology.ts';
-import { TOPOLOGY_VERSION, TopologyError } from './validate.ts';
+} from '../topology/index.ts';
+import type { Topology } from '../topology/index.ts';
 
 export const META_KEY = 'meta';
 /** Attempts of one edit before a write gives up on concurrent writers. */

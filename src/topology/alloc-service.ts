@@ -6,7 +6,7 @@
 import { formatAddress, parseAddress } from '../ipv6/index.ts';
 import { EditError } from './alloc.ts';
 import { SERVICE_HOST, SERVICE_INDEX_MAX, deriveServiceAddress } from './model.ts';
-import { topologyFromDocument } from './store.ts';
+import { topologyFromDocument } from './stores.ts';
 import type { Entry, TopologyDocument } from './stores.ts';
 
 export interface ServiceSpec {

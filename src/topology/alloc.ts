@@ -19,7 +19,7 @@ import {
   LABEL_RE, MACHINE_ID_RE, METADATA_KEY_RE, PEER_NAME_RE, REGION_RE, U32_MAX, formatId32, parseEndpoint, parseId32,
 } from './model.ts';
 import type { Host, MachineState, Org } from './model.ts';
-import { topologyFromDocument } from './store.ts';
+import { topologyFromDocument } from './stores.ts';
 import type { Entry, TopologyDocument } from './stores.ts';
 import { SECTIONS } from './stores.ts';
 import type { Topology } from './topology.ts';

@@ -5,7 +5,7 @@
 // minRunning.
 
 import { setMachineStateIn } from './alloc.ts';
-import { topologyFromDocument } from './store.ts';
+import { topologyFromDocument } from './stores.ts';
 import type { TopologyDocument } from './stores.ts';
 
 /**

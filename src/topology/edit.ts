@@ -7,7 +7,7 @@
 // old address to the new one for as long as the entry stays in the file.
 
 import { formatAddress, getInstance, parseAddress } from '../ipv6/index.ts';
-import { topologyFromDocument } from './store.ts';
+import { topologyFromDocument } from './stores.ts';
 import type { MachineState } from './model.ts';
 import { deriveMachineAddress, formatId32, parseId32 } from './model.ts';
 

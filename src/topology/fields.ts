@@ -9,7 +9,7 @@
 // Pure data: no I/O.
 
 import { METADATA_VALUE_MAX_LEN, DEFAULT_PROCESS_GROUP } from './model.ts';
-// No imports from validate.ts or store.ts (they import this file): the defaults written out
+// No imports from validate.ts or stores.ts (they import this file): the defaults written out
 // below are compared with theirs by the docs check.
 
 export interface FieldDoc {

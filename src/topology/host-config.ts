@@ -32,16 +32,14 @@
 // --store-ca, --store-cert, --store-key FILE, --metrics ADDR|false, --keylog FILE, --workers N, and
 // -c/--config FILE; `--flag value` or `--flag=value`.
 
-import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DNS_PORT } from '../dns/wire.ts';
-import { parseKeyBase64 } from '../noise/keys.ts';
 import { MAX_WORKERS } from '../noise/aead-pool.ts';
 import { IPV6_ADDR_LEN, isSixpn, parseAddress } from '../ipv6/index.ts';
 import { formatId32, parseEndpoint, parseId32 } from './model.ts';
 import type { Endpoint, Host } from './model.ts';
-import { DEFAULT_TOPOLOGY_FILE } from './store.ts';
-import type { TopologySourceFactory } from './store.ts';
+import { DEFAULT_TOPOLOGY_FILE } from './stores.ts';
+import type { TopologySourceFactory } from './stores.ts';
 import type { Topology } from './topology.ts';
 import type { TopologyStore } from './stores.ts';
 
@@ -280,47 +278,6 @@ export function mergeHostConfig(file: PartialHostConfig, flags: PartialHostConfi
     topology: m.topology ?? DEFAULT_TOPOLOGY_FILE,
     dnsUpstream: m.dnsUpstream ?? [],
   };
-}
-
-/** `sixpn up [-c FILE] [flags]`: the merged host config, and the arguments it did not take. */
-export function loadHostConfig(argv: readonly string[], cwd = process.cwd()): { config: HostConfig; rest: string[] } {
-  const { config: flags, configFile, rest } = parseHostFlags(argv, cwd);
-  let file: PartialHostConfig = {};
-  if (configFile !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(configFile, 'utf8');
-    } catch (err) {
-      throw new HostConfigError([`${configFile}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`]);
-    }
-    file = parseHostConfigFile(text, configFile);
-  }
-  return { config: mergeHostConfig(file, flags), rest };
-}
-
-/**
- * Reads the host's private key (wg(8) base64). Warns when the file is open to group or others.
- * The key is never part of a message; the caller zeroes it when done.
- */
-export function readPrivateKey(file: string): { key: Uint8Array; warnings: string[] } {
-  const warnings: string[] = [];
-  let raw: Buffer;
-  try {
-    const mode = statSync(file).mode & 0o777;
-    if ((mode & 0o077) !== 0) {
-      warnings.push(`private key file ${file} is accessible to group or others (mode 0${mode.toString(8)}); chmod 600 it`);
-    }
-    raw = readFileSync(file);
-  } catch (err) {
-    throw new HostConfigError([`private key file ${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`]);
-  }
-  try {
-    return { key: parseKeyBase64(raw.toString('latin1')), warnings };
-  } catch (err) {
-    throw new HostConfigError([`private key file ${file}: ${(err as Error).message}`]);
-  } finally {
-    raw.fill(0);
-  }
 }
 
 /** This host in the topology, with the config's overrides applied. */

@@ -1,16 +1,14 @@
-// src/topology: the data model of orgs, apps, machines, hosts and WireGuard peers, and its
-// stores (one JSON file now, etcd later).
+// src/topology: the data model of orgs, apps, machines, hosts and WireGuard peers, the topology
+// document and the interface of its stores (their I/O, file and etcd, is src/store's).
 //   model        the types, derived 6PN addresses, id and endpoint text
 //   validate     document → model, every problem named by file, entry and field
 //   topology     the Topology indexes (by org, app, id, host, address, /120) and the DNS view
 //   diff         what changed between two topologies
 //   patch        an edit of machines applied in place, at the cost of the edit
-//   store        loading, atomic writes, and the watcher that applies edits without a restart
 //   edit         document edits: stop, start, remove, migrate a machine
-//   stores       the store interface (read, validated transactional update, watch), the file backend
-//   etcd         the etcd v3 backend (loaded only when an etcd:// store is used)
+//   stores       the document, its parsing, the store interface (read, validated update, watch)
 //   alloc        operator edits with allocated ids (org networks, host ids, instances, peer /120s)
-//   host-config  the host's own settings (`sixpn up -c FILE` and flags), its private key
+//   host-config  the host's own settings (`sixpn up -c FILE` and flags), validated (read by src/host)
 
 export {
   LABEL_RE,
@@ -54,18 +52,10 @@ export { patchMachines } from './patch.ts';
 export type { MachineChange } from './patch.ts';
 export type { Change, EntityDiff, MachineDiff, TopologyDiff } from './diff.ts';
 export {
-  DEFAULT_TOPOLOGY_FILE,
-  TOPOLOGY_POLL_INTERVAL_MS,
-  topologyFromDocument,
-  parseTopology,
-  loadTopology,
-  writeFileAtomic,
-  watchTopology,
-} from './store.ts';
-export type { TopologySource, TopologySourceFactory, TopologyWatcher, WatchOptions } from './store.ts';
-export {
-  SECTIONS, DEFAULT_ETCD_PREFIX, FileStore, asDocument, describeStore, emptyDocument, openStore, parseStoreSpec,
+  DEFAULT_TOPOLOGY_FILE, TOPOLOGY_POLL_INTERVAL_MS, SECTIONS, DEFAULT_ETCD_PREFIX,
+  topologyFromDocument, parseTopology, asDocument, describeStore, emptyDocument, parseStoreSpec,
 } from './stores.ts';
+export type { TopologySource, TopologySourceFactory, TopologyWatcher, WatchOptions } from './stores.ts';
 export type {
   ChangeHandler, Entry, Section, StoreSpec, StoreStatus, StoreTls, StoreWatchOptions, TopologyDocument, TopologyStore,
   UpdateResult, WatchedSource,
@@ -85,8 +75,6 @@ export {
   parseHostConfigFile,
   parseHostFlags,
   mergeHostConfig,
-  loadHostConfig,
-  readPrivateKey,
   resolveLocalHost,
   DEFAULT_METRICS_ADDRESS,
 } from './host-config.ts';

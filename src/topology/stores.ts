@@ -1,10 +1,11 @@
-// Where the topology lives: one interface, two backends.
+// Where the topology lives: the document, its parsing into a Topology, and the interface of a
+// store, with two backends in the edge (src/store, which does their I/O):
 //
 //   file   the JSON file of examples/topology.example.json (the embedded default for one box),
-//          watched by polling (store.ts); writes take a lock file next to it, then replace it
-//          atomically, so two operators on the same box serialize.
-//   etcd   etcd v3 (etcd.ts): one key per entry under a prefix, every host watching from the
-//          revision it loaded; writes are transactions guarded by the revision they read.
+//          watched by polling (src/store/file.ts); writes take a lock file next to it, then
+//          replace it atomically, so two operators on the same box serialize.
+//   etcd   etcd v3 (src/store/etcd.ts): one key per entry under a prefix, every host watching
+//          from the revision it loaded; writes are transactions guarded by the revision they read.
 //
 // Both give the same three things: `read` (the document as stored, even if it is invalid, for
 // `sixpn topology validate`), `update` (an edit of the document that is validated whole before
@@ -15,13 +16,66 @@
 // with `etcds://`, or with a CA given), optionally with a key prefix as its path
 // (`etcd://h1:2379/team-a/sixpn`; default /sixpn/v1); anything else is a topology file path.
 
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { TopologyDiff } from './diff.ts';
-import { TOPOLOGY_VERSION } from './validate.ts';
-import { DEFAULT_TOPOLOGY_FILE, topologyFromDocument, watchTopology, writeFileAtomic } from './store.ts';
-import type { TopologySource, WatchOptions } from './store.ts';
-import type { Topology } from './topology.ts';
+import { Topology } from './topology.ts';
+import { TOPOLOGY_VERSION, TopologyError, validateTopology } from './validate.ts';
+
+export const DEFAULT_TOPOLOGY_FILE = '/etc/sixpn/topology.json';
+export const TOPOLOGY_POLL_INTERVAL_MS = 1000;
+
+/** Validates parsed JSON; throws TopologyError with every problem. */
+export function topologyFromDocument(doc: unknown, file: string): Topology {
+  const { data, problems } = validateTopology(doc, file);
+  if (!data) throw new TopologyError(file, problems);
+  return new Topology(data, file);
+}
+
+/** Parses and validates the text of a topology file; throws TopologyError. */
+export function parseTopology(text: string, file: string): Topology {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    const why = text.trim() === '' ? 'the file is empty' : `not valid JSON: ${(err as Error).message}`;
+    throw new TopologyError(file, [{ file, entry: '(document)', message: why }]);
+  }
+  return topologyFromDocument(doc, file);
+}
+
+/** Where a running host gets its topology from. */
+export interface TopologySource {
+  /** The topology in force. */
+  readonly current: Topology;
+  close(): void;
+  /** How the store is doing (etcd: connected, revision; see stores.ts), for `sixpn status`. */
+  status?(): unknown;
+}
+
+/**
+ * How `sixpn up` gets its source: by default watchTopology on the host config's file; with
+ * `--store etcd://…` a source that src/cli/up.ts loaded from etcd before the host started.
+ */
+export type TopologySourceFactory = (
+  file: string,
+  onChange: (next: Topology, diff: TopologyDiff, previous: Topology) => void,
+  onError: (err: Error) => void,
+  options: WatchOptions,
+) => TopologySource;
+
+
+export interface WatchOptions {
+  /** Poll interval; a change applies after two polls see the same stat. Default 1 s. */
+  readonly intervalMs?: number;
+  /** The topology in force now; by default the file is loaded (and must be valid) first. */
+  readonly initial?: Topology;
+}
+
+export interface TopologyWatcher extends TopologySource {
+  /** Checks the file now, as a poll does: resolves to true if a new topology was applied. */
+  check(): Promise<boolean>;
+}
+
 
 /** One entry of a section (an org, app, host, machine or peer) as the document holds it. */
 export type Entry = Record<string, unknown>;
@@ -160,118 +214,3 @@ export function describeStore(spec: StoreSpec): string {
   return spec.kind === 'file' ? spec.file : `${spec.tls ? 'etcds' : 'etcd'}://${spec.endpoints.join(',')}${spec.prefix}`;
 }
 
-/** Opens a store (an etcd client connects lazily; nothing is read yet). */
-export async function openStore(spec: StoreSpec): Promise<TopologyStore> {
-  if (spec.kind === 'file') return new FileStore(spec.file);
-  const { EtcdStore } = await import('./etcd.ts');
-  return new EtcdStore(spec);
-}
-
-export { DEFAULT_TOPOLOGY_FILE };
-
-// ---- the file backend ----
-
-const LOCK_STALE_MS = 30_000;
-const LOCK_WAIT_MS = 20_000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The JSON topology file; writes hold `<file>.lock` (O_EXCL) while they read, check and replace it. */
-export class FileStore implements TopologyStore {
-  readonly kind = 'file';
-  readonly location: string;
-  readonly file: string;
-  constructor(file: string) {
-    this.file = file;
-    this.location = file;
-  }
-
-  async read(): Promise<{ doc: TopologyDocument; revision: number }> {
-    let text: string;
-    let revision: number;
-    try {
-      revision = Math.floor(statSync(this.file).mtimeMs);
-      text = readFileSync(this.file, 'utf8');
-    } catch (err) {
-      throw new Error(`topology file ${this.file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`);
-    }
-    try {
-      return { doc: asDocument(JSON.parse(text)), revision };
-    } catch (err) {
-      throw new Error(`topology file ${this.file}: not valid JSON: ${(err as Error).message}`);
-    }
-  }
-
-  private async lock(): Promise<() => void> {
-    const path = `${this.file}.lock`;
-    const end = Date.now() + LOCK_WAIT_MS;
-    for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
-      try {
-        const fd = openSync(path, 'wx', 0o644);
-        writeSync(fd, `${process.pid}\n`);
-        closeSync(fd);
-        return () => unlinkSync(path);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw new Error(`topology file ${this.file}: cannot lock (${path}): ${(err as NodeJS.ErrnoException).code ?? err}`);
-        }
-      }
-      // A lock whose writer died (or that is older than any write takes) is taken over.
-      try {
-        const pid = Number(readFileSync(path, 'utf8').trim());
-        let alive = true;
-        try {
-          if (pid > 0) process.kill(pid, 0);
-        } catch (e) {
-          alive = (e as NodeJS.ErrnoException).code === 'EPERM';
-        }
-        if (!alive || Date.now() - statSync(path).mtimeMs > LOCK_STALE_MS) unlinkSync(path);
-      } catch {
-        // released meanwhile
-      }
-      if (Date.now() > end) throw new Error(`topology file ${this.file}: still locked by ${path} after ${LOCK_WAIT_MS / 1000} s`);
-      await sleep(wait + Math.random() * wait);
-    }
-  }
-
-  async update<T>(what: string, edit: (doc: TopologyDocument) => T): Promise<UpdateResult<T>> {
-    const unlock = await this.lock();
-    try {
-      let before = '';
-      let doc: TopologyDocument;
-      try {
-        before = readFileSync(this.file, 'utf8');
-        doc = asDocument(JSON.parse(before));
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT') throw new Error(`topology file ${this.file}: ${code ? `cannot read: ${code}` : `not valid JSON: ${(err as Error).message}`}`);
-        doc = emptyDocument(); // the first write creates the file
-      }
-      const result = edit(doc);
-      const topology = topologyFromDocument(doc, `${this.file} (after ${what})`);
-      const text = `${JSON.stringify(doc, null, 2)}\n`;
-      const changed = text !== before;
-      if (changed) writeFileAtomic(this.file, text);
-      return { result, topology, revision: Math.floor(statSync(this.file).mtimeMs), changed, conflicts: 0 };
-    } finally {
-      unlock();
-    }
-  }
-
-  async watch(onChange: ChangeHandler, onError: (err: Error) => void, options: StoreWatchOptions = {}): Promise<WatchedSource> {
-    const since = new Date().toISOString();
-    let lastError: string | undefined;
-    const w = watchTopology(this.file, onChange, (err) => {
-      lastError = err.message;
-      onError(err);
-    }, options);
-    return {
-      get current() {
-        return w.current;
-      },
-      close: () => w.close(),
-      status: () => ({ kind: 'file', location: this.file, connected: true, revision: 0, since, reloads: 0, ...(lastError ? { lastError } : {}) }),
-    };
-  }
-
-  async close(): Promise<void> {}
-}

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSixpn, formatAddress, machineAddress } from '../../src/ipv6/index.ts';
 import { StaticIdentity, chosenBackend, generatePrivateKeyBytes, keyToBase64 } from '../../src/noise/index.ts';
-import { parseTopology, topologyDigest, writeFileAtomic } from '../../src/topology/index.ts';
+import { parseTopology, topologyDigest } from '../../src/topology/index.ts';
+import { writeFileAtomic } from '../../src/store/index.ts';
 
 export const IP = '/usr/sbin/ip';
 const NSENTER = '/usr/bin/nsenter';
