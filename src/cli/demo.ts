@@ -78,12 +78,18 @@ export async function runDemo(argv: string[]): Promise<number> {
     { key: 'db2', id: id('db2'), app: 'db', host: 'ord1', region: 'ord', instance: 0x202 },
     { key: 'led1', id: id('led1'), app: 'ledger', host: 'ams1', region: 'ams', instance: 0x301 },
     { key: 'led2', id: id('led2'), app: 'ledger', host: 'syd1', region: 'syd', instance: 0x302 },
+    { key: 'job1', id: id('job1'), app: 'jobs', host: 'ord1', region: 'ord', instance: 0x401, state: 'stopped' },
   ];
   const m = Object.fromEntries(machines.map((x) => [x.key, x]));
   const laptopNs = `sxl${tag}`;
   const internetNs = `sxi${tag}`;
   const SERVER = '2001:db8:f::1'; // an "Internet" server (documentation prefix, inside our namespaces)
   const egressOf = (i: number) => `2001:db8:e::${i + 1}`;
+  // service addresses (issue 13): web's in acme, initech's ledger exposed in acme, jobs autostarted
+  const WEB_SERVICE = 'fdaa:0:18:0:1::3';
+  const LEDGER_SERVICE = 'fdaa:0:18:0:1::4';
+  const JOBS_SERVICE = 'fdaa:0:18:0:1::5';
+  const DB_EGRESS = '2001:db8:e::a'; // db's static egress in ams
   const laptopIf = `sxl${tag}wg`;
   const procs: ChildProcess[] = [];
   const checks: Check[] = [];
@@ -144,23 +150,29 @@ export async function runDemo(argv: string[]): Promise<number> {
       version: 1,
       orgs: [{ name: 'acme', network: '0x18' }, { name: 'initech', network: '0x863' }],
       hosts: hosts.map((h, i) => ({ name: h.name, id: h.id, region: h.region, publicKey: keys[h.name], endpoint: `[${h.addr}]:51820`, egress: egressOf(i) })),
-      apps: [{ name: 'web', org: 'acme' }, { name: 'db', org: 'acme' }, { name: 'ledger', org: 'initech' }],
-      machines: machines.map((x) => ({ id: x.id, app: x.app, region: x.region, host: x.host, instance: x.instance, state: 'started' })),
+      apps: [
+        { name: 'web', org: 'acme', services: [{ address: WEB_SERVICE, ports: ['8080/tcp'] }] },
+        { name: 'db', org: 'acme', egress: { ams: DB_EGRESS } },
+        { name: 'ledger', org: 'initech', services: [{ address: LEDGER_SERVICE, ports: ['7100/tcp'] }] },
+        { name: 'jobs', org: 'acme', services: [{ address: JOBS_SERVICE, ports: ['8080/tcp'], autostart: true }] },
+      ],
+      machines: machines.map((x) => ({ id: x.id, app: x.app, region: x.region, host: x.host, instance: x.instance, state: x.state ?? 'started' })),
       peers: [{ name: 'laptop', org: 'acme', gateway: 'ams1', publicKey: keyToBase64(new StaticIdentity(chosenBackend, laptopKey).publicKey), address: `${laptopText}/120` }],
     };
     const topoFile = join(dir, 'topology.json');
     writeFileAtomic(topoFile, JSON.stringify(doc, null, 2));
-    const addr = (key: string, network = m[key].app === 'ledger' ? 0x863 : 0x18, hostName = m[key].host) => {
+    const addr = (key: string, network: number = m[key].app === 'ledger' ? 0x863 : 0x18, hostName = m[key].host) => {
       const b = new Uint8Array(16);
       machineAddress(b, 0, network, hosts.find((x) => x.name === hostName)!.id, m[key].instance);
       return formatAddress(b, 0);
     };
-    console.log(`sixpn demo ${tag}: 3 hosts, 2 orgs (acme, initech), 3 apps, 7 machines; files in ${dir}\n`);
+    console.log(`sixpn demo ${tag}: 3 hosts, 2 orgs (acme, initech), 4 apps, 8 machines; files in ${dir}\n`);
 
     // ---- the "Internet": a server behind the underlay, routing each host's egress address to it ----
     await onUnderlay(internetNs, 'fd00:6e::99', `${internetNs}e`);
     await must('ip', ['-n', internetNs, 'addr', 'add', `${SERVER}/128`, 'dev', 'lo']);
     for (const [i, h] of hosts.entries()) await must('ip', ['-n', internetNs, '-6', 'route', 'add', `${egressOf(i)}/128`, 'via', h.addr]);
+    await must('ip', ['-n', internetNs, '-6', 'route', 'add', `${DB_EGRESS}/128`, 'via', hosts[0].addr]);
 
     // ---- one `sixpn up` per host ----
     // nsenter --net, not `ip netns exec`: the host joins its network namespace but keeps the
@@ -186,7 +198,7 @@ export async function runDemo(argv: string[]): Promise<number> {
         await sleep(200);
       }
     }
-    check('3 hosts up, 7 machines have their TUN, address and routes', true, `${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    check('3 hosts up, 8 machines have their TUN, address and routes', true, `${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
     const ping = (from: string, to: string, count = 2) => run('ip', ['netns', 'exec', m[from].id, 'ping', '-6', '-c', String(count), '-i', '0.2', '-W', '2', to]);
     const rtt = (out: string) => /= [\d.]+\/([\d.]+)\//.exec(out)?.[1] ?? '?';
@@ -236,7 +248,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     r = await dig('web2', '+tcp', 'AAAA', `${m.db2.id}.vm.db.internal`);
     check('dig +tcp (DNS over TCP) from web2 finds db2 by machine id', r.ok && r.out.trim() === addr('db2'), r.out.trim());
     r = await dig('db1', 'TXT', '_apps.internal');
-    check('dig TXT _apps.internal from db1 lists acme\'s apps', /db,web/.test(r.out), r.out.trim());
+    check('dig TXT _apps.internal from db1 lists acme\'s apps', /db,jobs,web/.test(r.out), r.out.trim());
 
     // ---- an external WireGuard peer (wireguard-go) through ams1's gateway ----
     await onUnderlay(laptopNs, 'fd00:6e::100', `${laptopNs}e`);
@@ -268,8 +280,47 @@ export async function runDemo(argv: string[]): Promise<number> {
     r = await run(process.execPath, [SIXPN_CLI, 'conntrack', 'ams1']);
     check('`sixpn conntrack ams1` lists web1\'s flow', r.ok && r.out.includes(`src=${addr('web1')}`), r.out.trim().split('\n')[0]?.slice(0, 70) ?? '');
 
-    // ---- stop a machine ----
+    // ---- service addresses, static egress, the machine's own name (issue 13) ----
+    const serve = (key: string, port: number, say: string) => {
+      procs.push(spawn('ip', ['netns', 'exec', m[key].id, 'ncat', '-6', '-l', '-k', String(port), '--sh-exec', `echo ${say}`], { stdio: 'ignore' }));
+    };
+    for (const k of ['web1', 'web2', 'web3']) serve(k, 8080, k);
+    serve('led1', 7100, 'led1 $NCAT_REMOTE_ADDR');
+    serve('led2', 7100, 'led2 $NCAT_REMOTE_ADDR');
+    serve('job1', 8080, 'job1');
+    await sleep(400);
+    const connect = async (from: string, to: string, port: number) =>
+      (await run('ip', ['netns', 'exec', m[from].id, 'ncat', '-6', '-w', '3', '--recv-only', to, String(port)])).out.trim();
+    const seen: string[] = [];
+    for (let i = 0; i < 4; i++) seen.push(await connect('db1', WEB_SERVICE, 8080));
+    check(`TCP db1 (ams1) → web's service address ${WEB_SERVICE}: the machine on the same host answers`, seen.every((x) => x === 'web1'), seen.join(' '));
     let d = JSON.parse(readFileSync(topoFile, 'utf8'));
+    d = setMachineState(d, m.web1.id, 'stopped');
+    await edit(d);
+    seen.length = 0;
+    for (let i = 0; i < 6; i++) seen.push(await connect('db1', WEB_SERVICE, 8080));
+    check('… web1 stopped: skipped, connections spread over web2 (ord1) and web3 (syd1)', seen.includes('web2') && seen.includes('web3') && !seen.some((x) => !/^web[23]$/.test(x)), seen.join(' '));
+    d = setMachineState(JSON.parse(readFileSync(topoFile, 'utf8')), m.web1.id, 'started');
+    await edit(d);
+    let line = await connect('db1', LEDGER_SERVICE, 7100);
+    check('initech\'s ledger exposed in acme: db1 reaches its port, the machine sees an initech source', /^led[12] fdaa:0:863:/.test(line), line);
+    line = await connect('db1', LEDGER_SERVICE, 7101);
+    check('… and only that port: another is refused (TCP reset)', /refused/i.test(line), firstLine(line));
+    line = await connect('led1', addr('db1'), 7100);
+    check('… while initech still reaches nothing of acme', /denied|unreachable/i.test(line), firstLine(line));
+    line = await connect('db1', JOBS_SERVICE, 8080);
+    const jobs = JSON.parse(readFileSync(topoFile, 'utf8')).machines.find((x: { id: string }) => x.id === m.job1.id);
+    check('autostart: a connection to jobs (no machine started) wakes job1 through the topology', line === 'job1' && jobs.state === 'started', `${line}, job1 ${jobs.state}`);
+    r = await dig('db1', 'AAAA', 'ledger.sixpn');
+    const fromInitech = await run('ip', ['netns', 'exec', m.led1.id, 'dig', '+time=2', '+tries=1', 'AAAA', 'ledger.sixpn']);
+    check('dig AAAA ledger.sixpn: the service address for acme, NXDOMAIN for initech', r.out.trim() === LEDGER_SERVICE && /NXDOMAIN/.test(fromInitech.out), r.out.trim());
+    r = await run('ip', ['netns', 'exec', m.web1.id, 'getent', 'hosts', 'local-6pn']);
+    check('web1\'s /etc/hosts names its own 6PN address local-6pn', r.out.trim().split(/\s+/)[0] === addr('web1'), r.out.trim());
+    line = await connect('db1', SERVER, 8000);
+    check(`static egress: TCP from db1 (ams1): the server sees db's own address ${DB_EGRESS}`, line === DB_EGRESS, line);
+
+    // ---- stop a machine ----
+    d = JSON.parse(readFileSync(topoFile, 'utf8'));
     d = setMachineState(d, m.web3.id, 'stopped');
     await edit(d);
     r = await ping('web1', addr('web3'), 1);

@@ -19,7 +19,7 @@ commands:
             written live as pcapng (tcpdump -r, tshark -r); -w - for stdout; EXPR: tcp, udp,
             icmp6, [src|dst] host ADDR, [src|dst] port N, net ADDR/LEN, and, or, not, ( )
   demo [--keep]
-            the live multi-host demo: 3 hosts, 2 orgs, 7 machines on this machine;
+            the live multi-host demo: 3 hosts, 2 orgs, 8 machines on this machine;
             prints what it checked (exit 1 if a check fails); --keep leaves it running
   demo down
             removes the demo --keep left running: its processes, namespaces, interfaces, files
