@@ -9,7 +9,6 @@ import {
   IPV6_ADDR_LEN,
   SIXPN_PEER_PREFIX_LEN,
   formatAddress,
-  getFree,
   getHost,
   getInstance,
   getNetwork,
@@ -22,24 +21,18 @@ import {
   maskPrefix,
   parseAddress,
   parseCidr,
-  SIXPN_MACHINE_SUFFIX,
 } from '../ipv6/index.ts';
 import {
-  DEFAULT_PROCESS_GROUP,
   LABEL_RE,
-  MACHINE_ID_RE,
-  METADATA_KEY_RE,
-  METADATA_VALUE_MAX_LEN,
   PEER_NAME_RE,
   REGION_RE,
-  deriveMachineAddress,
   formatEndpoint,
   formatId32,
   parseEndpoint,
   parseId32,
 } from './model.ts';
 import { SERVICE_HOST } from './model.ts';
-import type { App, Host, Machine, MachineState, Org, Peer, PreviousAddress, TopologyData } from './model.ts';
+import type { App, Host, Machine, Org, Peer, TopologyData } from './model.ts';
 import { requiredKeys, sectionKeys, topologySection } from './fields.ts';
 import { previousSlots, validateMachine } from './validate-machines.ts';
 import { validateAppEgress, validateServices } from './validate-services.ts';
