@@ -27,7 +27,7 @@ test.before(async (t) => {
   t.timeout(120_000);
   lab = await SixpnLab.start({
     orgs: [{ name: 'acme', network: 0x18 }, { name: 'initech', network: 0x863 }],
-    apps: [{ name: 'cli', org: 'acme' }, { name: 'web', org: 'acme' }, { name: 'ledger', org: 'initech' }, { name: 'lazy', org: 'acme' }],
+    apps: [{ name: 'cli', org: 'acme' }, { name: 'web', org: 'acme' }, { name: 'ledger', org: 'initech' }, { name: 'lazy', org: 'acme' }, { name: 'idle', org: 'acme' }],
     hosts: [{ key: 'h1', region: 'ams', egress: HOST_EGRESS }, { key: 'h2', region: 'ams' }, { key: 'h3', region: 'ord' }],
     machines: [
       { key: 'c1', app: 'cli', host: 'h1', instance: 0x101 },
@@ -36,6 +36,8 @@ test.before(async (t) => {
       { key: 'w3', app: 'web', host: 'h3', instance: 0x203 },
       { key: 'l1', app: 'ledger', host: 'h3', instance: 0x301 },
       { key: 'z1', app: 'lazy', host: 'h2', instance: 0x401, state: 'stopped' },
+      { key: 'i1', app: 'idle', host: 'h2', instance: 0x501 },
+      { key: 'i2', app: 'idle', host: 'h3', instance: 0x502 },
     ],
     extras: { inet: '80' },
   });
@@ -45,6 +47,7 @@ test.before(async (t) => {
   app('ledger').services = [{ address: LEDGER, ports: ['7000/tcp'] }];
   app('lazy').services = [{ address: LAZY, ports: ['7000/tcp'], autostart: true }];
   app('cli').egress = { ams: APP_EGRESS };
+  app('idle').services = [{ address: 'fdaa:0:18:0:1::6', ports: ['7000/tcp'], autostop: 2, minRunning: 1 }];
   await lab.edit(doc);
   for (const k of ['w1', 'w2', 'w3', 'l1', 'z1']) {
     lab.spawn(k, NCAT, ['-6', '-l', '-k', '-p', '7000', '--sh-exec', `echo ${k} $NCAT_REMOTE_ADDR`]);
@@ -137,4 +140,18 @@ rootSerial('static egress per app: cli\'s machine leaves from its app\'s address
   if (!lab) return t.fail('the lab did not start');
   t.is(await connect('c1', INET, 80), APP_EGRESS);
   t.is(await connect('w1', INET, 80), HOST_EGRESS);
+});
+
+rootSerial('autostop: machines with no flows for the service\'s time are stopped through the topology, keeping minRunning', async (t) => {
+  if (!lab) return t.fail('the lab did not start');
+  const state = () => {
+    const doc = JSON.parse(readFileSync(lab!.topologyFile, 'utf8'));
+    return ['i1', 'i2'].map((k) => doc.machines.find((m: { id: string }) => m.id === lab!.machineId(k)).state as string);
+  };
+  const end = Date.now() + 20_000;
+  while (Date.now() < end && !state().includes('stopped')) await new Promise((r) => setTimeout(r, 250));
+  await new Promise((r) => setTimeout(r, 3000)); // another round of both hosts: still one started
+  const s = state();
+  t.is(s.filter((x) => x === 'stopped').length, 1, s.join(' '));
+  t.is(s.filter((x) => x === 'started').length, 1, 'minRunning 1');
 });

@@ -320,9 +320,9 @@ export class SixpnHost {
     this.machines.flush();
     if (++this.ticks % EXPIRE_EVERY_TICKS === 0) {
       this.router.expire();
-      this.services.autostop();
       this.dnsStats.expire(performance.now());
     }
+    if (this.ticks % RETRY_EVERY_TICKS === 0) this.services.autostop(); // machines idle past their service's autostop
     if (this.ticks % RETRY_EVERY_TICKS === 0 && this.retrySetup) {
       this.retrySetup = false;
       this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
