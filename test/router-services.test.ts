@@ -47,6 +47,7 @@ function doc(): Doc {
       { id: 'api00000000001', app: 'api', host: 'ams2', instance: '0x401', state: 'stopped' },
       { id: 'cold0000000001', app: 'cold', host: 'ams2', instance: '0x501', state: 'stopped' },
     ],
+    peers: [{ name: 'laptop', org: 'acme', gateway: 'ams1', publicKey: 'WiD38puIP8cdMjHdhRi15xqd6Do6Z2w7xyCYqjv6vEc=', address: 'fdaa:0:18:a7b:11:0:a:2/120' }],
   };
 }
 const load = (d: Doc): Topology => parseTopology(JSON.stringify(d), '(services test)');
@@ -334,4 +335,26 @@ test('offload: a whole segment (partial checksum) of a flow to a machine of this
   buf.set(other, 16);
   t.false(r.fromMachine(client, buf, 16, other.length, true));
   t.is(io.calls.length, 0);
+});
+
+test('an external peer of this gateway uses a service address too; the reply goes back to it from the service address', (t) => {
+  const d = stop(doc(), 'web00000000001');
+  const { net } = setup(d);
+  const r = net.router('ams1');
+  const io = net.ios.get(0x0a7b0011)!;
+  const laptop = net.topology.peer('acme', 'laptop')!;
+  const p = packet({ src: laptop.address, dst: addr(WEB), proto: 'tcp', id: 50000, port: 80, tcpFlags: 0x02 });
+  const buf = new Uint8Array(16 + p.length + 64);
+  buf.set(p, 16);
+  r.fromPeer(laptop, buf, 16, p.length);
+  const [c] = io.calls.splice(0);
+  t.deepEqual([c.kind, c.target], ['mesh', String(0x0a7b0012)], 'to web2 on ams2, same region');
+  const j = net.fromMesh(0x0a7b0012, 0x0a7b0011, c.bytes);
+  t.deepEqual(delivered(j), ['web00000000002']);
+  const back = net.fromMachine(net.topology.machine('web00000000002')!, replyTo(j.delivered[0].bytes));
+  const exit = back.exits.find((x) => x.kind === 'peer')!;
+  t.is(exit.target, 'laptop');
+  t.is(text(exit.bytes, IPV6_OFF_SRC), WEB);
+  t.is(text(exit.bytes, IPV6_OFF_DST), laptop.addressText);
+  t.true(checksumValid(exit.bytes));
 });
