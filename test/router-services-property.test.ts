@@ -12,7 +12,7 @@
 // Everything else crossing orgs is refused or dropped. Each delivered packet's checksum verifies.
 // Seeds: a fixed one and a new one per run (printed on failure; rerun with SERVICES_PROPERTY_SEED).
 import test from 'ava';
-import { IPV6_OFF_DST, IPV6_OFF_SRC, addressEquals, getHost, getInstance, getNetwork, writeChecksum } from '../src/ipv6/index.ts';
+import { IPV6_OFF_DST, IPV6_OFF_SRC, addressEquals, buildDestUnreachable, getHost, getInstance, getNetwork, writeChecksum } from '../src/ipv6/index.ts';
 import { parseTopology } from '../src/topology/index.ts';
 import type { Machine, Service, Topology } from '../src/topology/index.ts';
 import { Net } from './helpers/router-net.ts';
@@ -46,7 +46,7 @@ interface Opened {
   proto: number;
 }
 
-const seen = { exposed: 0, replies: 0, sameOrg: 0 };
+const seen = { exposed: 0, replies: 0, sameOrg: 0, errors: 0 };
 
 function run(seed: number): string | null {
   const r = new Rng(seed);
@@ -74,6 +74,14 @@ function run(seed: number): string | null {
         pkt = replyTo(lastDelivered.bytes);
         if (r.chance(0.3) && pkt[6] !== 58) pkt.writeUInt16BE(r.int(1, 0xffff), 40), writeChecksum(pkt, 0, 40, pkt.length - 40, pkt[6]);
         if (r.chance(0.3)) pkt = packet({ src: s.address, dst: pkt.subarray(IPV6_OFF_DST, 40), proto, id: r.int(1, 0xffff), port: r.int(1, 0xffff) });
+        else if (r.chance(0.2)) {
+          // an ICMPv6 error about the packet it got (sometimes about a made-up one)
+          const about = Buffer.from(lastDelivered.bytes);
+          if (r.chance(0.3)) about.writeUInt16BE(r.int(1, 0xffff), 40);
+          const e = Buffer.alloc(1280);
+          const n = buildDestUnreachable(e, 0, s.address, 0, about, 0, about.length, r.pick([1, 3, 4]));
+          if (n > 0) pkt = e.subarray(0, n);
+        }
       } else if (kind < 85) {
         // a probe of some host's client-source addresses
         const dst = sixpn(r.pick(topo.orgs).network, r.pick(hostsIds), 0, 0x100 + r.int(0, 4));
@@ -113,10 +121,15 @@ function run(seed: number): string | null {
         }
         // (b) a reply of an opened flow, from the service address
         const from = topo.serviceAt(b, IPV6_OFF_SRC);
-        const ok = from !== undefined && from.app === s.app && opened.some((o) => o.client.id === to.id && o.service === from &&
-          o.proto === b[6] && o.port === b.readUInt16BE(40) && o.cport === b.readUInt16BE(42)) &&
-          addressEquals(b, IPV6_OFF_DST, to.address, 0);
+        // an ICMPv6 error about a flow: its quote is what the client sent (client → service address)
+        const error = b[6] === 58 && b[40] < 128 && b.length >= 92;
+        const q = error ? b.subarray(48) : undefined;
+        const ok = from !== undefined && from.app === s.app && addressEquals(b, IPV6_OFF_DST, to.address, 0) && (q === undefined
+          ? opened.some((o) => o.client.id === to.id && o.service === from && o.proto === b[6] && o.port === b.readUInt16BE(40) && o.cport === b.readUInt16BE(42))
+          : addressEquals(q, IPV6_OFF_SRC, to.address, 0) && addressEquals(q, IPV6_OFF_DST, from.address, 0) &&
+            opened.some((o) => o.client.id === to.id && o.service === from && o.proto === q[6] && o.cport === q.readUInt16BE(40) && o.port === q.readUInt16BE(42)));
         seen.replies++;
+        if (q !== undefined) seen.errors++;
         if (!ok) return `seed ${seed}: ${s.id} (${s.org}) → ${to.id} (${to.org}) passed: ${text(b, IPV6_OFF_SRC)} → ${text(b, IPV6_OFF_DST)} proto ${b[6]}`;
       }
       if (r.chance(0.02)) net.clock += r.pick([1000, 40_000, 200_000]), [...net.routers.values()].forEach((x) => x.expire());
@@ -128,7 +141,7 @@ function run(seed: number): string | null {
 test('no cross-org packet passes but exposed service flows and their replies (fixed seed)', (t) => {
   t.is(run(0x5e41ce), null);
   t.log(seen);
-  t.true(seen.exposed > 50 && seen.replies > 20 && seen.sameOrg > 50, 'the cases reach exposed services and their replies');
+  t.true(seen.exposed > 50 && seen.replies > 20 && seen.sameOrg > 50 && seen.errors > 5, 'the cases reach exposed services, their replies and errors');
 });
 
 test('no cross-org packet passes but exposed service flows and their replies (new seed)', (t) => {

@@ -358,3 +358,30 @@ test('an external peer of this gateway uses a service address too; the reply goe
   t.is(text(exit.bytes, IPV6_OFF_DST), laptop.addressText);
   t.true(checksumValid(exit.bytes));
 });
+
+test('an ICMPv6 error from the machine about a flow reaches the client about what it sent, from the service address', async (t) => {
+  const { buildDestUnreachable } = await import('../src/ipv6/index.ts');
+  const d = stop(doc(), 'web00000000001');
+  const { net, client } = setup(d);
+  const q = packet({ src: client.address, dst: addr(WEB), proto: 'udp', id: 5300, port: 53, payload: Buffer.from('query') });
+  const j = net.fromMachine(client, q);
+  t.deepEqual(delivered(j), ['web00000000002']);
+  const web2 = net.topology.machine('web00000000002')!;
+  const err = Buffer.alloc(1280);
+  const n = buildDestUnreachable(err, 0, web2.address, 0, j.delivered[0].bytes, 0, j.delivered[0].bytes.length, 4);
+  const back = net.fromMachine(web2, err.subarray(0, n));
+  t.deepEqual(delivered(back), ['client00000001']);
+  const b = back.delivered[0].bytes;
+  t.deepEqual([b[40], b[41]], [1, 4]);
+  t.is(text(b, IPV6_OFF_SRC), WEB);
+  t.is(text(b, IPV6_OFF_DST), client.addressText);
+  t.true(checksumValid(b));
+  const inner = b.subarray(48);
+  t.is(text(inner, IPV6_OFF_SRC), client.addressText, 'the quote is what the client sent');
+  t.is(text(inner, IPV6_OFF_DST), WEB);
+  t.true(checksumValid(inner), 'the quoted datagram\'s checksum too');
+  // an error whose quote matches no flow goes nowhere but back as unreachable
+  const stray = Buffer.from(err.subarray(0, n));
+  stray.writeUInt16BE(9999, 48 + 40);
+  t.notDeepEqual(delivered(net.fromMachine(web2, stray)), ['client00000001']);
+});

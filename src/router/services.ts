@@ -29,6 +29,7 @@
 
 import {
   ICMPV6_UNREACH_PORT,
+  IPPROTO_ICMPV6,
   IPPROTO_TCP,
   IPPROTO_UDP,
   IPV6_OFF_DST,
@@ -49,6 +50,7 @@ import type { Ipv6Info } from '../ipv6/index.ts';
 import type { Machine, Peer, Service, Topology } from '../topology/index.ts';
 import { hex16 } from './packet-util.ts';
 import { HOLD_TIMEOUT_MS, Holds } from './service-hold.ts';
+import { restoreError } from './service-icmp.ts';
 
 export { HOLD_MAX, HOLD_PER_SERVICE, HOLD_TIMEOUT_MS } from './service-hold.ts';
 
@@ -394,6 +396,11 @@ export class ServiceTable {
     if (this.flows.size === 0) return undefined;
     const r = this.r;
     const info = r.info;
+    if (info.protocol === IPPROTO_ICMPV6) {
+      const e = restoreError(buf, off, info, (proto, a, b, p1, p2) => this.reverse.get(flowKey(proto, buf, a, buf, b, p1, p2)));
+      if (e !== undefined) r.count('service_replies');
+      return e;
+    }
     if ((info.protocol !== IPPROTO_TCP && info.protocol !== IPPROTO_UDP) || info.fragment || info.l4Len < 8) return undefined;
     const sport = readU16(buf, info.l4Off);
     const dport = readU16(buf, info.l4Off + 2);
