@@ -9,6 +9,7 @@ import { FakeNet, connect } from './helpers/wgnet.ts';
 import { openBatchScenarios, sendId } from './helpers/open-batch.ts';
 
 const pool = AeadPool.configure(2)!;
+pool.inlineMax = 0; // every batch to a worker, however small (the default runs a few messages inline)
 test.after.always(() => AeadPool.configure(0));
 
 openBatchScenarios(test, [{ name: 'two workers', batch: true }]);

@@ -37,6 +37,8 @@ const JOB_WORDS = 5; // op, records, n, arenaLo, arenaHi
 const STRIDE = 64; // Int32 words per worker
 export const OP_SEAL = 1;
 export const OP_OPEN = 2;
+/** Batches of at most this many records, with no job in flight, are run on the calling thread (latency). */
+export const INLINE_MAX = 8;
 /** At most this many workers (a queue keeps about two regions per worker). */
 export const MAX_WORKERS = 8;
 /**
@@ -63,6 +65,8 @@ let current: AeadPool | null = null;
 
 export class AeadPool {
   readonly size: number;
+  /** Batches of at most this many records, with no job in flight, run on the calling thread (tests set 0). */
+  inlineMax = INLINE_MAX;
   /** Called after poll() delivered jobs that finished on their own (the I/O side flushes). */
   onDelivered: (() => void) | null = null;
   private readonly ctl: Int32Array;

@@ -4,7 +4,7 @@ export type { Aead, AeadKey, Blake2s, CryptoBackend, PrivateKey, PublicKey, X255
 export { chosenBackend, jsBackend, nodeBackend, wasmBackend, hchacha20 } from './crypto.ts';
 export { AeadBatch, WasmAeadKey, wasmAead, wasmAeadSupported, MAX_PLAINTEXT, MAX_SEALED, RECORD_SIZE, RECORD_WORDS } from './aead-batch.ts';
 export type { AeadBatchOptions } from './aead-batch.ts';
-export { AeadPool, DEFAULT_WORKERS, MAX_WORKERS, OP_OPEN, OP_SEAL, parseWorkers } from './aead-pool.ts';
+export { AeadPool, DEFAULT_WORKERS, INLINE_MAX, MAX_WORKERS, OP_OPEN, OP_SEAL, parseWorkers } from './aead-pool.ts';
 export { Symmetric, initialChainingKeyAndHash } from './symmetric.ts';
 export { StaticIdentity, generatePrivateKeyBytes, keyToBase64, keyToHex, labelKey, parseKeyBase64, parseKeyHex } from './keys.ts';
 export { readTai64nMs, tai64nAfter, writeTai64n } from './tai64n.ts';

@@ -113,7 +113,9 @@ export class SealQueue {
     r.n = 0;
     this.batches++;
     const pool = AeadPool.current();
-    if (pool === null) {
+    // a few messages with nothing in flight (a ping, a keepalive) go at once: a hand-off to a
+    // worker and back costs more than sealing them here, and nothing queued earlier can be overtaken
+    if (pool === null || (k <= pool.inlineMax && pool.inFlight === 0)) {
       r.b.sealBatch(k);
       this.deliver(r, k);
       return;
