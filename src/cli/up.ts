@@ -6,9 +6,12 @@ import { openStore } from '../store/index.ts';
 import { loadHostConfig } from '../host/config-files.ts';
 import type { HostConfig, StoreStatus, TopologySourceFactory } from '../topology/index.ts';
 import { createLogger } from '../log.ts';
+import { parseWorkers } from '../noise/index.ts';
 
 export async function up(argv: string[]): Promise<number> {
-  const { config, rest } = loadHostConfig(argv);
+  const { config: given, rest } = loadHostConfig(argv);
+  // "workers" unset: SIXPN_WORKERS, as for sixpn-wg (then the default)
+  const config = given.workers !== undefined || !process.env.SIXPN_WORKERS ? given : { ...given, workers: parseWorkers(process.env.SIXPN_WORKERS) };
   if (rest.length > 0) throw new Error(`unknown arguments: ${rest.join(' ')}`);
   const log = createLogger('sixpn', { name: `sixpn[${config.host}]`, defaultLevel: 'info' });
   const { config: withStore, close: closeStore } = await chooseStore(config, log);

@@ -269,7 +269,7 @@ export const HOST_CONFIG: SectionDoc = {
       doc: 'Appends the WireGuard session keys for Wireshark to decrypt a capture. A secret: set it only while debugging.',
     },
     {
-      key: 'workers', flag: '--workers', type: 'integer', default: '`0` (the winner measured on a 2-core machine)', range: '0-8', example: 2,
+      key: 'workers', flag: '--workers', type: 'integer', default: '`SIXPN_WORKERS` from the environment, else `0` (the winner measured on a 2-core machine)', range: '0-8', example: 2,
       doc: 'Worker threads that seal and open the transport data of the mesh and gateway devices in batches, the main thread doing the I/O; `0` keeps the crypto on the main thread. More than 0 pays off only with cores to spare (`npm run bench:tunnel` with `WORKERS=0,1,2`).',
     },
     COMMENT,
