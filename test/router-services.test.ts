@@ -385,3 +385,13 @@ test('an ICMPv6 error from the machine about a flow reaches the client about wha
   stray.writeUInt16BE(9999, 48 + 40);
   t.notDeepEqual(delivered(net.fromMachine(web2, stray)), ['client00000001']);
 });
+
+test('a service flow reaching a machine its host does not see started yet is dropped silently (the topologies converge; the client retries)', (t) => {
+  const d = stop(doc(), 'web00000000001');
+  const { net, client, syn } = setup(d);
+  net.router('ams2').setTopology(load(stop(structuredClone(d), 'web00000000002'))); // ams2 is behind… or ahead
+  const j = net.fromMachine(client, syn(WEB));
+  t.deepEqual(delivered(j), [], 'no ICMPv6 error back to the client');
+  t.is(net.describe(j), 'ams1 toMesh ams2 | ams2 drop');
+  t.is(net.router('ams2').counters.dropped_unreachable, 1);
+});

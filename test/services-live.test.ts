@@ -88,6 +88,9 @@ rootSerial('connections to the service address go to the machine on the same hos
   t.regex(r.out, new RegExp(`Connected to ${WEB.replace(/[.:]/g, '\\$&')}:7000`));
   const s = await lab.status('h1');
   t.true(((s?.router as Record<string, number>).service_flows ?? 0) >= 6);
+  const services = s?.services as { flows: number; flowsPerMachine: Record<string, number>; staticEgress: Record<string, string> };
+  t.true(services.flows >= 1 && (services.flowsPerMachine[lab.machineId('w1')] ?? 0) >= 1, JSON.stringify(services));
+  t.deepEqual(services.staticEgress, { cli: APP_EGRESS });
 });
 
 rootSerial('the local machine stopped: the same region (ams2) is used, not ord1; then ord1', async (t) => {
@@ -117,7 +120,7 @@ rootSerial('exposure: acme reaches initech\'s ledger on its port only; the machi
 rootSerial('autostart: a connection to a service with no started machine wakes one through the topology', async (t) => {
   if (!lab) return t.fail('the lab did not start');
   const line = await connect('c1', LAZY);
-  t.regex(line, SEEN('z1'));
+  t.regex(line, SEEN('z1'), lab.logs(6));
   const doc = JSON.parse(readFileSync(lab.topologyFile, 'utf8'));
   t.is(doc.machines.find((m: { id: string }) => m.id === lab!.machineId('z1')).state, 'started');
 });

@@ -64,6 +64,15 @@ export class HostServices {
     }
   }
 
+  /** For `sixpn status`: the router's service flows and held packets, what this host started and stopped, static egress. */
+  status(): Record<string, unknown> {
+    const t = this.o.router.services;
+    return {
+      flows: t.size, held: t.heldPackets, flowsPerMachine: Object.fromEntries(t.flowsPerMachine()),
+      ...this.counts, staticEgress: this.egressOfApps(),
+    };
+  }
+
   /** The app's static egress addresses set now (status, tests). */
   egressOfApps(): Record<string, string> {
     return Object.fromEntries(this.appEgress);

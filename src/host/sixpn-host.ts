@@ -348,6 +348,7 @@ export class SixpnHost {
       router: Object.fromEntries(COUNTERS.map((c) => [c, this.router.counters[c]])),
       dns: this.dns === null ? null : { ...this.dns.counters, tun: this.dns.tunCounters },
       egress: this.egress === null ? null : this.egress.status(),
+      services: this.services.status(),
       ...(this.offload !== null ? { offload: { ...this.offload.counters } } : {}),
       offloads: {
         machineTuns: this.machineOffloads(),

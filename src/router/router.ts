@@ -55,7 +55,7 @@ import type { Machine, Peer, Topology } from '../topology/index.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { isUnspecifiedOrLoopback } from './packet-util.ts';
 import { MIGRATION_FLOWS_MAX, MigrationFlows } from './migration.ts';
-import { SERVICE_COUNTERS, SOURCE_BASE, ServiceTable } from './services.ts';
+import { SERVICE_COUNTERS, SOURCE_BASE, ServiceTable, isClientSource } from './services.ts';
 import type { ServiceCounter, ServiceOptions, ServiceRouter } from './services.ts';
 import { buildTcpReset } from './tcp-reset.ts';
 
@@ -356,7 +356,8 @@ export class Router implements ServiceRouter {
   /** `rewritten`: the request that was just rewritten to the new address (not a reply). */
   deliver(target: Machine, buf: Uint8Array, off: number, len: number, fromHost: number | null, rewritten = false): void {
     if (target.host !== this.hostId) return void this.counters.dropped_not_local++;
-    if (!target.started) return this.unreachable(buf, off, len, ICMPV6_UNREACH_ADDR, fromHost);
+    // (a service flow to a machine this host has not seen started yet: silently; topologies converge)
+    if (!target.started) return this.unreachable(buf, off, len, isClientSource(buf, off + IPV6_OFF_SRC) ? -1 : ICMPV6_UNREACH_ADDR, fromHost);
     if (decrementHopLimit(buf, off) === 0) return this.timeExceeded(buf, off, len, fromHost);
     this.services.delivered(target); // activity, for autostop
     if (!rewritten) this.restoreMigratedSource(buf, off);
@@ -444,7 +445,7 @@ export class Router implements ServiceRouter {
 
   private unreachable(buf: Uint8Array, off: number, len: number, code: number, fromHost: number | null): void {
     this.counters.dropped_unreachable++;
-    this.icmpError(buf, off, len, 1, code, fromHost);
+    if (code >= 0) this.icmpError(buf, off, len, 1, code, fromHost); // -1: no error
   }
 
   timeExceeded(buf: Uint8Array, off: number, len: number, fromHost: number | null): void {

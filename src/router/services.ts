@@ -41,6 +41,7 @@ import {
   encodeSixpn,
   getFree,
   getHost,
+  getInstance,
   readU16,
   rewriteAddress,
   writeU16,
@@ -55,6 +56,12 @@ import { restoreError } from './service-icmp.ts';
 export { HOLD_MAX, HOLD_PER_SERVICE, HOLD_TIMEOUT_MS } from './service-hold.ts';
 
 const w16 = (b: Uint8Array, o: number): number => (b[o] << 8) | b[o + 1];
+
+/** Whether the address at buf[off] is some host's client-source address (fdaa | org | host | 0 | ≥ SOURCE_BASE). */
+export function isClientSource(buf: Uint8Array, off: number): boolean {
+  return buf[off] === 0xfd && buf[off + 1] === 0xaa && getInstance(buf, off) === 0 && getFree(buf, off) >= SOURCE_BASE &&
+    getHost(buf, off) > SERVICE_HOST;
+}
 
 /** A flow key without allocating anything but the string: protocol, two addresses, two ports. */
 function flowKey(proto: number, a: Uint8Array, ao: number, b: Uint8Array, bo: number, p1: number, p2: number): string {
@@ -452,10 +459,6 @@ export class ServiceTable {
     return true;
   }
 
-  /** Whether `addr` (at off) is one of this host's client-source addresses. */
-  isSource(buf: Uint8Array, off: number): boolean {
-    return this.slots.size !== 0 && getFree(buf, off) >= SOURCE_BASE;
-  }
 
   // ---- upkeep ----
 
