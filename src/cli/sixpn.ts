@@ -21,6 +21,9 @@ commands:
   demo [--keep]
             the live multi-host demo: 3 hosts, 2 orgs, 8 machines on this machine;
             prints what it checked (exit 1 if a check fails); --keep leaves it running
+  demo --store etcd [--keep]
+            the same on a 3-member etcd cluster in namespaces, every edit through the CLI,
+            with etcd members killed and started again
   demo down
             removes the demo --keep left running: its processes, namespaces, interfaces, files
   demo-noise
@@ -41,7 +44,9 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./capture.ts')).capture(rest);
     case 'demo':
       if (rest[0] === 'down' && rest.length === 1) return (await import('./demo-state.ts')).demoDown();
-      parseArgs({ args: rest, options: { keep: { type: 'boolean' } }, allowPositionals: false });
+      const { store } = parseArgs({ args: rest, options: { keep: { type: 'boolean' }, store: { type: 'string' } }, allowPositionals: false }).values;
+      if (store === 'etcd') return (await import('./demo-etcd.ts')).runEtcdDemo(rest);
+      if (store !== undefined) throw new Error(`demo --store ${store}: the demo's stores are etcd and (without --store) a file`);
       return (await import('./demo.ts')).runDemo(rest);
     case 'org': case 'app': case 'host': case 'machine': case 'peer': case 'service': case 'topology':
       return ops(command, rest);
