@@ -117,6 +117,12 @@ export function formatStatus(s: Rec, nowMs = Date.now()): string {
     out.push(`  egress ${addrs.join(', ') || '-'} via ${str(egress.uplink, 'the default route')} (${str(egress.ifname)}): ` +
       `${str(egress.entries)} sessions, ${str(egress.mappings)} mappings of ${str(egress.capacity)}, ${formatBytes(Number(egress.tableBytes ?? 0))} of tables`);
   } else out.push('  egress: none (no egress address for this host)');
+  const svc = s.services as Rec | undefined;
+  if (svc && (Number(svc.flows) > 0 || Number(svc.held) > 0 || Object.keys((svc.staticEgress as Rec | undefined) ?? {}).length > 0)) {
+    const apps = Object.entries((svc.staticEgress as Record<string, string> | undefined) ?? {}).map(([a, e]) => `${a} ${e}`).join(', ');
+    out.push(`  services: ${str(svc.flows)} flows, ${str(svc.held)} packets held for autostart, ${str(svc.autostarted)} autostarted, ` +
+      `${str(svc.autostopped)} autostopped${apps ? `; static egress ${apps}` : ''}`);
+  }
   out.push('  counters (not zero):');
   out.push(...counterLines([
     ['router', s.router], ['mesh', s.mesh], ['mesh sockets', s.meshIo], ['gateway', s.gateway], ['gateway sockets', s.gatewayIo],
