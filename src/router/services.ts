@@ -49,7 +49,6 @@ import {
 import { SERVICE_HOST } from '../topology/model.ts';
 import type { Ipv6Info } from '../ipv6/index.ts';
 import type { Machine, Peer, Service, Topology } from '../topology/index.ts';
-import { hex16 } from './packet-util.ts';
 import { HOLD_TIMEOUT_MS, Holds } from './service-hold.ts';
 import { restoreError } from './service-icmp.ts';
 
@@ -326,7 +325,7 @@ export class ServiceTable {
   }
 
   private takeSlot(client: Uint8Array, network: number): number {
-    const k = `${hex16(client, 0)}|${network}`;
+    const k = flowKey(0, client, 0, client, 0, network >>> 16, network & 0xffff);
     const s = this.slots.get(k);
     if (s !== undefined) {
       s.refs++;
@@ -344,7 +343,7 @@ export class ServiceTable {
     if (n > 0) this.load.set(f.backend.id, n);
     else this.load.delete(f.backend.id);
     {
-      const k = `${hex16(f.client, 0)}|${f.backend.network}`;
+      const k = flowKey(0, f.client, 0, f.client, 0, f.backend.network >>> 16, f.backend.network & 0xffff);
       const s = this.slots.get(k);
       if (s !== undefined && --s.refs === 0) {
         this.slots.delete(k);
