@@ -316,7 +316,10 @@ export function topologyDigest(t: Topology): string {
   for (const m of t.machines) lines.push(`m ${m.id} ${m.addressText} ${m.state} ${m.previous.map((p) => p.text).join(',')}\n`);
   for (const x of t.hosts) lines.push(`h ${x.id} ${x.publicKeyBase64} ${x.endpoint.address} ${x.endpoint.port}\n`);
   for (const p of t.peers) lines.push(`p ${p.org} ${p.name} ${p.publicKeyBase64} ${p.addressText}\n`);
-  for (const s of t.services) lines.push(`s ${s.app} ${s.addressText} ${s.ports.map((p) => `${p.port}/${p.protocol}`).join(',')}\n`);
+  for (const s of t.services) {
+    lines.push(`s ${s.app} ${s.addressText} ${s.ports.map((p) => `${p.port}/${p.protocol}`).join(',')} ${s.autostart} ${s.autostopSeconds} ${s.minRunning}\n`);
+  }
+  for (const a of t.apps) for (const e of a.egress ?? NONE) lines.push(`e ${a.name} ${e.region} ${e.text}\n`);
   lines.sort();
   const h = createHash('sha256');
   for (const l of lines) h.update(l);
