@@ -302,7 +302,7 @@ export async function runEtcdDemo(argv: string[]): Promise<number> {
   console.log(`\n${checks.length - failed} passed, ${failed} failed  (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   if (keep && failed === 0) {
     console.log(`\nleft running (--keep). Enter a machine:  ip netns exec ${m.web1.id} bash`);
-    console.log(`the operator CLI:  ip netns exec ${operatorNs} bin/sixpn machine list --store ${storeUrl}`);
+    console.log(`the operator CLI:  ip netns exec ${operatorNs} bin/sixpn machine list --store '${storeUrl}'`);
     console.log(`status:  sixpn status     logs: ${dir}/*.log`);
     console.log('end it:  sixpn demo down');
     writeDemoState(made());
