@@ -155,9 +155,19 @@ try {
       const e = doc.machines.find((x) => x.id === lab.machineId(m.key));
       if (!e || e.state === 'stopped') continue;
       started++;
-      const r = await lab.exec('s1', 'ping', ['-6', '-n', '-c', '3', '-i', '0.2', '-W', '2', lab.machines.get(m.key)!.address]);
-      if (r.ok) answered++;
-      else failures.push(`minute ${minute}: churn machine ${m.key} (started, on ${e.host as string}) did not answer`);
+      const to = lab.machines.get(m.key)!.address;
+      const r = await lab.exec('s1', 'ping', ['-6', '-n', '-c', '3', '-i', '0.2', '-W', '2', to]);
+      if (r.ok) {
+        answered++;
+        continue;
+      }
+      // what the machine's namespace looks like, and whether it answers a little later
+      const routes = (await lab.exec(m.key, 'ip', ['-6', '-o', 'route'])).out.trim().replace(/\s+/g, ' ');
+      const addrs = (await lab.exec(m.key, 'ip', ['-6', '-o', 'addr'])).out.trim().replace(/\s+/g, ' ');
+      await new Promise((res) => setTimeout(res, 3000));
+      const later = await lab.exec('s1', 'ping', ['-6', '-n', '-c', '3', '-i', '0.2', '-W', '2', to]);
+      failures.push(`minute ${minute}: churn machine ${m.key} (started, on ${e.host as string}, ${to}) did not answer` +
+        ` (3 s later: ${later.ok ? 'answered' : 'still not'}; routes: ${routes}; addresses: ${addrs})`);
     }
     paused = false;
     if (lab.upProcs.some((p) => p.exitCode !== null || p.signalCode !== null)) failures.push(`minute ${minute}: a sixpn up exited`);
