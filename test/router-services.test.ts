@@ -395,3 +395,18 @@ test('a service flow reaching a machine its host does not see started yet is dro
   t.is(net.describe(j), 'ams1 toMesh ams2 | ams2 drop');
   t.is(net.router('ams2').counters.dropped_unreachable, 1);
 });
+
+test('flows end when their port is no longer served; autostart holds at most HOLD_PER_SERVICE packets per service', async (t) => {
+  const { HOLD_PER_SERVICE } = await import('../src/router/services.ts');
+  const d = doc();
+  const { net, client, syn } = setup(d);
+  net.fromMachine(client, syn(WEB, 80, 51000));
+  t.is(net.router('ams1').services.size, 1);
+  d.apps[1].services[0].ports = ['53/udp'];
+  net.setTopology(load(d));
+  t.is(net.router('ams1').services.size, 0);
+  for (let i = 0; i < HOLD_PER_SERVICE; i++) t.deepEqual(delivered(net.fromMachine(client, syn(API, 8080))), []);
+  const over = net.fromMachine(client, syn(API, 8080));
+  t.deepEqual([delivered(over), over.delivered[0].bytes[40], over.delivered[0].bytes[41]], [['client00000001'], 1, 3], 'refused past the bound');
+  t.is(net.router('ams1').services.heldPackets, HOLD_PER_SERVICE);
+});

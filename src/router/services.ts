@@ -475,7 +475,8 @@ export class ServiceTable {
     for (const id of [...this.active.keys()]) if (!t.machine(id)?.started) this.active.delete(id); // counts anew when started
     for (const f of [...this.flows.values()]) {
       const svc = t.serviceAt(f.service.address, 0);
-      if (svc === undefined || svc.app !== f.service.app || !this.alive(f)) this.remove(f);
+      const served = svc?.ports.some((p) => p.port === f.port && (p.protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP) === f.proto);
+      if (svc === undefined || svc.app !== f.service.app || !served || !this.alive(f)) this.remove(f);
     }
     this.release();
   }
