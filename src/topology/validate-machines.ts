@@ -21,6 +21,7 @@ import {
   METADATA_KEY_RE,
   METADATA_VALUE_MAX_LEN,
   REGION_RE,
+  SERVICE_HOST,
   deriveMachineAddress,
   formatId32,
   parseId32,
@@ -125,7 +126,7 @@ function previousOf(v: Validator, entry: string, list: unknown, org: Org, host: 
     if (typeof o.address !== 'string' || !parseAddress(o.address, a, 0)) return fail(`${show(o.address)} is not an IPv6 address`);
     const text = formatAddress(a, 0);
     if (!isInOrg(a, 0, org.network)) return fail(`${text} is outside org "${org.name}" (fdaa:${formatId32(org.network)}::/48)`);
-    if (getFree(a, 0) !== SIXPN_MACHINE_SUFFIX || getHost(a, 0) === 0) return fail(`${text} is not a machine address (::2 of a /112 on a host)`);
+    if (getFree(a, 0) !== SIXPN_MACHINE_SUFFIX || getHost(a, 0) === 0 || getHost(a, 0) === SERVICE_HOST) return fail(`${text} is not a machine address (::2 of a /112 on a host)`);
     if (getHost(a, 0) === host && getInstance(a, 0) === instance) return fail(`${text} is the machine's current address`);
     const h = o.host === undefined ? undefined : v.hostRef(o.host);
     if (o.host !== undefined && h !== null) { // null: a host with problems of its own
