@@ -58,6 +58,7 @@ const CASES: [string, (d: Doc) => void, string, RegExp][] = [
   ['region not its host\'s', (d) => (d.machines[0].region = 'syd'), 'machines[0] "148e21ea235a89"', /region: "syd" is not the region of its host "ams1" \("ams"\)/],
   ['host id 0:1 (the service block)', (d) => (d.hosts[2].id = '0:1'), 'hosts[2] "syd1"', /id: 0:1 is reserved \(service addresses/],
   ['previous address in the service block', (d) => (d.machines[0].previous = ['fdaa:0:18:0:1:0:0:2']), 'machines[0] "148e21ea235a89"', /previous\[0\]: fdaa:0:18:0:1::2 is not a machine address/],
+  ['peer instance 0', (d) => (d.peers[0].address = 'fdaa:0:18:a7b:7d:0:0:2/120'), 'peers[0] "ops-laptop"', /address: fdaa:0:18:a7b:7d::2\/120 has instance 0, reserved/],
   ['machine instance 0', (d) => (d.machines[0].instance = 0), 'machines[0] "148e21ea235a89"', /instance: 0 is reserved/],
   ['service outside every org', (d) => (d.apps[0].services[0].address = 'fdaa:0:99:0:1::3'), 'apps[0] "shop-web"', /services\[0\]: address: fdaa:0:99:0:1::3 is not in the \/48 of any org/],
   ['service outside the block', (d) => (d.apps[0].services[0].address = 'fdaa:0:18:a7b:7d:f066:b83b:2'), 'apps[0] "shop-web"', /services\[0\]: address: .* is not a service address \(fdaa:0:18:0:1::N/],
