@@ -84,8 +84,9 @@ export class AeadPool {
   }
 
   /**
-   * Sets this thread's pool to `workers` threads (0: none). Queues made after this call use it;
-   * call it before the devices are made (sixpn-wg and sixpn up do, at start).
+   * Sets this thread's pool to `workers` threads (0: none). The queues look the pool up at each
+   * flush; call it before the devices' sockets are made (DeviceSockets hooks onDelivered then):
+   * sixpn-wg and sixpn up do, at start.
    */
   static configure(workers: number): AeadPool | null {
     if (!Number.isInteger(workers) || workers < 0 || workers > MAX_WORKERS) throw new RangeError(`workers must be 0..${MAX_WORKERS}: ${workers}`);
