@@ -410,3 +410,15 @@ test('flows end when their port is no longer served; autostart holds at most HOL
   t.deepEqual([delivered(over), over.delivered[0].bytes[40], over.delivered[0].bytes[41]], [['client00000001'], 1, 3], 'refused past the bound');
   t.is(net.router('ams1').services.heldPackets, HOLD_PER_SERVICE);
 });
+
+test('autostart with a store that answers at once: the first packet is released, not lost', (t) => {
+  const d = doc();
+  const { net, client, syn } = setup(d);
+  const r = net.router('ams1');
+  r.services.onAutostart = () => net.setTopology(load(stop(d, 'api00000000001', 'started')));
+  const io = net.ios.get(0x0a7b0011)!;
+  net.fromMachine(client, syn(API, 8080, 52000));
+  t.is(r.services.heldPackets, 0);
+  t.is(r.counters.service_flows, 1, 'the SYN went on to the started machine');
+  io.calls.length = 0;
+});

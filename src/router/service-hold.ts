@@ -51,16 +51,17 @@ export class Holds {
       r.count('service_refused_none');
       return r.refuse(buf, off, len, 1, ICMPV6_UNREACH_ADDR, svc.address);
     }
+    const first = h === undefined;
     if (h === undefined) {
       h = { service: svc, deadline: r.now() + this.timeoutMs, packets: [] };
       this.holds.set(svc.addressText, h);
-      this.onAutostart?.(svc);
     }
     const copy = new Uint8Array(HOLD_ROOM + len + HOLD_TAIL);
     copy.set(buf.subarray(off, off + len), HOLD_ROOM);
     h.packets.push({ sender, buf: copy, len });
     this.count++;
     r.count('service_held');
+    if (first) this.onAutostart?.(svc); // last: a store that answers at once releases the packet too
   }
 
   /** Replays the packets of services that have a started machine now; refuses those past their time. */
