@@ -1,6 +1,7 @@
 // Service addresses in the router (issue 13): an app-wide address (fdaa | org network | 0:1 | 0 | N)
 // whose TCP connections and UDP flows the client's host balances over the started machines of
-// the app. Sans-IO, part of the Router (router.ts calls in at four places).
+// the app. Sans-IO, part of the Router (router.ts calls in where a packet is routed to a service
+// or client-source address, delivered, passed whole, and on topology changes and expiry).
 //
 // A new flow (a TCP SYN, any UDP datagram) to a port the service serves picks one started
 // machine: on this host first, then in this host's region, then the others; among equals the one
@@ -98,7 +99,7 @@ export interface ServiceFlow {
   readonly service: Service;
   readonly backend: Machine;
   readonly proto: number;
-  /** The client's address, and the one the machine sees (the same within one org). */
+  /** The client's address, and the one the machine sees (a client-source address of this host). */
   readonly client: Uint8Array;
   readonly source: Uint8Array;
   readonly clientPort: number;
