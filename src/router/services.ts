@@ -52,6 +52,8 @@ import type { Ipv6Info } from '../ipv6/index.ts';
 import type { Machine, Peer, Service, Topology } from '../topology/index.ts';
 import { HOLD_TIMEOUT_MS, Holds } from './service-hold.ts';
 import { restoreError } from './service-icmp.ts';
+import { Activity } from './service-activity.ts';
+import type { IdleMachine } from './service-activity.ts';
 
 export { HOLD_MAX, HOLD_PER_SERVICE, HOLD_TIMEOUT_MS } from './service-hold.ts';
 
@@ -163,10 +165,8 @@ export class ServiceTable {
   /** First packets waiting for autostart (service-hold.ts). */
   private readonly holds: Holds;
   private turn = 0;
-  /** Apps with an autostop service → the largest minRunning among them and the shortest idle time. */
-  private autostop = new Map<string, { idleMs: number; minRunning: number }>();
-  /** Last packet delivered to a machine of this host of such an app (machine id → time). */
-  private readonly active = new Map<string, number>();
+  /** Autostop's clock (service-activity.ts). */
+  private readonly activity = new Activity();
   private readonly flowsMax: number;
 
   constructor(r: ServiceRouter, opts: ServiceOptions = {}) {
@@ -369,29 +369,13 @@ export class ServiceTable {
 
   /** A packet delivered to `target`, a machine of this host: its activity. */
   delivered(target: Machine): void {
-    if (this.autostop.size !== 0) this.touch(target);
+    if (this.activity.watching) this.activity.touch(target, this.r.now());
   }
 
-  private touch(m: Machine): void {
-    if (this.autostop.has(m.app)) this.active.set(m.id, this.r.now());
-  }
-
-  /**
-   * Started machines of this host whose app has an autostop service and that got no packet for
-   * its idle time (a machine never seen counts from the first call), with the app's minRunning.
-   */
-  idleMachines(): { machine: Machine; minRunning: number }[] {
+  /** Started machines of this host idle past their service's autostop (service-activity.ts). */
+  idleMachines(): IdleMachine[] {
     const r = this.r;
-    const now = r.now();
-    const out: { machine: Machine; minRunning: number }[] = [];
-    for (const m of r.topology.machinesOnHost(r.hostId)) {
-      const a = this.autostop.get(m.app);
-      if (a === undefined || !m.started) continue;
-      const last = this.active.get(m.id);
-      if (last === undefined) this.active.set(m.id, now);
-      else if (now - last >= a.idleMs && this.flowsOf(m.id) === 0) out.push({ machine: m, minRunning: a.minRunning });
-    }
-    return out;
+    return this.activity.idle(r.topology, r.hostId, r.now(), (id) => this.flowsOf(id));
   }
 
   /**
@@ -464,16 +448,7 @@ export class ServiceTable {
 
   /** A new topology: flows whose machine is gone or stopped, or whose service is gone, end. */
   setTopology(t: Topology): void {
-    const autostop = new Map<string, { idleMs: number; minRunning: number }>();
-    for (const s of t.services) {
-      if (s.autostopSeconds === 0) continue;
-      const a = autostop.get(s.app);
-      autostop.set(s.app, {
-        idleMs: Math.min(a?.idleMs ?? Infinity, s.autostopSeconds * 1000), minRunning: Math.max(a?.minRunning ?? 0, s.minRunning),
-      });
-    }
-    this.autostop = autostop;
-    for (const id of [...this.active.keys()]) if (!t.machine(id)?.started) this.active.delete(id); // counts anew when started
+    this.activity.setTopology(t);
     for (const f of [...this.flows.values()]) {
       const svc = t.serviceAt(f.service.address, 0);
       const served = svc?.ports.some((p) => p.port === f.port && (p.protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP) === f.proto);
