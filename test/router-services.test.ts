@@ -422,3 +422,57 @@ test('autostart with a store that answers at once: the first packet is released,
   t.is(r.counters.service_flows, 1, 'the SYN went on to the started machine');
   io.calls.length = 0;
 });
+
+/** Cuts a whole UDP packet (no extension headers) into fragments of `size` bytes of its UDP part. */
+function fragments(p: Buffer, size: number, id: number): Buffer[] {
+  const udp = p.subarray(40);
+  const out: Buffer[] = [];
+  for (let at = 0; at < udp.length; at += size) {
+    const part = udp.subarray(at, Math.min(udp.length, at + size));
+    const f = Buffer.alloc(48 + part.length);
+    p.copy(f, 0, 0, 40);
+    f[6] = 44; // Fragment header
+    f.writeUInt16BE(8 + part.length, 4);
+    f[40] = 17;
+    f.writeUInt16BE(at | (at + size < udp.length ? 1 : 0), 42);
+    f.writeUInt32BE(id, 44);
+    part.copy(f, 48);
+    out.push(f);
+  }
+  return out;
+}
+
+/** The UDP datagram of fragments put together again, as one packet (for its checksum). */
+function reassemble(fs: Buffer[]): Buffer {
+  const udp = Buffer.concat(fs.map((f) => f.subarray(48)));
+  const p = Buffer.alloc(40 + udp.length);
+  fs[0].copy(p, 0, 0, 40);
+  p[6] = 17;
+  p.writeUInt16BE(udp.length, 4);
+  udp.copy(p, 40);
+  return p;
+}
+
+test('fragmented UDP: the first fragment picks the flow, the later ones follow it, both ways; checksums hold over the datagram', (t) => {
+  const { net, client } = setup();
+  const big = packet({ src: client.address, dst: addr(WEB), proto: 'udp', id: 5301, port: 53, payload: Buffer.alloc(1800, 7) });
+  const sent = fragments(big, 1000, 0x1234);
+  const got = sent.map((f) => net.fromMachine(client, f));
+  t.deepEqual(got.map(delivered), [['web00000000001'], ['web00000000001']]);
+  const web1 = net.topology.machine('web00000000001')!;
+  const at = reassemble(got.map((j) => j.delivered[0].bytes));
+  t.is(text(at, IPV6_OFF_DST), web1.addressText);
+  t.true(checksumValid(at), 'the first fragment\'s checksum covers the datagram with the new addresses');
+  // the machine answers with a fragmented datagram to the source it saw
+  const reply = replyTo(at);
+  const back = fragments(Buffer.concat([reply.subarray(0, 40), reply.subarray(40)]), 1000, 0x99);
+  const gotBack = back.map((f) => net.fromMachine(web1, f));
+  t.deepEqual(gotBack.map(delivered), [['client00000001'], ['client00000001']]);
+  const r = reassemble(gotBack.map((j) => j.delivered[0].bytes));
+  t.deepEqual([text(r, IPV6_OFF_SRC), text(r, IPV6_OFF_DST)], [WEB, client.addressText]);
+  t.true(checksumValid(r));
+  // a later fragment of a datagram whose first fragment never came: dropped, counted
+  const stray = fragments(big, 1000, 0x5678)[1];
+  t.deepEqual(delivered(net.fromMachine(client, stray)), []);
+  t.is(net.router('ams1').counters.service_fragments_dropped, 1);
+});

@@ -53,10 +53,10 @@ import type { Machine, Peer, Service, Topology } from '../topology/index.ts';
 import { HOLD_TIMEOUT_MS, Holds } from './service-hold.ts';
 import { restoreError } from './service-icmp.ts';
 import { Activity } from './service-activity.ts';
+import { FragmentFlows, rewriteFragment } from './service-fragments.ts';
 import type { IdleMachine } from './service-activity.ts';
 
 export { HOLD_MAX, HOLD_PER_SERVICE, HOLD_TIMEOUT_MS } from './service-hold.ts';
-
 const w16 = (b: Uint8Array, o: number): number => (b[o] << 8) | b[o + 1];
 
 /** Whether the address at buf[off] is some host's client-source address (fdaa | org | host | 0 | ≥ SOURCE_BASE). */
@@ -141,6 +141,7 @@ export const SERVICE_COUNTERS = [
   'service_no_flow', // a TCP segment other than SYN with no flow: reset
   'service_held', // held for autostart
   'service_flows_evicted', // a flow forgotten to make room (SERVICE_FLOWS_MAX)
+  'service_fragments_dropped', // a later fragment whose datagram's first fragment was not seen
 ] as const;
 export type ServiceCounter = (typeof SERVICE_COUNTERS)[number];
 
@@ -165,6 +166,8 @@ export class ServiceTable {
   /** First packets waiting for autostart (service-hold.ts). */
   private readonly holds: Holds;
   private turn = 0;
+  /** The flows of fragmented datagrams (service-fragments.ts). */
+  private readonly frags = new FragmentFlows<ServiceFlow>();
   /** Autostop's clock (service-activity.ts). */
   private readonly activity = new Activity();
   private readonly flowsMax: number;
@@ -211,10 +214,12 @@ export class ServiceTable {
     const r = this.r;
     const info = r.info;
     const tcp = info.protocol === IPPROTO_TCP;
-    if ((!tcp && info.protocol !== IPPROTO_UDP) || info.fragment || info.l4Len < (tcp ? 20 : 8)) {
+    if (!tcp && info.protocol !== IPPROTO_UDP) {
       r.count('service_refused_port'); // no ports to balance by: only TCP and UDP are served
       return r.refuse(buf, off, len, 1, ICMPV6_UNREACH_PORT, svc.address);
     }
+    if (info.nonFirstFragment) return this.sendOn(this.frags.find(buf, off, info, r.now()), buf, off, len, true);
+    if (info.l4Len < (tcp ? 20 : 8)) return void r.count('service_refused_port'); // a first fragment without ports
     const cport = readU16(buf, info.l4Off);
     const port = readU16(buf, info.l4Off + 2);
     const proto = tcp ? 'tcp' : 'udp';
@@ -249,8 +254,25 @@ export class ServiceTable {
       if (buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return r.timeExceeded(buf, off, len, null);
     }
     this.track(f, flags, tcp);
-    r.rewrite(buf, off, IPV6_OFF_SRC, f.source);
-    r.rewrite(buf, off, IPV6_OFF_DST, f.backend.address);
+    this.sendOn(f, buf, off, len, true);
+  }
+
+  /** Rewrites a packet of flow `f` (undefined: a fragment of no known datagram, dropped) and sends it on. */
+  private sendOn(f: ServiceFlow | undefined, buf: Uint8Array, off: number, len: number, toBackend: boolean): void {
+    const r = this.r;
+    const info = r.info;
+    if (f === undefined || this.flows.get(f.fwd) !== f) return void r.count('service_fragments_dropped');
+    if (!toBackend) {
+      if (info.fragment && !info.nonFirstFragment) this.frags.remember(buf, off, info, f, r.now());
+      if (info.fragment) rewriteFragment(buf, off, info, f.service.address, f.client);
+      else r.rewrite(buf, off, IPV6_OFF_SRC, f.service.address), r.rewrite(buf, off, IPV6_OFF_DST, f.client);
+      return void r.count('service_replies');
+    }
+    if (info.nonFirstFragment && f.backend.host !== r.hostId && len > r.meshMtu) return r.refuse(buf, off, len, 2, r.meshMtu, f.service.address);
+    if (info.nonFirstFragment && buf[off + IPV6_OFF_HOP_LIMIT] <= 1) return r.timeExceeded(buf, off, len, null);
+    if (info.fragment && !info.nonFirstFragment) this.frags.remember(buf, off, info, f, r.now());
+    if (info.fragment) rewriteFragment(buf, off, info, f.source, f.backend.address);
+    else r.rewrite(buf, off, IPV6_OFF_SRC, f.source), r.rewrite(buf, off, IPV6_OFF_DST, f.backend.address);
     r.count('service_forwarded');
     if (f.backend.host === r.hostId) return r.deliver(f.backend, buf, off, len, null, true);
     r.toMesh(f.backend.host, buf, off, len);
@@ -392,7 +414,14 @@ export class ServiceTable {
       if (e !== undefined) r.count('service_replies');
       return e;
     }
-    if ((info.protocol !== IPPROTO_TCP && info.protocol !== IPPROTO_UDP) || info.fragment || info.l4Len < 8) return undefined;
+    if (info.protocol !== IPPROTO_TCP && info.protocol !== IPPROTO_UDP) return undefined;
+    if (info.nonFirstFragment) {
+      const g = this.frags.find(buf, off, info, r.now());
+      if (g === undefined || this.flows.get(g.fwd) !== g) return undefined;
+      this.sendOn(g, buf, off, 0, false);
+      return g;
+    }
+    if (info.l4Len < 8) return undefined;
     const sport = readU16(buf, info.l4Off);
     const dport = readU16(buf, info.l4Off + 2);
     const key = flowKey(info.protocol, buf, off + IPV6_OFF_SRC, buf, off + IPV6_OFF_DST, sport, dport);
@@ -402,9 +431,7 @@ export class ServiceTable {
     const flags = tcp ? buf[info.l4Off + TCP_OFF_FLAGS] : 0;
     if (f.state === NEW && (!tcp || (flags & (SYN | ACK)) === (SYN | ACK))) f.state = REPLIED;
     this.track(f, flags, tcp);
-    r.rewrite(buf, off, IPV6_OFF_SRC, f.service.address);
-    r.rewrite(buf, off, IPV6_OFF_DST, f.client);
-    r.count('service_replies');
+    this.sendOn(f, buf, off, 0, false);
     return f;
   }
 
@@ -461,6 +488,7 @@ export class ServiceTable {
   expire(): void {
     const now = this.r.now();
     for (const f of [...this.flows.values()]) if (f.expires < now) this.remove(f);
+    this.frags.expire(now);
     this.release();
   }
 
