@@ -110,6 +110,8 @@ test('a host registry passes promtool check metrics and reads the live objects',
   t.regex(text, /^sixpn_router_icmp_sent_total 16$/m);
   t.regex(text, /^sixpn_wg_rx_dropped_total\{device="mesh",reason="auth_failed"\} 4$/m);
   t.regex(text, /^sixpn_wg_rx_datagrams_total\{device="mesh"\} 99$/m);
+  t.regex(text, /^sixpn_aead_workers 0$/m, "no worker pool configured in this thread");
+  t.regex(text, /^sixpn_aead_jobs_in_flight 0$/m);
   t.regex(text, /^sixpn_wg_peer_rx_bytes_total\{device="mesh",peer="ams1"\} 1234$/m);
   t.regex(text, /^sixpn_wg_peer_tx_bytes_total\{device="mesh",peer="ams1"\} 5678$/m);
   t.regex(text, /^sixpn_wg_peer_last_handshake_timestamp_seconds\{device="mesh",peer="ams1"\} 1700000000.5$/m);

@@ -354,6 +354,7 @@ export class SixpnHost {
         machineTuns: this.machineOffloads(),
         mesh: this.wg.mesh.offloadNames() || 'none',
         gateway: this.wg.gateway.offloadNames() || 'none',
+        aeadWorkers: AeadPool.current()?.size ?? 0,
       },
       machineTuns: { ...this.machines.counters },
       meshIo: { ...this.wg.mesh.counters },

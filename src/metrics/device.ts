@@ -3,6 +3,7 @@
 // and, per peer, bytes and the last handshake. The `device` label names the device
 // (`wg0`; `mesh`, `gateway` in sixpn up); peers are named by the caller (a host name, an
 // external peer's name with its org, or the public key in base64 as `wg show` prints it).
+import { AeadPool } from '../noise/aead-pool.ts';
 import type { Device, DeviceCounters } from '../wg/device.ts';
 import type { Peer } from '../wg/peer.ts';
 import type { PortCounters } from '../tun/device-sockets.ts';
@@ -37,6 +38,10 @@ export function deviceMetrics(m: Metrics, sources: () => readonly DeviceSource[]
     for (const s of sources()) f(s, emit);
   };
   const d = ['device'];
+  m.gauge('sixpn_aead_workers', 'Worker threads that seal and open transport data (0: the main thread does).', [],
+    (e) => e(AeadPool.current()?.size ?? 0));
+  m.gauge('sixpn_aead_jobs_in_flight', 'Batches handed to the worker threads and not delivered yet.', [],
+    (e) => e(AeadPool.current()?.inFlight ?? 0));
   m.counter('sixpn_wg_rx_datagrams_total', 'UDP datagrams received by the WireGuard device.', d,
     (e) => each(e, (s) => e(s.dev.counters.rxDatagrams, { device: s.device })));
   m.counter('sixpn_wg_rx_dropped_total', 'Received datagrams or packets the WireGuard device dropped, by reason.', ['device', 'reason'],

@@ -10,7 +10,7 @@ import {
   TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6, TunPump, close as closeFd, linkSetMtu,
   offloadFlagNames, tunOpen, tunSetOffload, type TunCounters,
 } from './index.ts';
-import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/index.ts';
+import { AeadPool, MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/index.ts';
 import { DEFAULT_MTU, type DeviceOptions } from '../wg/device.ts';
 import { BATCH, SLOT, DeviceSockets, flatCounters, type Logger, type PortOffloads } from './device-sockets.ts';
 
@@ -31,7 +31,9 @@ export interface WgOffloads extends PortOffloads {
  */
 export function offloadsFromEnv(env: Readonly<Record<string, string | undefined>>): WgOffloads {
   const off = (name: string) => env.SIXPN_OFFLOAD === '0' || env[name] === '0';
-  return { tun: !off('SIXPN_TUN_OFFLOAD'), gso: !off('SIXPN_UDP_GSO'), gro: !off('SIXPN_UDP_GRO') };
+  // SIXPN_BATCH=0: seal and open one packet per call (no batches in the wasm arena), to compare
+  const batch = env.SIXPN_BATCH !== '0';
+  return { tun: !off('SIXPN_TUN_OFFLOAD'), gso: !off('SIXPN_UDP_GSO'), gro: !off('SIXPN_UDP_GRO'), batchSeal: batch, batchOpen: batch };
 }
 
 /** The TUN_F_* offloads to ask for, best first; each is tried until the kernel accepts one. */
@@ -75,7 +77,7 @@ export class WgInterface {
     });
     this.tun.counters.offloadFlags = offloadFlags;
     this.port.afterRound = () => this.tun.flush();
-    this.port.extraStats = () => ({ offloads: this.offloads, ...flatCounters(this.tunCounters, 'tun') });
+    this.port.extraStats = () => ({ offloads: this.offloads, aeadWorkers: AeadPool.current()?.size ?? 0, ...flatCounters(this.tunCounters, 'tun') });
     this.ticker = setInterval(() => this.tick(), TICK_MS);
   }
 
