@@ -5,6 +5,8 @@
 // The last line is one JSON object. Needs root.
 // WORKERS=0,1,2: sixpn-wg ⇄ sixpn-wg only, once per worker count (SIXPN_WORKERS), interleaved;
 // the JSON then has workers_<n>_gbps (and _reverse, _parallel, _rtt_ms) for each.
+// COMPARE=name=VAR=value,…: the same for any environment variants of sixpn-wg, e.g.
+// COMPARE=batch=SIXPN_BATCH=1,single=SIXPN_BATCH=0 (keys <name>_gbps …).
 import { readFileSync } from 'node:fs';
 import { Lab, sh } from '../test/helpers/netns.ts';
 import { machineDescription, median } from './lib.ts';
@@ -12,9 +14,15 @@ import { machineDescription, median } from './lib.ts';
 type Impl = 'sixpn' | 'wggo';
 const RUNS = Number(process.env.RUNS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 10);
-const WORKERS = process.env.WORKERS?.split(',').filter(Boolean);
-const configs: Array<[string, Impl, Impl, NodeJS.ProcessEnv?]> = WORKERS !== undefined
-  ? WORKERS.map((w) => [`w${w}`, 'sixpn', 'sixpn', { SIXPN_WORKERS: w }])
+const VARIANTS: Array<[string, string, string]> | undefined = process.env.WORKERS !== undefined
+  ? process.env.WORKERS.split(',').filter(Boolean).map((w) => [`workers_${w}`, 'SIXPN_WORKERS', w])
+  : process.env.COMPARE?.split(',').filter(Boolean).map((v) => {
+    const [name, key, value] = v.split('=');
+    if (!name || !key || value === undefined) throw new Error(`COMPARE: "${v}" is not name=VAR=value`);
+    return [name, key, value];
+  });
+const configs: Array<[string, Impl, Impl, NodeJS.ProcessEnv?]> = VARIANTS !== undefined
+  ? VARIANTS.map(([name, key, value]) => [name, 'sixpn', 'sixpn', { [key]: value }])
   : [
     ['sixpn', 'sixpn', 'sixpn'],
     ['mixed', 'sixpn', 'wggo'],
@@ -92,13 +100,13 @@ for (let r = 0; r < RUNS; r++) {
   }
 }
 const m = (k: string, f: 'gbps' | 'reverse' | 'parallel' | 'rtt') => median(results[k][f]);
-if (WORKERS !== undefined) {
-  const out: Record<string, number | string> = { bench: 'tunnel-workers', node: process.version, runs: RUNS, seconds: SECONDS };
-  for (const w of WORKERS) {
-    out[`workers_${w}_gbps`] = +m(`w${w}`, 'gbps').toFixed(3);
-    out[`workers_${w}_reverse_gbps`] = +m(`w${w}`, 'reverse').toFixed(3);
-    out[`workers_${w}_parallel_gbps`] = +m(`w${w}`, 'parallel').toFixed(3);
-    out[`workers_${w}_rtt_ms`] = +m(`w${w}`, 'rtt').toFixed(3);
+if (VARIANTS !== undefined) {
+  const out: Record<string, number | string> = { bench: 'tunnel-variants', node: process.version, runs: RUNS, seconds: SECONDS };
+  for (const [name] of VARIANTS) {
+    out[`${name}_gbps`] = +m(name, 'gbps').toFixed(3);
+    out[`${name}_reverse_gbps`] = +m(name, 'reverse').toFixed(3);
+    out[`${name}_parallel_gbps`] = +m(name, 'parallel').toFixed(3);
+    out[`${name}_rtt_ms`] = +m(name, 'rtt').toFixed(3);
   }
   console.log(JSON.stringify(out));
   process.exit(0);

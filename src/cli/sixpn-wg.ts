@@ -22,7 +22,8 @@ Offloads (TUN TSO/USO, UDP GSO/GRO) are on where the kernel has them; SIXPN_OFFL
 them off, SIXPN_TUN_OFFLOAD=0, SIXPN_UDP_GSO=0 or SIXPN_UDP_GRO=0 one of them.
 SIXPN_METRICS=ADDR:PORT serves Prometheus metrics at http://ADDR:PORT/metrics.
 SIXPN_KEYLOG=FILE appends each handshake's keys to FILE (0600) for Wireshark's wg.keylog_file.
-SIXPN_WORKERS=N seals and opens on N worker threads (0-8; default 0: on the main thread).
+SIXPN_WORKERS=N seals and opens on N worker threads (0-8; default 0: on the main thread);
+SIXPN_BATCH=0 seals and opens one packet per call instead of in batches.
 Without -f it detaches once the interface and the socket exist.`;
 
 const READY_FD_ENV = 'SIXPN_WG_READY_FD';
