@@ -35,9 +35,12 @@ export class EtcdServer {
 
   /** A network namespace it runs in (then its loopback is that namespace's). */
   readonly netns: string | undefined;
+  /** An address of that namespace it also serves clients on (beside 127.0.0.1), e.g. on a lab's underlay. */
+  readonly address: string | undefined;
 
-  private constructor(dir: string, clientPort: number, peerPort: number, netns?: string) {
+  private constructor(dir: string, clientPort: number, peerPort: number, netns?: string, address?: string) {
     this.netns = netns;
+    this.address = address;
     this.dir = dir;
     this.clientPort = clientPort;
     this.peerPort = peerPort;
@@ -52,11 +55,21 @@ export class EtcdServer {
     return `etcd://${this.endpoint}`;
   }
 
-  /** In `netns` (which must exist), on ports 2379 and 2380 of its loopback. */
-  static async start(netns?: string): Promise<EtcdServer> {
+  /** host:port of the client URL on `address` ([v6]:port), when it has one. */
+  get addressEndpoint(): string | undefined {
+    if (this.address === undefined) return undefined;
+    return `${this.address.includes(':') ? `[${this.address}]` : this.address}:${this.clientPort}`;
+  }
+
+  /**
+   * In `netns` (which must exist), on ports 2379 and 2380 of its loopback, and for clients also
+   * on `address` of that namespace if given (other namespaces reach it there).
+   */
+  static async start(netns?: string, address?: string): Promise<EtcdServer> {
     if (!ETCD) throw new Error('etcd is not installed');
+    if (address !== undefined && netns === undefined) throw new Error('EtcdServer: an address needs a namespace');
     const dir = mkdtempSync(join(tmpdir(), 'sixpn-etcd-'));
-    const s = netns ? new EtcdServer(dir, 2379, 2380, netns) : new EtcdServer(dir, await freePort(), await freePort());
+    const s = netns ? new EtcdServer(dir, 2379, 2380, netns, address) : new EtcdServer(dir, await freePort(), await freePort());
     await s.run();
     return s;
   }
@@ -64,10 +77,11 @@ export class EtcdServer {
   async run(): Promise<void> {
     const c = `http://127.0.0.1:${this.clientPort}`;
     const p = `http://127.0.0.1:${this.peerPort}`;
+    const clients = this.addressEndpoint !== undefined ? `${c},http://${this.addressEndpoint}` : c;
     const cmd = this.netns ? ['/usr/sbin/ip', 'netns', 'exec', this.netns, ETCD!] : [ETCD!]; // ip netns exec execs etcd: same pid
     const proc = spawn(cmd[0], [...cmd.slice(1),
       '--name', 'test', '--data-dir', join(this.dir, 'data'),
-      '--listen-client-urls', c, '--advertise-client-urls', c,
+      '--listen-client-urls', clients, '--advertise-client-urls', clients,
       '--listen-peer-urls', p, '--initial-advertise-peer-urls', p, '--initial-cluster', `test=${p}`,
       '--logger', 'zap', '--log-level', 'error',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });

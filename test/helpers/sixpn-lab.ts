@@ -1,12 +1,16 @@
 // A live 6PN for tests and benchmarks: hosts as network namespaces on one underlay bridge, each
 // running its own `sixpn up` (as `sixpn demo` does), machines created by those processes,
 // extra namespaces on the underlay (a DNS upstream, …) and external WireGuard peers
-// (wireguard-go). Names are unique per run (a 5-character tag); `cleanup()` removes every
-// process, namespace, /etc/netns entry and socket it made, also after a failed start.
+// (wireguard-go). With `store: 'etcd'` the hosts take the topology from etcd (Debian's, running
+// in the extra namespace `etcd` at fd00:6f::e7, reached over the underlay) instead of the file;
+// the document is imported into it with `sixpn topology import`, at start and on `edit`. Names
+// are unique per run (a 5-character tag); `cleanup()` removes every process, namespace,
+// /etc/netns entry and socket it made, also after a failed start.
 // No traffic leaves the namespaces made here.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { readStatus, statusSocketPath } from '../../src/host/status.ts';
+import { EtcdServer } from './etcd.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,7 +62,12 @@ export interface LabSpec {
   readonly extras?: Readonly<Record<string, string>>;
   /** LOG_LEVEL of the `sixpn up` processes; default info. */
   readonly logLevel?: string;
+  /** Where the hosts' topology is kept: the file (default), or etcd in the extra namespace `etcd`. */
+  readonly store?: 'file' | 'etcd';
 }
+
+/** The underlay address suffix of the etcd namespace (`store: 'etcd'`). */
+const ETCD_SUFFIX = 'e7';
 
 export interface RunResult {
   ok: boolean;
@@ -106,6 +115,9 @@ export class SixpnLab {
   readonly upProcs: ChildProcess[] = [];
   private readonly namespaces: string[] = [];
   private doc: Record<string, unknown> = {};
+  /** With `store: 'etcd'`: the server (in the extra namespace `etcd`) and the hosts' --store URL. */
+  etcd: EtcdServer | undefined;
+  storeUrl: string | undefined;
 
   private constructor(spec: LabSpec) {
     this.tag = ((Date.now() + counter++ * 7919) % 46656).toString(36).padStart(3, '0') + (process.pid % 1296).toString(36).padStart(2, '0');
@@ -201,9 +213,19 @@ export class SixpnLab {
       if (h.offload !== undefined) cfg.offload = h.offload;
       writeFileSync(join(this.dir, `${name}.json`), JSON.stringify(cfg));
     }
-    for (const [key, suffix] of Object.entries(spec.extras ?? {})) {
+    const extras = { ...spec.extras, ...(spec.store === 'etcd' ? { etcd: ETCD_SUFFIX } : {}) };
+    for (const [key, suffix] of Object.entries(extras)) {
       const ns = `sxx${t}${key}`.slice(0, 13);
       this.extras.set(key, { ns, addr: await this.attach(ns, suffix) });
+    }
+    if (spec.store === 'etcd') {
+      const x = this.extras.get('etcd')!;
+      this.etcd = await EtcdServer.start(x.ns, x.addr);
+      this.storeUrl = `etcd://${this.etcd.addressEndpoint!}/lab${t}`;
+      for (const h of this.hosts.values()) {
+        const f = join(this.dir, `${h.name}.json`);
+        writeFileSync(f, JSON.stringify({ ...JSON.parse(readFileSync(f, 'utf8')) as object, store: { url: this.storeUrl } }));
+      }
     }
     const peerKeys: Record<string, Uint8Array> = {};
     const peerEntries: unknown[] = [];
@@ -235,6 +257,7 @@ export class SixpnLab {
       peers: peerEntries,
     };
     writeFileAtomic(this.topologyFile, JSON.stringify(this.doc, null, 2));
+    await this.importIntoStore();
     this.refreshMachines();
     for (const x of this.hosts.values()) this.upProcs.push(this.startUp(x));
     await this.waitApplied(60_000);
@@ -300,10 +323,21 @@ export class SixpnLab {
     return structuredClone(this.doc);
   }
 
-  /** Writes an edited topology; with `wait`, waits until every host applied it. Returns the write time. */
+  /** With `store: 'etcd'`: the topology file imported into etcd through the CLI, in the etcd namespace. */
+  private async importIntoStore(): Promise<void> {
+    if (this.storeUrl === undefined) return;
+    const r = await this.exec('etcd', process.execPath, [SIXPN_CLI, 'topology', 'import', this.topologyFile, '--store', this.storeUrl, '--json'], { timeout: 60_000 });
+    if (!r.ok) throw new Error(`sixpn topology import into ${this.storeUrl}: ${r.out.trim()}`);
+  }
+
+  /**
+   * Writes an edited topology (the file; with an etcd store, imported into it); with `wait`,
+   * waits until every host applied it. Returns the write time.
+   */
   async edit(next: Record<string, unknown>, wait = true): Promise<number> {
     this.doc = next;
     writeFileAtomic(this.topologyFile, JSON.stringify(next, null, 2));
+    await this.importIntoStore();
     const at = performance.now();
     this.refreshMachines();
     if (wait) await this.waitApplied(20_000);
@@ -350,6 +384,7 @@ export class SixpnLab {
     const end = Date.now() + 2000;
     while (this.procs.some((p) => p.exitCode === null && p.signalCode === null) && Date.now() < end) await sleep(50);
     for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await this.etcd?.stop();
     const all = [...this.namespaces, ...this.spec.machines.map((m) => this.machineId(m.key))];
     for (const ns of all) {
       const pids = (await run(IP, ['netns', 'pids', ns])).out.split(/\s+/).filter((x) => /^\d+$/.test(x));
