@@ -100,20 +100,6 @@ function syntheticEntries(): Map<string, Record<string, unknown>> {
 
 // ---- child roles (each runs in the etcd's namespace) ------------------------------------------
 
-/**
- * A workaround for this benchmark only (src/ is not changed): the etcd3 client's gRPC channels
- * receive at most 4 MiB per message (grpc-js's default; EtcdStore sets no grpcOptions), and the
- * one range read of EtcdStore.readAll over this topology is a single ~8.5 MB message, refused
- * with RESOURCE_EXHAUSTED. The channels are made lazily, on the first call, from each host's
- * `channelOptions`: set before any call, the limit is raised for this store's client.
- */
-const GRPC_MAX_RECEIVE = 256 << 20;
-function raiseReceiveLimit(store: TopologyStore): void {
-  const pool = (store as EtcdStore).client as unknown as { pool: { hosts: Array<{ channelOptions?: Record<string, unknown> }> } };
-  for (const h of pool.pool.hosts) h.channelOptions = { ...h.channelOptions, 'grpc.max_receive_message_length': GRPC_MAX_RECEIVE };
-}
-const RAISE = process.argv.includes('--raise-receive-limit');
-
 function send(m: Msg): void {
   process.send!(m);
 }
@@ -171,7 +157,6 @@ async function hostRole(url: string): Promise<void> {
   let switches = 0;
   const t0 = performance.now();
   const store = await openStore(parseStoreSpec(url));
-  if (RAISE) raiseReceiveLimit(store);
   let changeMs = 0;
   let changed = false;
   let rebuilt = false; // a new Topology (the whole document), not a patch in place
@@ -234,7 +219,6 @@ async function hostRole(url: string): Promise<void> {
 /** Writes edits through store.update, as the operator CLI does. */
 async function writerRole(url: string): Promise<void> {
   const store: TopologyStore = await openStore(parseStoreSpec(url));
-  if (RAISE) raiseReceiveLimit(store);
   onMessage(async (m) => {
     const t0 = performance.now();
     if (m.type === 'machine') {
@@ -379,21 +363,8 @@ async function scaleBench(summary: Record<string, unknown>): Promise<void> {
     const p = await pop.wait((m) => m.type === 'populated', 600_000);
     console.log(`populate: ${p.keys as number} keys (${(p.mb as number).toFixed(1)} MB of keys and values) in ${p.batches as number} transactions, ${((p.writeMs as number) / 1000).toFixed(1)} s; revision ${p.revision as number}`);
 
-    // As shipped first; if etcd's answer is too large for the client, again in a new process
-    // with the client's receive limit raised (raiseReceiveLimit).
-    let host = child('host', ns, 'host', url);
-    const first = await host.wait((m) => m.type === 'loaded' || m.type === 'error', 300_000);
-    let l = first;
-    if (first.type === 'error') {
-      const why = (first.message as string).split('\n')[0];
-      summary.load_as_shipped = `failed: ${why}`;
-      console.log(`load as shipped: FAILED: ${why}`);
-      console.log(`  again with the client's gRPC receive limit raised to ${GRPC_MAX_RECEIVE >> 20} MiB (bench-only workaround, see raiseReceiveLimit)`);
-      host.kill();
-      host = child('host-raised', ns, 'host', url, ['--raise-receive-limit']);
-      l = await host.wait((m) => m.type === 'loaded', 300_000);
-      summary.load_receive_limit_raised = true;
-    } else summary.load_as_shipped = 'ok';
+    const host = child('host', ns, 'host', url);
+    const l = await host.wait((m) => m.type === 'loaded', 300_000);
     summary.load_s = r3((l.loadMs as number) / 1000);
     summary.load_rss_mb = +(l.rssMb as number).toFixed(1);
     summary.load_heap_mb = +(l.heapMb as number).toFixed(1);
@@ -403,7 +374,7 @@ async function scaleBench(summary: Record<string, unknown>): Promise<void> {
     console.log(`  after a full GC: RSS ${l.rssGcMb as number} MB, heap used ${l.heapGcMb as number} of ${l.heapTotalGcMb as number} MB, array buffers ${l.arrayBuffersGcMb as number} MB`);
 
     if (PHASES.has('edit')) {
-      const writer = child('writer', ns, 'writer', url, summary.load_receive_limit_raised === true ? ['--raise-receive-limit'] : []);
+      const writer = child('writer', ns, 'writer', url);
       await writer.wait((m) => m.type === 'ready');
       const apply: number[] = [];
       const writes: number[] = [];

@@ -188,6 +188,21 @@ maybe('a machine entry written behind the CLI that takes another machine\'s inst
   t.is(topologyDigest(seen.source.current), topologyDigest(topologyFromDocument((await s.read()).doc, 'etcd')));
 });
 
+maybe('a topology larger than gRPC\'s default 4 MiB message loads and watches (one range read of every key)', async (t) => {
+  const p = freshPrefix();
+  const s = await store(p);
+  const doc = example();
+  await s.update('import', (d) => replaceDocument(d, doc));
+  // six machine entries with a 900 KB comment each: 5.4 MB in one range response
+  const pad = 'x'.repeat(900_000);
+  for (const m of (doc.machines as Array<Record<string, unknown>>).slice(0, 6)) {
+    await s.ns.put(`machines/${m.id as string}`).value(JSON.stringify({ ...m, comment: pad }));
+  }
+  const seen = await watch(await store(p));
+  t.is(seen.source.current.machines.length, doc.machines.length);
+  t.true((await s.read()).doc.machines.length === doc.machines.length, 'the CLI\'s read too');
+});
+
 maybe('etcd killed: the host keeps its topology and says disconnected; restarted: it reconnects and resumes', async (t) => {
   t.timeout(60_000);
   const p = freshPrefix();

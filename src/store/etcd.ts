@@ -139,6 +139,9 @@ export class EtcdStore implements TopologyStore {
     const options: IOptions = {
       hosts: spec.endpoints.map((e) => `${spec.tls ? 'https' : 'http'}://${e}`),
       dialTimeout: CALL_TIMEOUT_MS,
+      // A whole topology comes in one range response: 50,000 machines are about 8.5 MB, over
+      // grpc-js's default 4 MiB receive limit (RESOURCE_EXHAUSTED, reported as "etcd unreachable").
+      grpcOptions: { 'grpc.max_receive_message_length': -1 },
       // Unary calls fail instead of waiting forever for an etcd that is down; watch streams stay.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }),
       faultHandling: {
