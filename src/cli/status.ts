@@ -91,7 +91,7 @@ export function formatStatus(s: Rec, nowMs = Date.now()): string {
     out.push(`  metrics ${metrics.url ? `${metrics.url}${where}` : metrics.error ? `not served: ${metrics.error}` : 'off'}`);
   }
   const off = s.offloads as Rec | undefined;
-  if (off) out.push(`  offloads: machine TUNs ${str(off.machineTuns, 'none')}; mesh ${str(off.mesh, 'none')}; gateway ${str(off.gateway, 'none')}; crypto workers ${str(off.aeadWorkers, '0')}`);
+  if (off) out.push(`  offloads: machine TUNs ${str(off.machineTuns, 'none')}; mesh ${str(off.mesh, 'none')}; gateway ${str(off.gateway, 'none')}; crypto ${Number(off.aeadWorkers ?? 0) > 0 ? `on ${str(off.aeadWorkers)} worker threads` : 'on the main thread'}`);
 
   const machines = (s.machines as Rec[] | undefined) ?? [];
   out.push(`  machines (${machines.length}):`);
