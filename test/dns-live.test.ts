@@ -173,6 +173,9 @@ rootSerial('a forwarded answer larger than the tunnel MTU: TC=1 over UDP, whole 
   const b = await dig('w04', '+bufsize=4096', 'AAAA', 'big.example.test');
   t.true(b.tcp, b.raw);
   t.is(b.aaaa.length, BIG);
+  // offload mode (the default): the kernel's TCP answer came through the DNS TUN as a TSO super-packet
+  const dns = (await lab.status('h1'))?.dns as { tun?: { rxSuperPackets?: number; offloadFlags?: number } } | undefined;
+  t.true((dns?.tun?.rxSuperPackets ?? 0) > 0, JSON.stringify(dns?.tun));
 });
 
 rootSerial('a dead upstream: SERVFAIL within the forward timeout (2 s), ID and question kept, over UDP and TCP', async (t) => {

@@ -40,7 +40,9 @@ import { IPPROTO_UDP, IPV6_OFF_DST, IPV6_OFF_SRC, Ipv6Info, PARSE_OK, encodeSixp
 import type { Logger } from '../log.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/constants.ts';
 import { MACHINE_MTU } from '../router/router.ts';
-import { TunPump, close as closeFd, ip, tunOpen, type TunCounters } from '../tun/index.ts';
+import {
+  TUN_F_CSUM, TUN_F_TSO6, TUN_F_TSO_ECN, TunPump, close as closeFd, ip, tunOpen, tunSetOffload, type TunCounters,
+} from '../tun/index.ts';
 
 export interface DnsServiceIO {
   /** A reply packet (IPv6, from a DNS address) for the router to deliver. */
@@ -67,7 +69,16 @@ export interface DnsServiceOptions {
   readonly maxTcpConnections?: number;
   /** A connection with nothing to do for this long is closed (RFC 7766 §6.2.3); default 10 s. */
   readonly tcpIdleMs?: number;
+  /**
+   * Offload mode (the host's "offload"): the kernel TUN is a vnet_hdr queue with checksum and
+   * TSO6 offload, so the kernel's DNS-over-TCP replies come as 64 KB segments (cut once by the
+   * pump) and queries from machines go in as coalesced super-packets. Default false.
+   */
+  readonly offload?: boolean;
 }
+
+/** The offloads of the DNS TUN in offload mode (TUNSETOFFLOAD). */
+export const DNS_TUN_OFFLOADS = TUN_F_CSUM | TUN_F_TSO6 | TUN_F_TSO_ECN;
 
 export const DNS_TUN = '6pndns';
 // In front of every packet handed to the router, room for the WireGuard transport header: the
@@ -79,6 +90,8 @@ const MAX_TCP_OUTSTANDING = 256; // forwarded TCP queries, each with its own ups
 const MAX_QUEUED_PER_CONN = 256 * 1024; // unread replies: pause reading the client's queries
 const TUN_SLOT = 2048;
 const TUN_BATCH = 32; // packets per TUN read or write call
+const TUN_VNET_SLOT = 65_536 + 256; // offload mode: a 64 KB segment with its header
+const TUN_VNET_BATCH = 8;
 
 interface UdpClient {
   readonly asker: Uint8Array; // the machine or peer (reply destination)
@@ -312,10 +325,20 @@ export class DnsService {
   // ---- the kernel side: TUN, addresses, TCP ----
 
   async #openKernel(): Promise<void> {
-    const tun = tunOpen(this.ifname);
+    const offload = this.#opts.offload === true;
+    const tun = tunOpen(this.ifname, { vnetHdr: offload });
+    if (offload) {
+      try {
+        tunSetOffload(tun.fd, DNS_TUN_OFFLOADS);
+      } catch (err) {
+        closeFd(tun.fd);
+        throw err;
+      }
+    }
     const pump = new TunPump(tun.fd, {
-      vnet: false, cut: false, headroom: HEADROOM,
-      readBatch: TUN_BATCH, readSlot: TUN_SLOT, writeBatch: TUN_BATCH, writeSlot: TUN_SLOT, autoFlush: true,
+      vnet: offload, cut: true, headroom: HEADROOM,
+      readBatch: offload ? TUN_VNET_BATCH : TUN_BATCH, readSlot: offload ? TUN_VNET_SLOT : TUN_SLOT,
+      writeBatch: offload ? TUN_VNET_BATCH : TUN_BATCH, writeSlot: offload ? TUN_VNET_SLOT : TUN_SLOT, autoFlush: true,
       onPacket: (buf, off, len) => {
         this.counters.fromKernel++;
         this.#io.deliver(buf, off, len);

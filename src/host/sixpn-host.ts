@@ -250,6 +250,7 @@ export class SixpnHost {
       networks: () => local().map((x) => x.network),
       log: this.log,
       mtu: MACHINE_MTU,
+      offload: this.offload !== null,
     }, {
       deliver: (buf, off, len) => {
         this.dnsStats.reply(buf, off, len, performance.now());
