@@ -113,8 +113,8 @@ export class HostWireGuard {
    * host still holds a session with our old process and would send into it, unanswered, until
    * its own timers gave up (15 s); a new session replaces it now (its keepalive confirms the
    * keys both ways). After a random 0-GREET_JITTER_MS, and only if the peer has not begun one
-   * with us meanwhile, so two hosts started together seldom cross their initiations (when they do,
-   * the device lets the lower public key's win: src/wg/handshakes.ts keepsOwnInitiation).
+   * with us meanwhile: two hosts started together would otherwise cross their initiations, and
+   * each drop the other's response (then wait REKEY_TIMEOUT before trying again).
    */
   private greet(peer: WgPeer): void {
     const t = setTimeout(() => {

@@ -46,8 +46,6 @@ export function deviceMetrics(m: Metrics, sources: () => readonly DeviceSource[]
     (e) => each(e, (s) => e(s.dev.counters.rxDatagrams, { device: s.device })));
   m.counter('sixpn_wg_rx_dropped_total', 'Received datagrams or packets the WireGuard device dropped, by reason.', ['device', 'reason'],
     (e) => each(e, (s) => { for (const [k, reason] of RX_DROPS) e(s.dev.counters[k], { device: s.device, reason }); }));
-  m.counter('sixpn_wg_handshakes_crossed_total', 'Initiations that crossed our own and were left for the peer to answer ours (the lower public key keeps its own).', d,
-    (e) => each(e, (s) => e(s.dev.counters.rxHandshakeCrossed, { device: s.device })));
   m.counter('sixpn_wg_cookie_replies_sent_total', 'Cookie replies sent to handshake initiations while under load.', d,
     (e) => each(e, (s) => e(s.dev.counters.rxCookieSent, { device: s.device })));
   m.counter('sixpn_wg_tx_dropped_total', 'Packets to send that the WireGuard device dropped, by reason.', ['device', 'reason'],

@@ -97,7 +97,6 @@ export interface DeviceCounters {
   rxInvalid: number; // wrong type or size
   rxMac: number; // mac1 failed
   rxHandshakeRejected: number; // Noise rejected it (decrypt, replay, flood, unknown peer)
-  rxHandshakeCrossed: number; // an initiation that crossed ours, left unanswered: the peer answers ours (handshakes.ts)
   rxCookieSent: number;
   rxRateLimited: number;
   rxNoKeypair: number; // unknown receiver index, or keypair too old
@@ -126,7 +125,7 @@ export class Device {
   readonly peers = new Map<string, Peer>();
   readonly allowedIps = new AllowedIps<Peer>();
   readonly counters: DeviceCounters = {
-    rxDatagrams: 0, rxInvalid: 0, rxMac: 0, rxHandshakeRejected: 0, rxHandshakeCrossed: 0, rxCookieSent: 0, rxRateLimited: 0,
+    rxDatagrams: 0, rxInvalid: 0, rxMac: 0, rxHandshakeRejected: 0, rxCookieSent: 0, rxRateLimited: 0,
     rxNoKeypair: 0, rxAuthFailed: 0, rxReplay: 0, rxBadInner: 0, rxSourceNotAllowed: 0,
     txNoPeer: 0, txNoEndpoint: 0, txStagedDropped: 0,
   };

@@ -4,7 +4,6 @@
 // mac2 with a cookie reply, then the per-source rate limit), cookie replies consumed, and the
 // sessions they derive installed in the index table.
 import {
-  HANDSHAKE_INITIATION_CREATED,
   MESSAGE_COOKIE_REPLY_SIZE,
   MESSAGE_INITIATION_SIZE,
   MESSAGE_RESPONSE_SIZE,
@@ -113,14 +112,7 @@ export class Handshakes {
     const d = this.d;
     const now = d.clock.now();
     if (!this.admit(msg, from, now)) return;
-    let crossed = false;
-    const r = consumeInitiation(d.identity!, msg, msg.length, (pk) => {
-      const p = d.peer(pk);
-      if (p === undefined || p.handshake === null) return undefined;
-      crossed = this.keepsOwnInitiation(p, now);
-      return crossed ? undefined : p.handshake;
-    }, now);
-    if (crossed) return void d.counters.rxHandshakeCrossed++;
+    const r = consumeInitiation(d.identity!, msg, msg.length, (pk) => d.peer(pk)?.handshake ?? undefined, now);
     if (!r.ok) return void d.counters.rxHandshakeRejected++;
     const peer = d.peer(r.handshake.remoteStatic)!;
     peer.rxBytes += msg.length;
@@ -141,23 +133,6 @@ export class Handshakes {
     timersAnyAuthenticatedPacketTraversal(peer, d.clock.now());
     timersAnyAuthenticatedPacketSent(peer);
     d.sendTo(peer, resp, 0, MESSAGE_RESPONSE_SIZE);
-  }
-
-  /**
-   * Two initiations crossed: ours to `peer` is in flight (sent less than REKEY_TIMEOUT ago, not
-   * answered) and theirs just came. Answering theirs would supersede ours, and they would do the
-   * same with ours, so both responses are dropped and both wait REKEY_TIMEOUT (wireguard-go and
-   * the kernel do). Instead the side with the lower public key keeps its own initiation and
-   * ignores theirs (nothing of it is consumed); the other answers, as any WireGuard does, so one
-   * handshake completes in one round trip, with any peer.
-   */
-  private keepsOwnInitiation(peer: Peer, now: number): boolean {
-    const hs = peer.handshake!;
-    if (hs.state !== HANDSHAKE_INITIATION_CREATED || now - peer.lastSentHandshakeMs >= REKEY_TIMEOUT_MS) return false;
-    const ours = this.d.identity!.publicKey;
-    const theirs = peer.publicKey;
-    for (let i = 0; i < ours.length; i++) if (ours[i] !== theirs[i]) return ours[i] < theirs[i];
-    return false;
   }
 
   receiveResponse(msg: Uint8Array, from: Endpoint): void {
