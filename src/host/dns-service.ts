@@ -27,10 +27,9 @@
  * input gets FORMERR, a closed connection or nothing; never an exception out of a handler.
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
 import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
 import { readU16 } from '../bytes.ts';
-import { FWD_CLIENT, FWD_NONE, FWD_UPSTREAM, Forwarder, parseResolvConf, type ForwardAction, type Upstream } from '../dns/forwarder.ts';
+import { FWD_CLIENT, FWD_NONE, FWD_UPSTREAM, Forwarder, type ForwardAction, type Upstream } from '../dns/forwarder.ts';
 import { IP_UDP_LEN, truncateToQuestion, writeUdpReply } from '../dns/reply.ts';
 import { ANSWER_FORWARD, InternalResolver, type ResolverOptions } from '../dns/resolver.ts';
 import { TCP_LENGTH_LEN, TcpDeframer, frameTcp } from '../dns/tcp.ts';
@@ -38,6 +37,7 @@ import type { DnsView } from '../dns/view.ts';
 import { DNS_HEADER_LEN, DNS_PORT, RCODE_SERVFAIL, TCP_MESSAGE_MAX, writeHeaderOnly } from '../dns/wire.ts';
 import { IPPROTO_UDP, IPV6_OFF_DST, IPV6_OFF_SRC, Ipv6Info, PARSE_OK, encodeSixpn, formatAddress, parseAddress, parsePacket } from '../ipv6/index.ts';
 import type { Logger } from '../log.ts';
+import { hostUpstreams, upstreamKey } from './dns-upstreams.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/constants.ts';
 import { MACHINE_MTU } from '../router/router.ts';
 import {
@@ -112,35 +112,6 @@ interface Kernel {
   name: string;
   /** reads in batches; writes queued and written at the end of the task (autoFlush) */
   readonly pump: TunPump;
-}
-
-/** Upstreams from the host config, else /etc/resolv.conf; never a 6PN address (a loop). */
-export function hostUpstreams(configured: readonly Upstream[] | undefined, resolvConf = '/etc/resolv.conf'): Upstream[] {
-  let list: readonly Upstream[] = configured ?? [];
-  if (list.length === 0) {
-    try {
-      list = parseResolvConf(readFileSync(resolvConf, 'utf8'));
-    } catch {
-      list = [];
-    }
-  }
-  const seen = new Set<string>();
-  const out: Upstream[] = [];
-  for (const u of list) {
-    const k = upstreamKey(u.address, u.port);
-    if (k === undefined || seen.has(k) || /^fdaa:/i.test(k)) continue;
-    seen.add(k);
-    out.push({ address: u.address, port: u.port });
-  }
-  return out;
-}
-
-/** The address and port as the socket layer reports a sender: canonical text, no zone. */
-function upstreamKey(address: string, port: number): string | undefined {
-  const a = address.replace(/%.*$/, '');
-  if (isIP(a) === 4) return `${a}|${port}`;
-  const b = new Uint8Array(16);
-  return isIP(a) === 6 && parseAddress(a, b, 0) ? `${formatAddress(b, 0)}|${port}` : undefined;
 }
 
 export class DnsService {
