@@ -18,6 +18,8 @@ import { DeviceSockets, type PortOffloads } from '../tun/device-sockets.ts';
 
 /** The longest wait before the handshake with a mesh peer added (greet). */
 const GREET_JITTER_MS = 300;
+/** The host with the higher public key greets this much later, so two hosts started together do not cross. */
+const GREET_DEFER_MS = 1000;
 
 export interface HostWireGuardOptions {
   readonly log: Logger;
@@ -112,16 +114,19 @@ export class HostWireGuard {
    * A handshake with a mesh peer just added (at start too): after a restart (a crash) the other
    * host still holds a session with our old process and would send into it, unanswered, until
    * its own timers gave up (15 s); a new session replaces it now (its keepalive confirms the
-   * keys both ways). After a random 0-GREET_JITTER_MS, and only if the peer has not begun one
-   * with us meanwhile: two hosts started together would otherwise cross their initiations, and
-   * each drop the other's response (then wait REKEY_TIMEOUT before trying again).
+   * keys both ways). After a random 0-GREET_JITTER_MS, GREET_DEFER_MS more for the higher public
+   * key of the two, and only if no session has begun meanwhile: two hosts started together would
+   * otherwise cross their initiations, and each drop the other's response (then wait
+   * REKEY_TIMEOUT before trying again); this way the lower key's greeting is answered first.
    */
   private greet(peer: WgPeer): void {
+    const ours = this.mesh.device.identity?.publicKey;
+    const later = ours !== undefined && Buffer.compare(Buffer.from(ours), Buffer.from(peer.publicKey)) > 0;
     const t = setTimeout(() => {
       if (this.closed || !this.hostOfPeer.has(peer) || peer.current !== null || peer.next !== null) return;
       this.mesh.device.sendInitiation(peer, false);
       this.mesh.flush();
-    }, Math.random() * GREET_JITTER_MS);
+    }, Math.random() * GREET_JITTER_MS + (later ? GREET_DEFER_MS : 0));
     t.unref();
   }
 
