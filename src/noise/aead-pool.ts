@@ -126,6 +126,38 @@ export class AeadPool {
     return this.tickets.length;
   }
 
+  /**
+   * Runs n records of `b` with `op` on this thread when there is no pool, or when the batch is
+   * small (at most inlineMax) and nothing is in flight: a hand-off to a worker and back costs more
+   * than a ping or a keepalive, and nothing queued earlier can be overtaken. Returns false when
+   * it did not: the caller submits it to the pool (AeadPool.current()).
+   */
+  static runHere(op: number, b: AeadBatch, n: number): boolean {
+    const pool = current;
+    if (pool !== null && (n > pool.inlineMax || pool.inFlight !== 0)) return false;
+    if (op === OP_SEAL) b.sealBatch(n);
+    else b.openBatch(n);
+    return true;
+  }
+
+  /**
+   * A region of `regions` no job is using, for a queue to fill while its other regions are on
+   * workers: a free one, else a new one from `make` (up to two per worker), else the oldest job
+   * waited for.
+   */
+  freeRegion<R extends { busy: boolean }>(regions: R[], make: () => R): R {
+    for (;;) {
+      const free = regions.find((x) => !x.busy);
+      if (free !== undefined) return free;
+      if (regions.length <= 2 * this.size) {
+        const r = make();
+        regions.push(r);
+        return r;
+      }
+      this.settle();
+    }
+  }
+
   /** Runs n records of `b` (a companion region of this thread's memory) on a worker; onDone when delivered. */
   submit(op: number, b: AeadBatch, n: number, onDone: () => void): void {
     if (this.closed) throw new Error('AeadPool is closed');

@@ -121,36 +121,17 @@ export class OpenQueue {
     r.n = 0;
     this.batches++;
     this.opened += k;
-    const pool = AeadPool.current();
-    // a few messages with nothing in flight (a ping, a keepalive) go at once: a hand-off to a
-    // worker and back costs more than sealing them here, and nothing queued earlier can be overtaken
-    if (pool === null || (k <= pool.inlineMax && pool.inFlight === 0)) {
-      r.b.openBatch(k);
-      this.deliver(r, k);
-      return;
-    }
+    if (AeadPool.runHere(OP_OPEN, r.b, k)) return this.deliver(r, k);
+    const pool = AeadPool.current()!;
     r.busy = true;
     pool.submit(OP_OPEN, r.b, k, () => this.deliver(r, k));
-    this.cur = this.freeRegion(pool);
+    this.cur = pool.freeRegion(this.regions, () => new Region());
   }
 
   /** flush(), then waits for every job in flight and delivers it. */
   settle(): void {
     this.flush();
     AeadPool.current()?.settle();
-  }
-
-  private freeRegion(pool: AeadPool): Region {
-    for (;;) {
-      const free = this.regions.find((x) => !x.busy);
-      if (free !== undefined) return free;
-      if (this.regions.length <= 2 * pool.size) {
-        const r = new Region();
-        this.regions.push(r);
-        return r;
-      }
-      pool.settle();
-    }
   }
 
   private deliver(r: Region, k: number): void {
