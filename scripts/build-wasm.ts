@@ -21,6 +21,7 @@ export const ASC_FLAGS = [
   '--noAssert',
   '--runtime', 'stub',
   '--enable', 'simd',
+  '--enable', 'relaxed-simd', // i8x16.relaxed_swizzle (pshufb) for ChaCha20's byte rotations
   '--enable', 'threads',
   '--importMemory',
   '--sharedMemory',

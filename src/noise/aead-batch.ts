@@ -88,7 +88,7 @@ const R_RESULT = 7;
 export const MAX_PLAINTEXT = 65535;
 export const MAX_SEALED = MAX_PLAINTEXT + TAG_SIZE;
 export const KEY_SLOT_SIZE = 32;
-/** Bytes of per-call scratch the wasm uses (it needs 624; rounded up). */
+/** Bytes of per-call scratch the wasm uses (648 of key-derived state, zeroed per call; rotation masks from 768). */
 export const SCRATCH_SIZE = 1024;
 /** The staging area of the single-packet path: one sealed packet and its aad. */
 const STAGE_SIZE = 65536 + 64;
@@ -156,7 +156,7 @@ export class AeadBatch {
   private readonly freeSlots: number[] = [];
   private readonly slotInUse: Uint8Array;
 
-  /** The ChaCha20-Poly1305 module, compiled once per thread (throws if WebAssembly SIMD is missing). */
+  /** The ChaCha20-Poly1305 module, compiled once per thread (throws if WebAssembly SIMD or relaxed SIMD is missing). */
   static module(): WasmModule {
     compiled ??= new WA.Module(Buffer.from(CHACHA20POLY1305_WASM_BASE64, 'base64'));
     return compiled;
@@ -453,7 +453,7 @@ export const wasmAead: Aead = {
   },
 };
 
-/** Whether this runtime takes the module (it needs WebAssembly SIMD and shared memory). */
+/** Whether this runtime takes the module (it needs WebAssembly SIMD, relaxed SIMD and shared memory). */
 export function wasmAeadSupported(): boolean {
   try {
     AeadBatch.module();

@@ -5,12 +5,15 @@
 //
 // - ChaCha20 (§2.3, §2.4) runs four blocks at a time: sixteen v128 state words, lane j holding
 //   block counter + j, so one i32x4 add/xor/rotate is one step of four quarter-rounds in four
-//   blocks. The rotation by 16 is a byte shuffle (V8 emits pshuflw + pshufhw); by 12, 8 and 7
-//   two shifts and an or. Measured with V8's code (node --print-wasm-code): a byte shuffle for
-//   the rotation by 8 costs a constant materialization per use (5 instructions, 8% slower), and
-//   relaxed_swizzle with the masks held in locals spills state registers (x64 gives V8 fifteen
-//   xmm registers for sixteen state words; 25% slower). The four keystream blocks are transposed
-//   back to byte order with unpack shuffles and xored 16 bytes at a time.
+//   blocks. The rotations by 16 and 8 are one pshufb each (i8x16.relaxed_swizzle, exact for
+//   in-range indices) whose mask is loaded from memory at each use, sixteen copies at
+//   scr + SCRATCH_ROT, one per use site, so that neither binaryen nor V8 merges them into one
+//   long-lived register: x64 gives V8 fifteen xmm registers for sixteen state words, so a mask
+//   held in a register spills state (measured 25% slower), and a constant mask is materialized
+//   per use (5 instructions; i8x16.shuffle's rotation by 16 is pshuflw + pshufhw). The load goes
+//   to a load port and the rotate is one shuffle-port op instead of two shifts and an or, the
+//   ports that bound this loop: ~8% faster. By 12 and 7: two shifts and an or. The four keystream
+//   blocks are transposed back to byte order with unpack shuffles and xored 16 bytes at a time.
 // - Stitching Poly1305 into the ChaCha20 rounds (scalar multiplies overlapping vector work, as
 //   OpenSSL does) was tried and measured no faster here, so open keeps the simpler order below.
 // - Poly1305 (§2.5) on five 26-bit limbs with 64-bit products (s = 5·r precomputed). Wasm has
@@ -42,7 +45,8 @@ const SCRATCH_PAD: usize = 576; // 16 B: s, added at the end
 const SCRATCH_BLOCK: usize = 592; // 16 B: a zero-padded partial block
 const SCRATCH_TAG: usize = 608; // 16 B: computed tag
 const SCRATCH_R2: usize = 624; // 5 × u32: r² mod p, for the two-lane loop
-const SCRATCH_USED: i32 = 648; // SCRATCH_SIZE in ../aead-batch.ts is 1024
+const SCRATCH_USED: i32 = 648; // key-derived bytes, zeroed by wipe()
+const SCRATCH_ROT: usize = 768; // 16 × 16 B: the byte-rotation masks (not secret), to 1024 = SCRATCH_SIZE in ../aead-batch.ts
 
 // record (u32 words): 0 offset, 1 length, 2 key slot, 3 counter lo, 4 counter hi,
 // 5 aad offset, 6 aad length, 7 result
@@ -54,20 +58,27 @@ const M26: u64 = 0x3ffffff;
 
 // ---- ChaCha20 ----
 
-// @inline
-function rotl16(x: v128): v128 {
-  return i8x16.shuffle(x, x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+const ROT16 = i8x16(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+const ROT8 = i8x16(3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14);
+
+/** Writes the rotation masks chacha4 loads: slots 0–3 and 8–11 rotate by 16, 4–7 and 12–15 by 8. */
+function rotMasks(scr: usize): void {
+  for (let k: usize = 0; k < 16; k++) v128.store(scr + SCRATCH_ROT + (k << 4), (k & 4) != 0 ? ROT8 : ROT16);
 }
+
+/** x rotated left by 16 or 8 in each 32-bit lane, by the mask at m (a slot of rotMasks). */
 // @inline
-function rotl8(x: v128): v128 {
-  return v128.or(i32x4.shl(x, 8), i32x4.shr_u(x, 24));
+function rotBytes(x: v128, m: usize): v128 {
+  return i8x16.relaxed_swizzle(x, v128.load(m));
 }
 
 /**
  * Four ChaCha20 blocks (counters ctr .. ctr+3, nonce words n0 n1 n2, key at `key`). If `xor`,
  * the 256 bytes at `p` are xored with them in place; otherwise the keystream is stored at `p`.
+ * `scr` is the call's scratch, with the rotation masks written (rotMasks).
  */
-function chacha4(key: usize, ctr: u32, n0: u32, n1: u32, n2: u32, p: usize, xor: bool): void {
+function chacha4(key: usize, ctr: u32, n0: u32, n1: u32, n2: u32, p: usize, xor: bool, scr: usize): void {
+  const m = scr + SCRATCH_ROT;
   // Only the sixteen state words stay live through the rounds (x64 has sixteen xmm registers);
   // the input words are loaded again for the final addition.
   let x0 = i32x4.splat(0x61707865); // "expand 32-byte k"
@@ -83,26 +94,26 @@ function chacha4(key: usize, ctr: u32, n0: u32, n1: u32, n2: u32, p: usize, xor:
   for (let i = 0; i < 10; i++) {
     // column round: QR(0,4,8,12) QR(1,5,9,13) QR(2,6,10,14) QR(3,7,11,15), interleaved
     x0 = i32x4.add(x0, x4); x1 = i32x4.add(x1, x5); x2 = i32x4.add(x2, x6); x3 = i32x4.add(x3, x7);
-    x12 = rotl16(v128.xor(x12, x0)); x13 = rotl16(v128.xor(x13, x1)); x14 = rotl16(v128.xor(x14, x2)); x15 = rotl16(v128.xor(x15, x3));
+    x12 = rotBytes(v128.xor(x12, x0), m + 0); x13 = rotBytes(v128.xor(x13, x1), m + 16); x14 = rotBytes(v128.xor(x14, x2), m + 32); x15 = rotBytes(v128.xor(x15, x3), m + 48);
     x8 = i32x4.add(x8, x12); x9 = i32x4.add(x9, x13); x10 = i32x4.add(x10, x14); x11 = i32x4.add(x11, x15);
     x4 = v128.xor(x4, x8); x5 = v128.xor(x5, x9); x6 = v128.xor(x6, x10); x7 = v128.xor(x7, x11);
     x4 = v128.or(i32x4.shl(x4, 12), i32x4.shr_u(x4, 20)); x5 = v128.or(i32x4.shl(x5, 12), i32x4.shr_u(x5, 20));
     x6 = v128.or(i32x4.shl(x6, 12), i32x4.shr_u(x6, 20)); x7 = v128.or(i32x4.shl(x7, 12), i32x4.shr_u(x7, 20));
     x0 = i32x4.add(x0, x4); x1 = i32x4.add(x1, x5); x2 = i32x4.add(x2, x6); x3 = i32x4.add(x3, x7);
-    x12 = rotl8(v128.xor(x12, x0)); x13 = rotl8(v128.xor(x13, x1)); x14 = rotl8(v128.xor(x14, x2)); x15 = rotl8(v128.xor(x15, x3));
+    x12 = rotBytes(v128.xor(x12, x0), m + 64); x13 = rotBytes(v128.xor(x13, x1), m + 80); x14 = rotBytes(v128.xor(x14, x2), m + 96); x15 = rotBytes(v128.xor(x15, x3), m + 112);
     x8 = i32x4.add(x8, x12); x9 = i32x4.add(x9, x13); x10 = i32x4.add(x10, x14); x11 = i32x4.add(x11, x15);
     x4 = v128.xor(x4, x8); x5 = v128.xor(x5, x9); x6 = v128.xor(x6, x10); x7 = v128.xor(x7, x11);
     x4 = v128.or(i32x4.shl(x4, 7), i32x4.shr_u(x4, 25)); x5 = v128.or(i32x4.shl(x5, 7), i32x4.shr_u(x5, 25));
     x6 = v128.or(i32x4.shl(x6, 7), i32x4.shr_u(x6, 25)); x7 = v128.or(i32x4.shl(x7, 7), i32x4.shr_u(x7, 25));
     // diagonal round: QR(0,5,10,15) QR(1,6,11,12) QR(2,7,8,13) QR(3,4,9,14)
     x0 = i32x4.add(x0, x5); x1 = i32x4.add(x1, x6); x2 = i32x4.add(x2, x7); x3 = i32x4.add(x3, x4);
-    x15 = rotl16(v128.xor(x15, x0)); x12 = rotl16(v128.xor(x12, x1)); x13 = rotl16(v128.xor(x13, x2)); x14 = rotl16(v128.xor(x14, x3));
+    x15 = rotBytes(v128.xor(x15, x0), m + 128); x12 = rotBytes(v128.xor(x12, x1), m + 144); x13 = rotBytes(v128.xor(x13, x2), m + 160); x14 = rotBytes(v128.xor(x14, x3), m + 176);
     x10 = i32x4.add(x10, x15); x11 = i32x4.add(x11, x12); x8 = i32x4.add(x8, x13); x9 = i32x4.add(x9, x14);
     x5 = v128.xor(x5, x10); x6 = v128.xor(x6, x11); x7 = v128.xor(x7, x8); x4 = v128.xor(x4, x9);
     x5 = v128.or(i32x4.shl(x5, 12), i32x4.shr_u(x5, 20)); x6 = v128.or(i32x4.shl(x6, 12), i32x4.shr_u(x6, 20));
     x7 = v128.or(i32x4.shl(x7, 12), i32x4.shr_u(x7, 20)); x4 = v128.or(i32x4.shl(x4, 12), i32x4.shr_u(x4, 20));
     x0 = i32x4.add(x0, x5); x1 = i32x4.add(x1, x6); x2 = i32x4.add(x2, x7); x3 = i32x4.add(x3, x4);
-    x15 = rotl8(v128.xor(x15, x0)); x12 = rotl8(v128.xor(x12, x1)); x13 = rotl8(v128.xor(x13, x2)); x14 = rotl8(v128.xor(x14, x3));
+    x15 = rotBytes(v128.xor(x15, x0), m + 192); x12 = rotBytes(v128.xor(x12, x1), m + 208); x13 = rotBytes(v128.xor(x13, x2), m + 224); x14 = rotBytes(v128.xor(x14, x3), m + 240);
     x10 = i32x4.add(x10, x15); x11 = i32x4.add(x11, x12); x8 = i32x4.add(x8, x13); x9 = i32x4.add(x9, x14);
     x5 = v128.xor(x5, x10); x6 = v128.xor(x6, x11); x7 = v128.xor(x7, x8); x4 = v128.xor(x4, x9);
     x5 = v128.or(i32x4.shl(x5, 7), i32x4.shr_u(x5, 25)); x6 = v128.or(i32x4.shl(x6, 7), i32x4.shr_u(x6, 25));
@@ -165,11 +176,11 @@ function xorBytes(p: usize, ks: usize, n: u32): void {
 function chachaXor(key: usize, ctr: u32, n0: u32, n1: u32, n2: u32, p: usize, n: u32, scr: usize): void {
   let pos: u32 = 0;
   for (; pos + 256 <= n; pos += 256) {
-    chacha4(key, ctr, n0, n1, n2, p + pos, true);
+    chacha4(key, ctr, n0, n1, n2, p + pos, true, scr);
     ctr += 4;
   }
   if (pos < n) {
-    chacha4(key, ctr, n0, n1, n2, scr + SCRATCH_TAIL, false);
+    chacha4(key, ctr, n0, n1, n2, scr + SCRATCH_TAIL, false, scr);
     xorBytes(p + pos, scr + SCRATCH_TAIL, n - pos);
   }
 }
@@ -433,7 +444,7 @@ function encryptBody(key: usize, n0: u32, n1: u32, n2: u32, p: usize, n: u32, sc
 
 /** Seals p[0..n) in place and writes the tag at p + n. Nonce words n0 ‖ lo ‖ hi (WireGuard: n0 = 0). */
 function sealOne(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): void {
-  chacha4(key, 0, n0, lo, hi, scr + SCRATCH_KS, false);
+  chacha4(key, 0, n0, lo, hi, scr + SCRATCH_KS, false, scr);
   encryptBody(key, n0, lo, hi, p, n, scr);
   aeadTag(scr, aad, aadLen, p, n);
   v128.store(p + n, v128.load(scr + SCRATCH_TAG));
@@ -441,7 +452,7 @@ function sealOne(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: u
 
 /** Opens p[0..n + 16) in place; returns n, or -1 (p untouched) if the tag does not match. */
 function openOne(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
-  chacha4(key, 0, n0, lo, hi, scr + SCRATCH_KS, false);
+  chacha4(key, 0, n0, lo, hi, scr + SCRATCH_KS, false, scr);
   aeadTag(scr, aad, aadLen, p, n);
   // constant-time comparison: or of xors, one branch on the result
   const t = scr + SCRATCH_TAG;
@@ -463,6 +474,7 @@ function inArena(off: u32, len: u32, lo: u32, hi: u32): bool {
  * -1 if the record is out of bounds. Packets and aad must lie in [arenaLo, arenaHi).
  */
 export function sealBatch(records: usize, n: u32, keys: usize, keySlots: u32, arenaLo: u32, arenaHi: u32, scr: usize): void {
+  rotMasks(scr);
   for (let i: u32 = 0; i < n; i++) {
     const r = records + <usize>i * RECORD_SIZE;
     const off = load<u32>(r, 0);
@@ -486,6 +498,7 @@ export function sealBatch(records: usize, n: u32, keys: usize, keySlots: u32, ar
  * authenticate, is shorter than a tag or is out of bounds.
  */
 export function openBatch(records: usize, n: u32, keys: usize, keySlots: u32, arenaLo: u32, arenaHi: u32, scr: usize): void {
+  rotMasks(scr);
   for (let i: u32 = 0; i < n; i++) {
     const r = records + <usize>i * RECORD_SIZE;
     const off = load<u32>(r, 0);
@@ -507,6 +520,7 @@ export function openBatch(records: usize, n: u32, keys: usize, keySlots: u32, ar
  * n0 ‖ lo ‖ hi (WireGuard: n0 = 0, then the counter). Returns n + 16.
  */
 export function seal(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
+  rotMasks(scr);
   sealOne(key, n0, lo, hi, p, n, aad, aadLen, scr);
   wipe(scr);
   return <i32>(n + TAG_SIZE);
@@ -514,6 +528,7 @@ export function seal(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aa
 
 /** One packet: p[0..n) is ciphertext ‖ tag. Returns n - 16, or -1 (p untouched). */
 export function open(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
+  rotMasks(scr);
   if (n < TAG_SIZE) return -1;
   const r = openOne(key, n0, lo, hi, p, n - TAG_SIZE, aad, aadLen, scr);
   wipe(scr);
@@ -522,6 +537,7 @@ export function open(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aa
 
 /** Raw ChaCha20 (§2.4) for known-answer tests: p[0..n) ^= keystream(key, nonce at `nonce`, ctr). */
 export function chacha20(key: usize, nonce: usize, ctr: u32, p: usize, n: u32, scr: usize): void {
+  rotMasks(scr);
   chachaXor(key, ctr, load<u32>(nonce, 0), load<u32>(nonce, 4), load<u32>(nonce, 8), p, n, scr);
   wipe(scr);
 }
