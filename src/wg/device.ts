@@ -263,7 +263,7 @@ export class Device {
     const kp = this.sendableKeypair(peer);
     if (kp !== null && peer.staged.length === 0) {
       this.sealAndSend(peer, kp, buf, off - HEADROOM, len);
-      timersDataSent(peer, this.clock.now(), this.jitter());
+      timersDataSent(peer, this.clock.now(), this.jitter);
       this.keepKeyFreshSending(peer, kp);
       return;
     }
@@ -312,7 +312,7 @@ export class Device {
     }
     for (const p of peer.staged.splice(0)) {
       this.sealAndSend(peer, kp, p.buf, 0, p.len);
-      timersDataSent(peer, this.clock.now(), this.jitter());
+      timersDataSent(peer, this.clock.now(), this.jitter);
     }
     this.keepKeyFreshSending(peer, kp);
   }

@@ -69,8 +69,9 @@ export function timersHandshakeInitiated(peer: Peer, now: number, jitterMs: numb
   peer.retransmitHandshakeAt = now + REKEY_TIMEOUT_MS + jitterMs;
 }
 
-export function timersDataSent(peer: Peer, now: number, jitterMs: number): void {
-  if (peer.newHandshakeAt === Infinity) peer.newHandshakeAt = now + KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS + jitterMs;
+/** `jitterMs` is asked only when the timer is armed (not per packet: it draws a random number). */
+export function timersDataSent(peer: Peer, now: number, jitterMs: () => number): void {
+  if (peer.newHandshakeAt === Infinity) peer.newHandshakeAt = now + KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS + jitterMs();
 }
 
 export function timersDataReceived(peer: Peer, now: number): void {
