@@ -123,11 +123,6 @@ export class TunPump {
     return new TunBatch(opts.readBatch, opts.readSlot, { headroom: cut ? opts.headroom - VNET_HDR_LEN : opts.headroom });
   }
 
-  /** Packets are waiting to be written. */
-  get pending(): boolean {
-    return this.queue.count !== 0;
-  }
-
   /** Records waiting to be written. */
   get queued(): number {
     return this.queue.count;
