@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { poly1305 as noblePoly1305 } from '@noble/ciphers/_poly1305.js';
 import { AeadBatch, MAX_PLAINTEXT, jsBackend, nodeBackend, wasmAead, wasmBackend, type AeadKey } from '../src/noise/index.ts';
 import { buildWasm } from '../scripts/build-wasm.ts';
+import { SCRATCH_SIZE } from '../src/noise/aead-batch.ts';
 import { CHACHA20POLY1305_WASM_BASE64 } from '../src/noise/wasm/chacha20poly1305.wasm.ts';
 import { handshake, makePair } from './helpers/noise.ts';
 
@@ -167,10 +168,11 @@ test('the wasm, node and js backends seal to the same bytes and open each other\
   }
 });
 
-test('seal without aad (Poly1305 stitched into ChaCha20 past 192 bytes) equals node:crypto at every length to 1500 and around each 256-byte chunk, in a batch and alone', (t) => {
+test('seal and open without aad (Poly1305 stitched into ChaCha20 past 192 bytes) equal node:crypto at every length to 1500 and around each 256-byte chunk, in a batch and alone; tampered packets stay untouched; the scratch is left zeroed', (t) => {
   // the stitched seal absorbs 12 then 16 blocks per 256-byte ChaCha20 call and leaves the last
-  // chunk, the partial block and the lengths to the 26-bit Poly1305: lengths around 192 + 256k
-  // (chunk and tail boundaries) and 16k (block boundaries) cover each hand-over
+  // chunk, the partial block and the lengths to the 26-bit Poly1305 (open: 16 per call into a
+  // keystream buffer, xored in only once the tag matches): lengths around 192 + 256k (chunk and
+  // tail boundaries) and 16k (block boundaries) cover each hand-over
   const ls = new Set<number>();
   for (let n = 0; n <= 1500; n++) ls.add(n);
   for (const k of [4, 8, 16, 31, 32, 64, 127, 128, 255]) for (let d = -17; d <= 17; d++) ls.add(192 + 256 * k + d);
@@ -205,15 +207,32 @@ test('seal without aad (Poly1305 stitched into ChaCha20 past 192 bytes) equals n
       }
       b.setRecord(i, offs[i], n + 16, slot, start + i, i % 3);
     });
+    // every fifth packet tampered (one bit of ciphertext or tag)
+    const tampered = new Map<number, Uint8Array>();
+    group.forEach((n, i) => {
+      if (i % 5 !== 2) return;
+      b.u8[offs[i] + Math.floor(Math.random() * (n + 16))] ^= 1 << (i % 8);
+      tampered.set(i, b.u8.slice(offs[i], offs[i] + n + 16));
+    });
     b.openBatch(group.length);
     group.forEach((n, i) => {
-      if (b.result(i) !== n || Buffer.compare(b.u8.subarray(offs[i], offs[i] + n), plain[i]) !== 0) {
+      const before = tampered.get(i);
+      if (before !== undefined) {
+        if (b.result(i) !== -1 || Buffer.compare(b.u8.subarray(offs[i], offs[i] + n + 16), before) !== 0) {
+          bad++;
+          t.log(`length ${n}: a tampered packet was accepted or changed`);
+        }
+      } else if (b.result(i) !== n || Buffer.compare(b.u8.subarray(offs[i], offs[i] + n), plain[i]) !== 0) {
         bad++;
         t.log(`length ${n} does not open`);
       }
     });
   }
   t.is(bad, 0);
+  // key-derived scratch (Poly1305 key, keystream, accumulators) is zero after the calls; only the
+  // rotation masks at 768..1023 remain
+  const scratch = b.u8.subarray(b.scratchAt, b.scratchAt + SCRATCH_SIZE);
+  t.true(scratch.subarray(0, 768).every((x) => x === 0) && scratch.subarray(1024).every((x) => x === 0), 'scratch zeroed');
   t.true(lens.length > 1500);
   nodeKey.zero();
   wasmKey.zero();

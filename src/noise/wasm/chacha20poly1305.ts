@@ -25,10 +25,14 @@
 //   exact, and the 20 products of a block fit in u64 sums), 20 multiplies per block instead of
 //   25. The blocks left at the end (those of the last 256 bytes, the padding and the lengths)
 //   go through the 26-bit code below after the accumulator is carried into 26-bit limbs.
-//   Open cannot stitch (it authenticates before it decrypts, see below) and keeps the two passes.
+//   Open authenticates before it decrypts (see below), so it stitches Poly1305 over the
+//   ciphertext into ChaCha20 calls that write the keystream to a 64 KiB scratch buffer instead,
+//   and xors it in (zeroing the buffer as it goes) only once the tag matches: 1420 B 1.99 →
+//   1.68 µs, 8192 B 9.7 → 7.6 µs (CPU time, with the bench's copy of the sealed batch).
 // - Poly1305 (§2.5) on five 26-bit limbs with 64-bit products (s = 5·r precomputed). Wasm has
 //   no 64×64→128 multiply, so 44-bit limbs would need four multiplies per product; 26-bit limbs
-//   are the fastest exact representation here. Runs of ≥ 4 blocks go two at a time through the
+//   leave the vector lanes headroom for lazy carries (the stitched scalar code above uses radix
+//   2^32 instead). Runs of ≥ 4 blocks go two at a time through the
 //   i64x2 lanes (lane A the even blocks, lane B the odd ones, both times r² per pair; r and r²
 //   in the last pair), with i64x2.extmul_low_i32x4_u doing two 32×32→64 products (pmuludq) per
 //   instruction: 1.1 → 1.4 GB/s here against the scalar loop (25 i64.mul per block), which
@@ -38,7 +42,8 @@
 //   The MAC input is aad ‖ pad16 ‖ ciphertext ‖ pad16 ‖ len(aad) u64le ‖ len(ct) u64le, so
 //   every Poly1305 block of the AEAD is a full block (partial ones are zero-padded).
 // - open authenticates first, compares tags in constant time, and decrypts only if they match:
-//   a rejected packet's bytes are left exactly as they came in (ciphertext and tag).
+//   a rejected packet's bytes are left exactly as they came in (ciphertext and tag), and the
+//   stitched open's keystream buffer is zeroed either way.
 //
 // Memory: this module owns no layout. The caller passes every pointer: key slots (32 bytes
 // each), records (RECORD_SIZE bytes each), the packet arena bounds and a SCRATCH_SIZE-byte
@@ -55,8 +60,12 @@ const SCRATCH_PAD: usize = 576; // 16 B: s, added at the end
 const SCRATCH_BLOCK: usize = 592; // 16 B: a zero-padded partial block
 const SCRATCH_TAG: usize = 608; // 16 B: computed tag
 const SCRATCH_R2: usize = 624; // 5 × u32: r² mod p, for the two-lane loop
-const SCRATCH_USED: i32 = 724; // key-derived bytes, zeroed by wipe()
-const SCRATCH_ROT: usize = 768; // 16 × 16 B: the byte-rotation masks (not secret), to 1024 = SCRATCH_SIZE in ../aead-batch.ts
+const SCRATCH_Q: usize = 656; // 5 × u64: the radix-2^32 accumulator of the stitched AEAD (h1 ≤ 2^32 + 1, h0 h2 h3 < 2^32, h4 ≤ 3)
+const SCRATCH_QR: usize = 696; // 7 × u32: r0..r3, s1..s3 (s = r + r/4) in radix 2^32
+const SCRATCH_USED: i32 = 724; // key-derived bytes up to here, zeroed by wipe()
+const SCRATCH_ROT: usize = 768; // 16 × 16 B: the byte-rotation masks (not secret)
+const SCRATCH_KSBUF: usize = 1024; // 65536 B: open's keystream for bytes 192.., zeroed per packet (xorWipe)
+// SCRATCH_SIZE in ../aead-batch.ts is 1024 + 65536
 
 // record (u32 words): 0 offset, 1 length, 2 key slot, 3 counter lo, 4 counter hi,
 // 5 aad offset, 6 aad length, 7 result
@@ -66,8 +75,6 @@ const MAX_PLAINTEXT: u32 = 65535;
 
 const M26: u64 = 0x3ffffff;
 const M32: u64 = 0xffffffff;
-const SCRATCH_Q: usize = 656; // 5 × u64: the radix-2^32 accumulator of the stitched seal (h1 ≤ 2^32 + 1, h0 h2 h3 < 2^32, h4 ≤ 3)
-const SCRATCH_QR: usize = 696; // 7 × u32: r0..r3, s1..s3 (s = r + r/4) in radix 2^32
 
 // ---- ChaCha20 ----
 
@@ -572,14 +579,58 @@ function sealStitched(key: usize, n0: u32, n1: u32, n2: u32, p: usize, n: u32, s
     q += nb << 4;
     xorBytes(p + pos, scr + SCRATCH_TAIL, n - pos);
   }
-  // the rest of the ciphertext, its padding and the lengths block in the 26-bit code
+  stitchedFinish(scr, p, q, n);
+}
+
+/**
+ * The end of a stitched tag (no aad): ct[q..n) (q a multiple of 16), its padding and the lengths
+ * block go through the 26-bit code after the radix-2^32 accumulator is carried into it.
+ */
+function stitchedFinish(scr: usize, ct: usize, q: u32, n: u32): void {
   q32ToLimbs(scr);
-  polyPadded(scr, p + q, n - q);
+  polyPadded(scr, ct + q, n - q);
   const b = scr + SCRATCH_BLOCK;
   store<u64>(b, 0, 0);
   store<u64>(b, <u64>n, 8);
   polyBlocks(scr, b, 1, 1 << 24);
   polyFinish(scr, scr + SCRATCH_TAG);
+}
+
+/**
+ * Open's first pass without aad, n > 192: the tag of ct[0..n) to scr + SCRATCH_TAG and the
+ * keystream for bytes [192, n) (rounded up to 256) to scr + SCRATCH_KSBUF, Poly1305 stitched into
+ * the ChaCha20 calls as in sealStitched (here all of the ciphertext is there from the start, so
+ * each call absorbs the next 16 blocks). Nothing is written to the packet. Expects the first
+ * four keystream blocks in scr + SCRATCH_KS.
+ */
+function openStitched(key: usize, n0: u32, n1: u32, n2: u32, ct: usize, n: u32, scr: usize): void {
+  polyInit(scr, scr + SCRATCH_KS);
+  q32Init(scr, scr + SCRATCH_KS);
+  const full = n >> 4;
+  let qb: u32 = 0; // blocks absorbed
+  let ks = scr + SCRATCH_KSBUF;
+  let ctr: u32 = 4;
+  for (let pos: u32 = 192; pos < n; pos += 256) {
+    let nb = full - qb;
+    nb = (nb < 16 ? nb : 16) & ~1; // chacha4 absorbs blocks in pairs
+    chacha4(key, ctr, n0, n1, n2, ks, false, scr, ct + (<usize>qb << 4), nb);
+    qb += nb;
+    ctr += 4;
+    ks += 256;
+  }
+  stitchedFinish(scr, ct, qb << 4, n);
+}
+
+/** p[0..n) ^= ks[0..n), then ks[0..m) = 0 (m ≥ n, a multiple of 16): open's second pass. */
+function xorWipe(p: usize, ks: usize, n: u32, m: u32): void {
+  const zero = i64x2.splat(0);
+  let i: u32 = 0;
+  for (; i + 16 <= n; i += 16) {
+    v128.store(p + i, v128.xor(v128.load(p + i), v128.load(ks + i)));
+    v128.store(ks + i, zero);
+  }
+  for (let j = i; j < n; j++) store<u8>(p + j, load<u8>(p + j) ^ load<u8>(ks + j));
+  for (; i < m; i += 16) v128.store(ks + i, zero);
 }
 
 /** Encrypts p[0..n) with blocks 1.. (blocks 1..3 already in scratch from the first call). */
@@ -605,12 +656,24 @@ function sealOne(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: u
 /** Opens p[0..n + 16) in place; returns n, or -1 (p untouched) if the tag does not match. */
 function openOne(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
   chacha4(key, 0, n0, lo, hi, scr + SCRATCH_KS, false, scr, 0, 0);
-  aeadTag(scr, aad, aadLen, p, n);
+  const stitched = aadLen == 0 && n > 192;
+  if (stitched) openStitched(key, n0, lo, hi, p, n, scr);
+  else aeadTag(scr, aad, aadLen, p, n);
   // constant-time comparison: or of xors, one branch on the result
   const t = scr + SCRATCH_TAG;
   const diff = (load<u64>(t, 0) ^ load<u64>(p + n, 0)) | (load<u64>(t, 8) ^ load<u64>(p + n, 8));
-  if (diff != 0) return -1;
-  encryptBody(key, n0, lo, hi, p, n, scr);
+  // the keystream buffer written: one 256-byte chunk per ChaCha20 call past the first
+  const ksUsed: u32 = stitched ? (n - 192 + 255) & ~255 : 0;
+  if (diff != 0) {
+    if (stitched) xorWipe(p, scr + SCRATCH_KSBUF, 0, ksUsed);
+    return -1;
+  }
+  if (stitched) {
+    xorBytes(p, scr + SCRATCH_KS + 64, 192);
+    xorWipe(p + 192, scr + SCRATCH_KSBUF, n - 192, ksUsed);
+  } else {
+    encryptBody(key, n0, lo, hi, p, n, scr);
+  }
   return <i32>n;
 }
 
