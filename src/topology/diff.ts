@@ -8,7 +8,7 @@
 import { addressEquals } from '../ipv6/index.ts';
 import { formatEndpoint, formatId32 } from './model.ts';
 import type { App, Host, Machine, Org, Peer } from './model.ts';
-import type { Topology } from './topology.ts';
+import type { EntityEdit, Swap, Topology } from './topology.ts';
 
 export interface Change<T> {
   readonly before: T;
@@ -106,39 +106,51 @@ function machineDiff(before: readonly Machine[], after: readonly Machine[]): Mac
 }
 
 const NO_CHANGE: EntityDiff<never> = Object.freeze({ added: [], removed: [], updated: [] });
+const NO_MACHINES: MachineDiff = Object.freeze({ ...NO_CHANGE, started: [], stopped: [], moved: [] });
 
 function machinesEmpty(m: MachineDiff): boolean {
   return [m.added, m.removed, m.updated, m.started, m.stopped, m.moved].every((p) => p.length === 0);
 }
 
+const strip = <T>(e: { added: T[]; removed: T[]; updated: Change<T>[] }): EntityDiff<T> => ({
+  added: e.added, removed: e.removed, updated: e.updated,
+});
+
+function assemble(machines: MachineDiff, hosts: EntityDiff<Host>, peers: EntityDiff<Peer>, orgs: EntityDiff<Org>, apps: EntityDiff<App>): TopologyDiff {
+  const parts: (readonly unknown[])[] = [];
+  for (const e of [hosts, peers, orgs, apps]) parts.push(e.added, e.removed, e.updated);
+  return { machines, hosts, peers, orgs, apps, empty: machinesEmpty(machines) && parts.every((p) => p.length === 0) };
+}
+
 /**
- * The diff of an edit of machines only: `before` the old versions of the machines it touched
- * (those that existed), `after` their new versions (those that exist now). Costs the edit.
+ * The diff of an edit (patch.ts): per section, `before` the old versions of the entities it
+ * touched (those that existed), `after` their new versions (those that exist now). Costs the edit.
  */
+export function diffEdit(e: EntityEdit): TopologyDiff {
+  const part = <T>(s: Swap<T> | undefined, key: (t: T) => string | number, same: (a: T, b: T) => boolean): EntityDiff<T> =>
+    s === undefined ? NO_CHANGE : strip(entities(s.before, s.after, key, same));
+  return assemble(
+    e.machines ? machineDiff(e.machines.before, e.machines.after) : NO_MACHINES,
+    part(e.hosts, (x) => x.id, sameHost),
+    part(e.peers, (x) => `${x.org}/${x.name}`, samePeer),
+    part(e.orgs, (x) => x.name, sameOrg),
+    part(e.apps, (x) => x.name, sameApp),
+  );
+}
+
+/** The diff of an edit of machines only (diffEdit). */
 export function diffMachines(before: readonly Machine[], after: readonly Machine[]): TopologyDiff {
-  const machines = machineDiff(before, after);
-  return { machines, hosts: NO_CHANGE, peers: NO_CHANGE, orgs: NO_CHANGE, apps: NO_CHANGE, empty: machinesEmpty(machines) };
+  return diffEdit({ machines: { before, after } });
 }
 
 export function diffTopology(before: Topology, after: Topology): TopologyDiff {
-  const machines = machineDiff(before.machines, after.machines);
-  const hosts = entities(before.hosts, after.hosts, (x) => x.id, sameHost);
-  const peers = entities(before.peers, after.peers, (x) => `${x.org}/${x.name}`, samePeer);
-  const orgs = entities(before.orgs, after.orgs, (x) => x.name, sameOrg);
-  const apps = entities(before.apps, after.apps, (x) => x.name, sameApp);
-  const parts: (readonly unknown[])[] = [];
-  for (const e of [hosts, peers, orgs, apps]) parts.push(e.added, e.removed, e.updated);
-  const strip = <T>(e: { added: T[]; removed: T[]; updated: Change<T>[] }): EntityDiff<T> => ({
-    added: e.added, removed: e.removed, updated: e.updated,
-  });
-  return {
-    machines,
-    hosts: strip(hosts),
-    peers: strip(peers),
-    orgs: strip(orgs),
-    apps: strip(apps),
-    empty: machinesEmpty(machines) && parts.every((p) => p.length === 0),
-  };
+  return assemble(
+    machineDiff(before.machines, after.machines),
+    strip(entities(before.hosts, after.hosts, (x) => x.id, sameHost)),
+    strip(entities(before.peers, after.peers, (x) => `${x.org}/${x.name}`, samePeer)),
+    strip(entities(before.orgs, after.orgs, (x) => x.name, sameOrg)),
+    strip(entities(before.apps, after.apps, (x) => x.name, sameApp)),
+  );
 }
 
 /** One line per change, for logs: `machine 1781e6f1c23a89 moved fdaa:…:2 → fdaa:…:2`. */

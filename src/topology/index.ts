@@ -4,7 +4,7 @@
 //   validate     document → model, every problem named by file, entry and field
 //   topology     the Topology indexes (by org, app, id, host, address, /120) and the DNS view
 //   diff         what changed between two topologies
-//   patch        an edit of machines applied in place, at the cost of the edit
+//   patch        an edit applied in place, at the cost of the edit (patch-context: its indexes)
 //   edit         document edits: stop, start, remove, migrate a machine
 //   stores       the document, its parsing, the store interface (read, validated update, watch)
 //   alloc        operator edits with allocated ids (org networks, host ids, instances, peer /120s)
@@ -46,10 +46,10 @@ export type {
 export { TOPOLOGY_VERSION, TopologyError, validateTopology } from './validate.ts';
 export type { Problem } from './validate.ts';
 export { Topology, dnsView, topologyDigest } from './topology.ts';
-export type { MovedMachine } from './topology.ts';
-export { diffMachines, diffTopology, describeDiff } from './diff.ts';
-export { patchMachines } from './patch.ts';
-export type { MachineChange } from './patch.ts';
+export type { EntityEdit, MovedMachine, Swap } from './topology.ts';
+export { diffEdit, diffMachines, diffTopology, describeDiff } from './diff.ts';
+export { patchMachines, patchTopology } from './patch.ts';
+export type { EntryChange, MachineChange, PatchResult } from './patch.ts';
 export type { Change, EntityDiff, MachineDiff, TopologyDiff } from './diff.ts';
 export {
   DEFAULT_TOPOLOGY_FILE, TOPOLOGY_POLL_INTERVAL_MS, SECTIONS, DEFAULT_ETCD_PREFIX,

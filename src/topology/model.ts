@@ -117,6 +117,8 @@ export interface PreviousAddress {
   readonly text: string;
   /** The host the machine was on (the address's host field); it may be gone since. */
   readonly host: number;
+  /** That host's name, when the entry names it by name (not by id): it must stay in the topology. */
+  readonly hostName?: string;
 }
 
 export interface Machine {

@@ -1,16 +1,16 @@
 import { createHash } from 'node:crypto';
 // A validated topology with the indexes the router and the DNS server ask for. Built whole from a
-// document (a file edit, a store load), or changed in place by an edit of machines only
-// (patch.ts: the cost of the edit, not of the topology; the same object, its indexes updated in
-// one task, so the packet path never sees half an edit).
+// document (a file edit, a store load), or changed in place by an edit (patch.ts: the cost of the
+// edit, not of the topology; the same object, its indexes updated in one task, so the packet path
+// never sees half an edit).
 //
 // The address lookups (machineAt, movedFrom, peerAt, orgOfAddress) take (buf, off) and allocate
 // nothing, so the packet path can call them: a /112 is found by host id then instance id
 // (instance ids are unique on a host), and the network field is compared last.
 
 import type { DnsAsker, DnsMachine, DnsPeer, DnsService, DnsView } from '../dns/view.ts';
-import { getFree, getHost, getInstance, getNetwork, isSixpn } from '../ipv6/index.ts';
-import { SERVICE_HOST } from './model.ts';
+import { formatAddress, getFree, getHost, getInstance, getNetwork, isSixpn } from '../ipv6/index.ts';
+import { SERVICE_HOST, formatEndpoint } from './model.ts';
 import type { App, Host, Machine, Org, Peer, PreviousAddress, Service, TopologyData } from './model.ts';
 
 /** A machine found by one of its previous addresses, and which one. */
@@ -41,25 +41,42 @@ function slot<V>(m: Map<number, Map<number, V>>, host: number, key: number, v: V
   inner.set(key, v);
 }
 
+/** What an edit changes, section by section: the objects that leave and the ones that join (patch.ts). */
+export interface EntityEdit {
+  readonly orgs?: Swap<Org>;
+  readonly hosts?: Swap<Host>;
+  readonly apps?: Swap<App>;
+  readonly machines?: Swap<Machine>;
+  readonly peers?: Swap<Peer>;
+}
+export interface Swap<T> {
+  readonly before: readonly T[];
+  readonly after: readonly T[];
+}
+
+const peerKey = (p: Peer) => `${p.org}/${p.name}`;
+const peerSlotKey = (p: Peer) => getInstance(p.prefix, 0) * 256 + p.prefix[14];
+
 export class Topology implements TopologyData {
-  readonly orgs: readonly Org[];
-  readonly apps: readonly App[];
-  readonly hosts: readonly Host[];
-  readonly peers: readonly Peer[];
-  /** Every app's service addresses. */
-  readonly services: readonly Service[];
   /** Where it was loaded from (a file path, a store and revision), for messages. */
   source: string;
-  private readonly machineList: Machine[];
 
+  // The entities by identity: the truth. The arrays (`orgs`, `machines`, …) are built from them
+  // when asked for after an edit (in insertion order: a replaced entity keeps its place, a new one
+  // comes last, as in the store's document), so an edit never copies a section.
   private readonly orgByName = new Map<string, Org>();
-  private readonly orgByNet = new Map<number, Org>();
   private readonly appByName = new Map<string, App>();
-  private readonly appsByOrg = new Map<string, App[]>();
   private readonly hostById = new Map<number, Host>();
+  private readonly machineById = new Map<string, Machine>();
+  private readonly peerByName = new Map<string, Peer>(); // `${org}/${name}`
+  private lists: { orgs?: readonly Org[]; apps?: readonly App[]; hosts?: readonly Host[]; machines?: readonly Machine[]; peers?: readonly Peer[]; services?: readonly Service[] } = {};
+
+  private readonly orgByNet = new Map<number, Org>();
+  private readonly appsByOrg = new Map<string, App[]>();
   private readonly hostByName_ = new Map<string, Host>();
   private readonly hostByKey_ = new Map<string, Host>();
-  private readonly machineById = new Map<string, Machine>();
+  private readonly hostByEndpoint_ = new Map<string, Host>(); // formatEndpoint
+  private readonly egressOwner_ = new Map<string, Host | App>(); // egress address text → its host or app
   private readonly machinesByApp = new Map<string, Machine[]>();
   private readonly machinesByOrg = new Map<string, Machine[]>();
   private readonly machinesByHost = new Map<number, Machine[]>();
@@ -67,48 +84,135 @@ export class Topology implements TopologyData {
   private readonly moved = new Map<number, Map<number, MovedMachine[]>>(); // old host → old instance
   private readonly peersByOrg = new Map<string, Peer[]>();
   private readonly peersByGateway = new Map<number, Peer[]>();
-  private readonly peerByName = new Map<string, Peer>(); // `${org}/${name}`
+  private readonly peerByKey_ = new Map<string, Peer>(); // public key base64
   private readonly peerSlots = new Map<number, Map<number, Peer[]>>(); // host → instance·256+block
   private readonly serviceSlots = new Map<number, Map<number, Service>>(); // network → N
   private readonly servicesByClient = new Map<string, Service[]>();
 
   constructor(data: TopologyData, source = '(memory)') {
-    this.orgs = Object.freeze(data.orgs.slice());
-    this.apps = Object.freeze(data.apps.slice());
-    this.hosts = Object.freeze(data.hosts.slice());
-    this.machineList = data.machines.slice();
-    this.peers = Object.freeze(data.peers.slice());
     this.source = source;
-    for (const o of this.orgs) {
-      this.orgByName.set(o.name, o);
-      this.orgByNet.set(o.network, o);
+    for (const o of data.orgs) this.addOrg(o);
+    for (const a of data.apps) this.addApp(a);
+    for (const h of data.hosts) this.addHost(h);
+    for (const m of data.machines) this.index(m);
+    for (const p of data.peers) this.addPeer(p);
+  }
+
+  get orgs(): readonly Org[] {
+    return (this.lists.orgs ??= Object.freeze([...this.orgByName.values()]));
+  }
+  get apps(): readonly App[] {
+    return (this.lists.apps ??= Object.freeze([...this.appByName.values()]));
+  }
+  get hosts(): readonly Host[] {
+    return (this.lists.hosts ??= Object.freeze([...this.hostById.values()]));
+  }
+  get machines(): readonly Machine[] {
+    return (this.lists.machines ??= Object.freeze([...this.machineById.values()]));
+  }
+  get peers(): readonly Peer[] {
+    return (this.lists.peers ??= Object.freeze([...this.peerByName.values()]));
+  }
+  /** Every app's service addresses. */
+  get services(): readonly Service[] {
+    return (this.lists.services ??= Object.freeze(this.apps.flatMap((a) => a.services)));
+  }
+
+  private addOrg(o: Org): void {
+    this.orgByName.set(o.name, o);
+    this.orgByNet.set(o.network, o);
+  }
+  private dropOrg(o: Org, keep: boolean): void {
+    if (!keep) this.orgByName.delete(o.name);
+    if (this.orgByNet.get(o.network) === o) this.orgByNet.delete(o.network);
+  }
+
+  private addApp(a: App): void {
+    this.appByName.set(a.name, a);
+    push(this.appsByOrg, a.org, a);
+    for (const sv of a.services) {
+      slot(this.serviceSlots, sv.network, getFree(sv.address, 0), sv);
+      push(this.servicesByClient, sv.clientOrg, sv);
     }
-    const services: Service[] = [];
-    for (const a of this.apps) {
-      this.appByName.set(a.name, a);
-      push(this.appsByOrg, a.org, a);
-      for (const sv of a.services ?? NONE) {
-        services.push(sv);
-        slot(this.serviceSlots, sv.network, getFree(sv.address, 0), sv);
-        push(this.servicesByClient, sv.clientOrg, sv);
-      }
+    for (const e of a.egress) this.egressOwner_.set(e.text, a);
+  }
+  private dropApp(a: App, keep: boolean): void {
+    if (!keep) this.appByName.delete(a.name);
+    pull(this.appsByOrg, a.org, a);
+    for (const sv of a.services) {
+      const inner = this.serviceSlots.get(sv.network);
+      if (inner?.get(getFree(sv.address, 0)) === sv) inner.delete(getFree(sv.address, 0));
+      if (inner?.size === 0) this.serviceSlots.delete(sv.network);
+      pull(this.servicesByClient, sv.clientOrg, sv);
     }
-    this.services = Object.freeze(services);
-    for (const h of this.hosts) {
-      this.hostById.set(h.id, h);
-      this.hostByName_.set(h.name, h);
-      this.hostByKey_.set(h.publicKeyBase64, h);
-    }
-    for (const m of this.machineList) this.index(m);
-    for (const p of this.peers) {
-      push(this.peersByOrg, p.org, p);
-      push(this.peersByGateway, p.gateway, p);
-      this.peerByName.set(`${p.org}/${p.name}`, p);
-      const key = getInstance(p.prefix, 0) * 256 + p.prefix[14];
-      const list = this.peerSlots.get(p.gateway)?.get(key);
-      if (list) list.push(p);
-      else slot(this.peerSlots, p.gateway, key, [p]);
-    }
+    for (const e of a.egress) if (this.egressOwner_.get(e.text) === a) this.egressOwner_.delete(e.text);
+  }
+
+  private addHost(h: Host): void {
+    this.hostById.set(h.id, h);
+    this.hostByName_.set(h.name, h);
+    this.hostByKey_.set(h.publicKeyBase64, h);
+    this.hostByEndpoint_.set(formatEndpoint(h.endpoint), h);
+    if (h.egress) this.egressOwner_.set(formatAddress(h.egress, 0), h);
+  }
+  private dropHost(h: Host, keep: boolean): void {
+    if (!keep) this.hostById.delete(h.id);
+    const drop = <K>(m: Map<K, Host | App>, k: K) => {
+      if (m.get(k) === h) m.delete(k);
+    };
+    drop(this.hostByName_, h.name);
+    drop(this.hostByKey_, h.publicKeyBase64);
+    drop(this.hostByEndpoint_, formatEndpoint(h.endpoint));
+    if (h.egress) drop(this.egressOwner_, formatAddress(h.egress, 0));
+  }
+
+  private addPeer(p: Peer): void {
+    this.peerByName.set(peerKey(p), p);
+    push(this.peersByOrg, p.org, p);
+    push(this.peersByGateway, p.gateway, p);
+    this.peerByKey_.set(p.publicKeyBase64, p);
+    const list = this.peerSlots.get(p.gateway)?.get(peerSlotKey(p));
+    if (list) list.push(p);
+    else slot(this.peerSlots, p.gateway, peerSlotKey(p), [p]);
+  }
+  private dropPeer(p: Peer, keep: boolean): void {
+    if (!keep) this.peerByName.delete(peerKey(p));
+    pull(this.peersByOrg, p.org, p);
+    pull(this.peersByGateway, p.gateway, p);
+    if (this.peerByKey_.get(p.publicKeyBase64) === p) this.peerByKey_.delete(p.publicKeyBase64);
+    const inner = this.peerSlots.get(p.gateway);
+    const list = inner?.get(peerSlotKey(p));
+    if (list === undefined) return;
+    const rest = list.filter((x) => x !== p);
+    if (rest.length > 0) inner!.set(peerSlotKey(p), rest);
+    else inner!.delete(peerSlotKey(p));
+    if (inner!.size === 0) this.peerSlots.delete(p.gateway);
+  }
+
+  /**
+   * Applies a validated edit in place (patch.ts has checked the result as a whole load would):
+   * each `before` leaves every index, each `after` joins them; an entity replaced by one of the
+   * same identity keeps its place. Costs the entities changed, in one task.
+   */
+  applyEdit(e: EntityEdit): void {
+    const swap = <T, K>(s: Swap<T> | undefined, key: (t: T) => K, drop: (t: T, keep: boolean) => void, add: (t: T) => void): void => {
+      if (s === undefined) return;
+      const staying = new Set(s.after.map(key));
+      for (const t of s.before) drop(t, staying.has(key(t)));
+      for (const t of s.after) add(t);
+    };
+    swap(e.orgs, (o) => o.name, (o, k) => this.dropOrg(o, k), (o) => this.addOrg(o));
+    swap(e.hosts, (h) => h.id, (h, k) => this.dropHost(h, k), (h) => this.addHost(h));
+    swap(e.apps, (a) => a.name, (a, k) => this.dropApp(a, k), (a) => this.addApp(a));
+    swap(e.machines, (m) => m.id, (m, k) => this.unindex(m, k), (m) => this.index(m));
+    swap(e.peers, peerKey, (p, k) => this.dropPeer(p, k), (p) => this.addPeer(p));
+    const l = { ...this.lists };
+    if (e.orgs) delete l.orgs;
+    if (e.hosts) delete l.hosts;
+    if (e.apps) delete l.apps, delete l.services;
+    if (e.machines) delete l.machines;
+    if (e.peers) delete l.peers;
+    this.lists = l;
   }
 
   // ---- Orgs and apps ----
@@ -142,12 +246,16 @@ export class Topology implements TopologyData {
   hostByKey(publicKeyBase64: string): Host | undefined {
     return this.hostByKey_.get(publicKeyBase64);
   }
+  /** By endpoint, as formatEndpoint writes it. */
+  hostByEndpoint(endpoint: string): Host | undefined {
+    return this.hostByEndpoint_.get(endpoint);
+  }
+  /** The host or app whose egress address this is (its RFC 5952 text). */
+  egressOwner(text: string): Host | App | undefined {
+    return this.egressOwner_.get(text);
+  }
 
   // ---- Machines ----
-
-  get machines(): readonly Machine[] {
-    return this.machineList;
-  }
 
   private index(m: Machine): void {
     this.machineById.set(m.id, m);
@@ -163,8 +271,8 @@ export class Topology implements TopologyData {
     }
   }
 
-  private unindex(m: Machine): void {
-    if (this.machineById.get(m.id) === m) this.machineById.delete(m.id);
+  private unindex(m: Machine, keep = false): void {
+    if (!keep && this.machineById.get(m.id) === m) this.machineById.delete(m.id);
     pull(this.machinesByApp, m.app, m);
     pull(this.machinesByOrg, m.org, m);
     pull(this.machinesByHost, m.host, m);
@@ -180,36 +288,18 @@ export class Topology implements TopologyData {
     }
   }
 
-  /**
-   * Replaces machines in place (patch.ts, which has validated the result): each `before` leaves
-   * every index, each `after` joins them; a machine replaced by one of the same id keeps its
-   * place in `machines`. Costs the machines changed (and the length of `machines` to find them).
-   */
+  /** Replaces machines in place (patch.ts, which has validated the result): applyEdit of machines only. */
   replaceMachines(before: readonly Machine[], after: readonly Machine[]): void {
-    const place = new Map<string, number>();
-    for (const m of before) {
-      this.unindex(m);
-      const i = this.machineList.indexOf(m);
-      if (i >= 0) place.set(m.id, i);
-    }
-    const appended: Machine[] = [];
-    for (const m of after) {
-      const i = place.get(m.id);
-      if (i === undefined) appended.push(m);
-      else {
-        this.machineList[i] = m;
-        place.delete(m.id);
-      }
-      this.index(m);
-    }
-    // removed machines: their places go, highest first
-    for (const i of [...place.values()].sort((a, b) => b - a)) this.machineList.splice(i, 1);
-    this.machineList.push(...appended);
+    this.applyEdit({ machines: { before, after } });
   }
 
   /** The machine whose current /112 is (host, instance), in any org (an instance is unique on its host). */
   machineOn(hostId: number, instance: number): Machine | undefined {
     return this.current.get(hostId >>> 0)?.get(instance >>> 0);
+  }
+  /** Every machine with a previous /112 on this host, with that address. */
+  *movedOffHost(hostId: number): Iterable<MovedMachine> {
+    for (const list of this.moved.get(hostId >>> 0)?.values() ?? NONE) yield* list;
   }
   /** The machines one of whose previous /112s is (host, instance). */
   movedOn(hostId: number, instance: number): readonly MovedMachine[] {
@@ -260,6 +350,10 @@ export class Topology implements TopologyData {
 
   peer(org: string, name: string): Peer | undefined {
     return this.peerByName.get(`${org}/${name}`);
+  }
+  /** By public key, wg(8) base64. */
+  peerByKey(publicKeyBase64: string): Peer | undefined {
+    return this.peerByKey_.get(publicKeyBase64);
   }
   peersOfOrg(org: string): readonly Peer[] {
     return this.peersByOrg.get(org) ?? NONE;

@@ -1,8 +1,7 @@
 // Validation of machine entries (for validate.ts, on its Validator): fields, references to the
 // app, org and host, the region (the host's), the instance (unique on the host), metadata and
-// previous addresses. validateMachineEntries checks entries on their own against a topology's
-// orgs, apps and hosts — the incremental path of an edit (patch.ts), which checks what involves
-// other machines and peers against the topology's indexes.
+// previous addresses. The incremental path of an edit (patch.ts) runs the same functions on the
+// edited entries, with a Validator whose indexes also answer from the running topology.
 
 import {
   IPV6_ADDR_LEN,
@@ -26,9 +25,9 @@ import {
   formatId32,
   parseId32,
 } from './model.ts';
-import type { App, Host, Machine, MachineState, Org, PreviousAddress } from './model.ts';
+import type { Host, Machine, MachineState, Org, PreviousAddress } from './model.ts';
 import { sectionKeys, topologySection } from './fields.ts';
-import { Validator, isObj, keysOf, show, type Obj, type Problem } from './validate.ts';
+import { Validator, isObj, keysOf, show, type Obj } from './validate.ts';
 
 const [MACHINE_KEYS, MACHINE_REQUIRED] = keysOf('machines');
 const PREVIOUS_KEYS = sectionKeys(topologySection('machines[].previous'));
@@ -135,7 +134,9 @@ function previousOf(v: Validator, entry: string, list: unknown, org: Org, host: 
       if (hid !== getHost(a, 0)) return fail(`${text} was not on host ${show(o.host)} (${formatId32(hid)}); its host field is ${formatId32(getHost(a, 0))}`);
     }
     if (out.some((x) => x.text === text)) return fail(`${text} is listed twice`);
-    out.push(Object.freeze({ address: a, text, host: getHost(a, 0) }));
+    // Named by host name: that host's removal makes it unknown (patch.ts checks it).
+    const named = typeof o.host === 'string' && h != null && h.name === o.host;
+    out.push(Object.freeze({ address: a, text, host: getHost(a, 0), ...(named ? { hostName: o.host as string } : {}) }));
   });
   return ok ? Object.freeze(out) as PreviousAddress[] : undefined;
 }
@@ -149,30 +150,4 @@ export function previousSlots(v: Validator, m: Machine): void {
     if (other) v.add(entry, `previous[${j}]: ${p.text} is ${other.startsWith('machine') ? 'the current address of ' : ''}${other}`);
     else v.slots.set(slot, `a previous address of machine "${m.id}"`);
   });
-}
-
-/** What validateMachineEntries checks against: the validated orgs, apps and hosts of a topology. */
-export interface MachineContext {
-  readonly orgs: readonly Org[];
-  readonly apps: readonly App[];
-  readonly hosts: readonly Host[];
-}
-
-/**
- * Validates machine entries on their own, as the whole-document validation would, against the
- * given orgs, apps and hosts; uniqueness among the entries themselves is checked, against other
- * machines and peers not (the caller's). `machines` is set only when there are no problems.
- */
-export function validateMachineEntries(entries: readonly unknown[], ctx: MachineContext, file: string): { machines?: Machine[]; problems: Problem[] } {
-  const v = new Validator(file);
-  for (const o of ctx.orgs) v.orgs.set(o.name, o);
-  for (const a of ctx.apps) v.apps.set(a.name, a);
-  for (const h of ctx.hosts) {
-    v.hostsByName.set(h.name, h);
-    v.hostsById.set(h.id, h);
-  }
-  const out: Machine[] = [];
-  entries.forEach((e, i) => validateMachine(v, e, i, out));
-  for (const m of out) previousSlots(v, m);
-  return v.problems.length === 0 ? { machines: out, problems: [] } : { problems: v.problems };
 }

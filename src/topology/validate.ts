@@ -94,31 +94,69 @@ export function validateTopology(doc: unknown, file: string): { data?: TopologyD
   return v.problems.length === 0 ? { data, problems: [] } : { problems: v.problems };
 }
 
+/**
+ * The indexes a validation run checks references and uniqueness against. A whole run fills them
+ * as it goes; an incremental one (patch-context.ts) gives maps that also answer from the running
+ * topology, for every entity the edit leaves alone.
+ */
+export interface ValidatorIndexes {
+  // name → entity, or null when declared by an entry that has a problem of its own
+  readonly orgs: Map<string, Org | null>;
+  readonly orgNetworks: Map<number, Org>; // of the orgs accepted
+  readonly apps: Map<string, App | null>;
+  readonly hostsByName: Map<string, Host | null>;
+  readonly hostsById: Map<number, Host>;
+  readonly keys: Map<string, string>; // public key → owner ("host "ams1"")
+  // "network:host:instance" of every /112 in use → its owner, for collisions
+  readonly slots: Map<string, string>;
+  readonly onHost: Map<string, string>; // "host:instance" → owner
+  readonly serviceAddresses: Map<string, string>;
+  readonly egressAddresses: Map<string, string>; // hosts' and apps'
+  // of the entities accepted so far, for the uniqueness rules (no scan of what came before)
+  readonly endpoints: Map<string, Host>; // formatEndpoint → host
+  readonly hostEgress: Map<string, Host>; // egress address text → host
+  readonly peerNames: Set<string>; // "org/name"
+  readonly peerPrefixes: Map<string, Peer>; // prefix text → peer
+}
+
 /** The state of one validation run (validate-machines.ts works on it too). */
-export class Validator {
+export class Validator implements ValidatorIndexes {
   readonly file: string;
   readonly problems: Problem[] = [];
-  // name → entity, or null when declared by an entry that has a problem of its own
-  readonly orgs = new Map<string, Org | null>();
-  readonly apps = new Map<string, App | null>();
-  readonly hostsByName = new Map<string, Host | null>();
-  readonly hostsById = new Map<number, Host>();
+  readonly orgs: Map<string, Org | null>;
+  readonly orgNetworks: Map<number, Org>;
+  readonly apps: Map<string, App | null>;
+  readonly hostsByName: Map<string, Host | null>;
+  readonly hostsById: Map<number, Host>;
   readonly machineIds = new Set<string>();
-  readonly keys = new Map<string, string>(); // public key → owner ("host "ams1"")
-  // "network:host:instance" of every /112 in use → its owner, for collisions
-  readonly slots = new Map<string, string>();
-  readonly onHost = new Map<string, string>(); // "host:instance" → owner
+  readonly keys: Map<string, string>;
+  readonly slots: Map<string, string>;
+  readonly onHost: Map<string, string>;
   readonly entries = new Map<Machine, string>(); // machine → its entry label
-  readonly serviceAddresses = new Map<string, string>();
-  readonly egressAddresses = new Map<string, string>(); // hosts' and apps'
-  // of the entities accepted so far, for the uniqueness rules (no scan of what came before)
-  readonly endpoints = new Map<string, Host>(); // formatEndpoint → host
-  readonly hostEgress = new Map<string, Host>(); // egress address text → host
-  readonly peerNames = new Set<string>(); // "org/name"
-  readonly peerPrefixes = new Map<string, Peer>(); // prefix text → peer
+  readonly serviceAddresses: Map<string, string>;
+  readonly egressAddresses: Map<string, string>;
+  readonly endpoints: Map<string, Host>;
+  readonly hostEgress: Map<string, Host>;
+  readonly peerNames: Set<string>;
+  readonly peerPrefixes: Map<string, Peer>;
   readonly badEntries = new Set<string>(); // entries with a problem
-  constructor(file: string) {
+  private brokenOrgs = false; // an org entry was refused
+  constructor(file: string, indexes: Partial<ValidatorIndexes> = {}) {
     this.file = file;
+    this.orgs = indexes.orgs ?? new Map();
+    this.orgNetworks = indexes.orgNetworks ?? new Map();
+    this.apps = indexes.apps ?? new Map();
+    this.hostsByName = indexes.hostsByName ?? new Map();
+    this.hostsById = indexes.hostsById ?? new Map();
+    this.keys = indexes.keys ?? new Map();
+    this.slots = indexes.slots ?? new Map();
+    this.onHost = indexes.onHost ?? new Map();
+    this.serviceAddresses = indexes.serviceAddresses ?? new Map();
+    this.egressAddresses = indexes.egressAddresses ?? new Map();
+    this.endpoints = indexes.endpoints ?? new Map();
+    this.hostEgress = indexes.hostEgress ?? new Map();
+    this.peerNames = indexes.peerNames ?? new Set();
+    this.peerPrefixes = indexes.peerPrefixes ?? new Map();
   }
 
   add(entry: string, message: string): void {
@@ -222,7 +260,7 @@ export class Validator {
       network = undefined;
     }
     if (network !== undefined) {
-      const other = out.find((x) => x.network === network);
+      const other = this.orgNetworks.get(network);
       if (other) this.add(entry, `network: ${formatId32(network)} is already the network of org "${other.name}"`);
       if (other) network = undefined;
     }
@@ -233,7 +271,11 @@ export class Validator {
     const ok = name !== undefined && network !== undefined && this.entryOk(entry);
     const org: Org | null = ok ? Object.freeze({ name, network: network! }) : null;
     if (typeof o.name === 'string') this.orgs.set(o.name, org);
-    if (org) out.push(org);
+    if (typeof o.name === 'string' && !org) this.brokenOrgs = true;
+    if (org) {
+      this.orgNetworks.set(org.network, org);
+      out.push(org);
+    }
   }
 
   // Whether no problem names this entry yet (entries with problems are left out).
@@ -309,8 +351,8 @@ export class Validator {
     const org = this.ref(entry, 'org', o.org, this.orgs);
     const ctx: ServiceContext = {
       add: (msg) => this.add(entry, msg),
-      orgByNetwork: (n) => [...this.orgs.values()].find((x) => x?.network === n) ?? undefined,
-      brokenOrgs: [...this.orgs.values()].includes(null),
+      orgByNetwork: (n) => this.orgNetworks.get(n),
+      brokenOrgs: this.brokenOrgs,
       serviceAddresses: this.serviceAddresses,
       egressAddresses: this.egressAddresses,
     };
