@@ -5,7 +5,7 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { EditError, TopologyError, addHost, createApp, createMachine, createOrg, parseStoreSpec, replaceDocument, asDocument, setMachineStateIn, topologyDigest, topologyFromDocument } from '../src/topology/index.ts';
+import { EditError, TopologyError, addHost, createApp, createMachine, createOrg, createPeer, parseStoreSpec, replaceDocument, asDocument, setMachineStateIn, topologyDigest, topologyFromDocument } from '../src/topology/index.ts';
 import { openStore } from '../src/store/index.ts';
 import type { StoreStatus, Topology, TopologyDiff, TopologyStore, WatchedSource } from '../src/topology/index.ts';
 import type { EtcdStore } from '../src/store/etcd.ts';
@@ -98,11 +98,26 @@ maybe('a watching host applies each edit incrementally, from the revision it loa
   await until('the stop', () => seen.changes.length === 2);
   t.deepEqual(seen.changes[1].machines.stopped.map((x) => x.id), [m.id as string]);
   t.false(before.machine(m.id as string)!.started);
-  // anything but machines builds the topology again from the entries
+  // other sections too, in place (patch.ts)
   await writer.update('org create', (doc) => createOrg(doc, 'umbrella'));
   await until('the org', () => seen.changes.length === 3);
   t.deepEqual(seen.changes[2].orgs.added.map((o) => o.name), ['umbrella']);
+  t.is(seen.source.current, before);
+  t.is(before.org('umbrella')?.name, 'umbrella');
+  await writer.update('app create', (doc) => createApp(doc, 'uapp', 'umbrella'));
+  await writer.update('machine create', (doc) => createMachine(doc, { app: 'uapp', region: 'ord' }));
+  await writer.update('peer create', (doc) => createPeer(doc, { org: 'acme', region: 'ord', name: 'p1', publicKey: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=' }));
+  await until('the peer', () => seen.changes.length === 6);
+  t.deepEqual(seen.changes[5].peers.added.map((p) => p.name), ['p1']);
+  t.is(seen.source.current, before);
+  t.is(before.peersOnGateway(0x0a7b0d6b).filter((p) => p.name === 'p1').length, 1);
+  // an org's network changed: its machines' addresses derive from it, the whole document is built
+  await writer.update('org renumber', (doc) => {
+    doc.orgs.find((o) => o.name === 'umbrella')!.network = '0x864';
+  });
+  await until('the renumbering', () => seen.changes.length === 7);
   t.not(seen.source.current, before);
+  t.is(seen.changes[6].machines.moved.length, 1);
   t.is(topologyDigest(seen.source.current), topologyDigest(topologyFromDocument((await writer.read()).doc, 'etcd')));
   t.is(seen.source.status().revision, (await writer.read()).revision);
   t.true(seen.source.status().connected);
@@ -158,7 +173,7 @@ maybe('a host refuses an invalid state written behind the CLI (etcdctl) and keep
   const digest = topologyDigest(seen.source.current);
   etcd!.ctl('put', `/${p}/apps/broken`, '{"name":"broken","org":"ghost"}');
   await until('the refusal', () => seen.errors.length === 1);
-  t.regex(seen.errors[0].message, /apps\[\d\] "broken": org: unknown org "ghost"/);
+  t.regex(seen.errors[0].message, /apps "broken": org: unknown org "ghost"/);
   t.is(topologyDigest(seen.source.current), digest);
   t.regex(seen.source.status().lastError ?? '', /unknown org/);
   etcd!.ctl('del', `/${p}/apps/broken`);
@@ -255,6 +270,38 @@ class Proxy {
   }
 }
 
+maybe('a whole read comes in pages at one revision; a page whose revision was compacted starts it over', async (t) => {
+  const p = freshPrefix();
+  const s = await store(p);
+  await s.update('import', (d) => replaceDocument(d, example()));
+  for (let i = 0; i < 3; i++) await s.update('org create', (d) => createOrg(d, `pg${i}`));
+  const whole = (await s.read()).doc;
+  const reader = await store(p);
+  reader.readPageKeys = 4; // 21 keys (the example's 17 entries, 3 orgs, meta): 6 pages
+  let pages = 0;
+  let starts = 0;
+  await reader.readPages(() => starts++, () => void pages++);
+  t.is(pages, 6);
+  t.deepEqual((await reader.read()).doc, whole);
+  const seen = await watch(reader);
+  t.is(topologyDigest(seen.source.current), topologyDigest(topologyFromDocument(whole, 'whole')));
+  // a write and a compaction after the first page: that read starts over, at the new revision
+  starts = 0;
+  const keys: string[] = [];
+  const revision = await reader.readPages(() => {
+    starts++;
+    keys.length = 0;
+  }, async (kvs) => {
+    keys.push(...kvs.map((kv) => kv.key.toString()));
+    if (starts === 1 && keys.length === 4) {
+      await s.update('org create', (d) => createOrg(d, 'late'));
+      await s.compact((await s.read()).revision);
+    }
+  });
+  t.is(starts, 2);
+  t.true(keys.includes('orgs/late'));
+  t.is(revision, (await s.read()).revision);
+});
 maybe('a host that was away past a compaction reloads the whole topology and watches on', async (t) => {
   t.timeout(60_000);
   const p = freshPrefix();

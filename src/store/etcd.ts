@@ -19,15 +19,21 @@
 // edits is committed. Entries written behind the CLI's back (etcdctl) are not guarded, but a
 // host refuses a state that does not validate, as it refuses a bad file.
 //
-// Watching. A host loads every key at revision R and watches the prefix from R+1. Each watch
-// response (all the events of one or more revisions) updates the entries it names and then the
-// topology: when only machine entries changed (starts, stops, moves, machines added or removed:
-// nearly every edit), they are validated and applied at the cost of the edit (patch.ts);
-// anything else builds the topology again from the entries held. No key is read again. When etcd cannot be reached the host keeps the topology it applied, reports
-// "disconnected" in its status, and the watch reconnects with back-off and resumes from the
-// revision after the last one it applied. If that revision has been compacted meanwhile, etcd
-// cancels the watch: the host reads everything again at a new revision (the diff against the
-// running topology is applied like any edit) and watches from there.
+// Watching. A host loads every key at revision R — in pages of READ_PAGE_KEYS read at R, each
+// parsed and dropped before the next, so the load never holds the whole response beside what it
+// parsed — and watches the prefix from R+1. Each watch response (all the events of one or more
+// revisions) updates the entries it names and then the topology, at the cost of the edit
+// (patch.ts): the changed entries are validated as the whole document would validate them and
+// applied in place, whatever their section. The few edits that change what other entries derive
+// from (an org's network, a host's id or region; see patch.ts) and entries under a key that is
+// not their own build the topology again from the entries held. No key is read again. A refused
+// edit leaves the topology in force; its entries are tried again with the next edits, so the
+// edit that repairs it applies. When etcd cannot be reached the host keeps the topology it
+// applied, reports "disconnected" in its status, and the watch reconnects with back-off and
+// resumes from the revision after the last one it applied. If that revision has been compacted
+// meanwhile, etcd cancels the watch: the host reads everything again at a new revision (the diff
+// against the running topology is applied like any edit) and watches from there; a whole read
+// whose revision is compacted while it pages starts over.
 //
 // Why the `etcd3` npm client: it speaks the v3 gRPC API through @grpc/grpc-js with endpoint
 // failover, TLS client certificates and watch streams that are re-established with back-off and
@@ -37,9 +43,9 @@
 
 import { readFileSync } from 'node:fs';
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry } from 'cockatiel';
-import { Etcd3, isRecoverableError } from 'etcd3';
+import { Etcd3, Range, isRecoverableError } from 'etcd3';
 import type { IKeyValue, IOptions, Namespace, Watcher } from 'etcd3';
-import { SECTIONS, TOPOLOGY_VERSION, TopologyError, describeStore, diffTopology, patchMachines, topologyFromDocument } from '../topology/index.ts';
+import { SECTIONS, TOPOLOGY_VERSION, TopologyError, describeStore, diffTopology, patchTopology, topologyFromDocument } from '../topology/index.ts';
 import type { TopologyDiff } from '../topology/index.ts';
 import type {
   ChangeHandler, Entry, Section, StoreStatus, StoreWatchOptions, TopologyDocument, TopologyStore, UpdateResult, WatchedSource,
@@ -52,6 +58,13 @@ export const MAX_WRITE_ATTEMPTS = 50;
 /** etcd's default --max-txn-ops: a larger edit is refused with a message saying so. */
 export const ETCD_MAX_TXN_OPS = 128;
 const CALL_TIMEOUT_MS = 5000;
+/**
+ * Keys per range request of a whole read: 50,000 machines come in pages of ~0.8 MB instead of one
+ * 8.5 MB response held (with its decoded key-values) beside everything parsed from it.
+ */
+export const READ_PAGE_KEYS = 5000;
+/** Whole reads started again because their revision was compacted while they were paging. */
+const READ_ATTEMPTS = 5;
 const RELOAD_BACKOFF_MS = [100, 250, 500, 1000, 2000, 5000];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -101,6 +114,13 @@ class Entries {
     m.set(key, parsed as Entry);
   }
 
+  /** The parsed entry (or meta) of a key. */
+  get(key: string): unknown {
+    if (key === META_KEY) return this.meta;
+    const s = sectionOf(key);
+    return s && this.sections.get(s)!.get(key);
+  }
+
   delete(key: string): void {
     this.bad.delete(key);
     if (key === META_KEY) this.meta = {};
@@ -132,6 +152,8 @@ export class EtcdStore implements TopologyStore {
   readonly client: Etcd3;
   readonly ns: Namespace;
   readonly prefix: string;
+  /** Keys per range request of a whole read (READ_PAGE_KEYS; tests make it small). */
+  readPageKeys = READ_PAGE_KEYS;
 
   constructor(spec: EtcdSpec) {
     this.location = describeStore({ kind: 'etcd', ...spec });
@@ -177,36 +199,64 @@ export class EtcdStore implements TopologyStore {
     return new Error(`store ${this.location}: etcd unreachable: ${(err as Error).message}`);
   }
 
-  /** Every key under the prefix at one revision. */
-  async readAll(): Promise<{ kvs: IKeyValue[]; revision: number }> {
-    try {
-      const res = await this.ns.getAll().exec();
-      return { kvs: res.kvs, revision: Number(res.header.revision) };
-    } catch (err) {
-      throw this.unreachable(err);
+  /**
+   * Every key under the prefix at one revision, in pages of READ_PAGE_KEYS: the first page fixes
+   * the revision, the next ones are read at it, each from the key after the last one, so the whole
+   * is one consistent state; each page is handed to `page` and dropped. `start` is called before
+   * the first page and again when the revision was compacted meanwhile (the read starts over).
+   */
+  async readPages(start: () => void, page: (kvs: readonly IKeyValue[]) => void | Promise<void>): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      start();
+      let revision = 0;
+      try {
+        let from: Buffer | undefined;
+        for (;;) {
+          let q = this.ns.getAll().limit(this.readPageKeys);
+          if (from !== undefined) q = q.inRange(new Range(from, Buffer.from([0]))); // [0]: to the end of the prefix
+          if (revision !== 0) q = q.revision(revision);
+          const res = await q.exec();
+          if (revision === 0) revision = Number(res.header.revision);
+          await page(res.kvs);
+          if (!res.more || res.kvs.length === 0) return revision;
+          from = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
+        }
+      } catch (err) {
+        if (revision !== 0 && /compacted/i.test((err as Error).message) && attempt < READ_ATTEMPTS) continue;
+        throw this.unreachable(err);
+      }
     }
   }
 
-  async read(): Promise<{ doc: TopologyDocument; revision: number }> {
-    const { kvs, revision } = await this.readAll();
-    const e = new Entries();
-    for (const kv of kvs) e.set(kv.key.toString(), kv.value);
-    if (e.bad.size > 0) throw e.topology(this.location); // the TopologyError for the bad keys
-    return { doc: e.document(), revision };
-  }
-
-  async update<T>(what: string, edit: (doc: TopologyDocument) => T): Promise<UpdateResult<T>> {
-    for (let attempt = 0; ; attempt++) {
-      const { kvs, revision } = await this.readAll();
-      const entries = new Entries();
-      const texts = new Map<string, string>();
-      let metaMod = 0;
+  /** Every entry under the prefix at one revision (read in pages). */
+  private async readEntries(): Promise<{ entries: Entries; revision: number; metaMod: number; texts: Map<string, string> }> {
+    let entries = new Entries();
+    let texts = new Map<string, string>();
+    let metaMod = 0;
+    const revision = await this.readPages(() => {
+      entries = new Entries();
+      texts = new Map();
+      metaMod = 0;
+    }, (kvs) => {
       for (const kv of kvs) {
         const k = kv.key.toString();
         entries.set(k, kv.value);
         if (k === META_KEY) metaMod = Number(kv.mod_revision);
-        else texts.set(k, JSON.stringify(JSON.parse(kv.value.toString()) as unknown));
+        else if (!entries.bad.has(k)) texts.set(k, JSON.stringify(entries.get(k)));
       }
+    });
+    return { entries, revision, metaMod, texts };
+  }
+
+  async read(): Promise<{ doc: TopologyDocument; revision: number }> {
+    const { entries, revision } = await this.readEntries();
+    if (entries.bad.size > 0) throw entries.topology(this.location); // the TopologyError for the bad keys
+    return { doc: entries.document(), revision };
+  }
+
+  async update<T>(what: string, edit: (doc: TopologyDocument) => T): Promise<UpdateResult<T>> {
+    for (let attempt = 0; ; attempt++) {
+      const { entries, revision, metaMod, texts } = await this.readEntries();
       if (entries.bad.size > 0) throw entries.topology(this.location);
       const doc = entries.document();
       const result = edit(doc);
@@ -289,9 +339,9 @@ class EtcdWatch implements WatchedSource {
   private lastError: string | undefined;
   private reloads = 0;
   private closed = false;
-  // Since the topology in force: machine entries changed (id → key), and whether anything else
-  // changed (or a patch was refused), which needs the whole document.
-  private readonly pending = new Map<string, string>();
+  // Since the topology in force: the entries changed (key → section), and whether anything needs
+  // the whole document (meta's version, an entry under a key that is not its own).
+  private readonly pending = new Map<string, Section>();
   private whole = false;
 
   constructor(store: EtcdStore, onChange: ChangeHandler, onError: (err: Error) => void, options: StoreWatchOptions) {
@@ -312,10 +362,16 @@ class EtcdWatch implements WatchedSource {
     };
   }
 
+  /** Reads every entry (in pages) into a new Entries; returns its revision. */
+  private async load(): Promise<number> {
+    return this.store.readPages(() => (this.entries = new Entries()), (kvs) => {
+      for (const kv of kvs) this.entries.set(kv.key.toString(), kv.value);
+    });
+  }
+
   /** The first load: throws if etcd cannot be reached or the topology is invalid. */
   async start(): Promise<void> {
-    const { kvs, revision } = await this.store.readAll();
-    for (const kv of kvs) this.entries.set(kv.key.toString(), kv.value);
+    const revision = await this.load();
     this.topology = this.entries.topology(`${this.store.location}@${revision}`);
     this.revision = revision;
     this.follow(revision + 1);
@@ -339,9 +395,14 @@ class EtcdWatch implements WatchedSource {
         const version = this.entries.meta.version;
         if (ev.type === 'Put') this.entries.set(k, ev.kv.value);
         else this.entries.delete(k);
+        const section = sectionOf(k);
         if (k === META_KEY) this.whole ||= this.entries.meta.version !== version; // every write puts meta
-        else if (sectionOf(k) === 'machines') this.pending.set(k.slice('machines/'.length), k);
-        else this.whole = true;
+        else if (section !== undefined) {
+          this.pending.set(k, section);
+          // An entry under another entry's key (written behind the CLI's back): the whole document decides.
+          const e = this.entries.get(k);
+          if (e !== undefined && (typeof e !== 'object' || e === null || entryKey(section, e as Entry) !== k)) this.whole = true;
+        }
       }
       this.applyEntries(Number(res.header.revision));
     });
@@ -367,19 +428,21 @@ class EtcdWatch implements WatchedSource {
     if (!this.whole && this.entries.bad.size === 0) {
       this.revision = revision;
       if (this.pending.size === 0) return; // meta only
-      const machines = this.entries.sections.get('machines')!;
-      const changes = [...this.pending].map(([id, key]) => ({ id, entry: machines.get(key) }));
-      this.pending.clear();
-      const r = patchMachines(this.topology, changes, source);
+      const changes = [...this.pending].map(([key, section]) => ({ section, id: key.slice(section.length + 1), entry: this.entries.get(key) }));
+      const r = patchTopology(this.topology, changes, source);
+      if ('diff' in r) {
+        this.pending.clear();
+        if (!r.diff.empty && !this.closed) this.onChange(this.topology, r.diff, this.topology);
+        return;
+      }
       if ('problems' in r) {
-        this.whole = true; // refused: the whole document decides from now on, as for any other bad state
+        // Refused: the topology in force stays; these entries are tried again with the next edits.
         const err = new TopologyError(source, r.problems);
         this.lastError = err.message;
         this.onError(err);
-      } else if (!r.diff.empty && !this.closed) {
-        this.onChange(this.topology, r.diff, this.topology);
+        return;
       }
-      return;
+      // An edit that changes what other entities derive from it (patch.ts): the whole document.
     }
     let next: Topology;
     try {
@@ -402,10 +465,8 @@ class EtcdWatch implements WatchedSource {
   private async reload(): Promise<void> {
     for (let i = 0; !this.closed; i++) {
       try {
-        const { kvs, revision } = await this.store.readAll();
+        const revision = await this.load();
         if (this.closed) return;
-        this.entries = new Entries();
-        for (const kv of kvs) this.entries.set(kv.key.toString(), kv.value);
         this.whole = true; // everything was read again: compare it whole
         this.reloads++;
         this.setConnected(true);

@@ -102,12 +102,12 @@ export function patchTopology(t: Topology, changes: readonly EntryChange[], file
   const v = new Validator(file, ctx.indexes());
   const out: Out = { orgs: [], hosts: [], apps: [], machines: [], peers: [] };
   const present = (s: Section) => [...edits[s].values()].filter((e) => e !== undefined);
-  present('orgs').forEach((e, i) => v.org(e, i, out.orgs));
-  present('hosts').forEach((e, i) => v.host(e, i, out.hosts));
-  present('apps').forEach((e, i) => v.app(e, i, out.apps));
-  present('machines').forEach((e, i) => validateMachine(v, e, i, out.machines));
+  for (const e of present('orgs')) v.org(e, -1, out.orgs);
+  for (const e of present('hosts')) v.host(e, -1, out.hosts);
+  for (const e of present('apps')) v.app(e, -1, out.apps);
+  for (const e of present('machines')) validateMachine(v, e, -1, out.machines);
   for (const m of out.machines) previousSlots(v, m);
-  present('peers').forEach((e, i) => v.peer(e, i, out.peers));
+  for (const e of present('peers')) v.peer(e, -1, out.peers);
   if (v.problems.length > 0) return { problems: v.problems };
 
   const problems: Problem[] = [];

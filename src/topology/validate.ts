@@ -193,10 +193,11 @@ export class Validator implements ValidatorIndexes {
     return out;
   }
 
-  // The entry label and its object, or undefined (reported) when it is not an object.
+  // The entry label and its object, or undefined (reported) when it is not an object. `i` is the
+  // entry's index in its section, or -1 for an entry of an incremental edit (no index to give).
   fields(section: string, i: number, e: unknown, allowed: string[], required: string[], key = 'name'): [string, Obj?] {
     const id = isObj(e) && typeof e[key] === 'string' && e[key] !== '' ? ` ${show(e[key])}` : '';
-    const entry = `${section}[${i}]${id}`;
+    const entry = `${section}${i >= 0 ? `[${i}]` : ''}${id}`; // i < 0: an entry of an edit (patch.ts), named by itself
     if (!isObj(e)) {
       this.add(entry, 'must be a JSON object');
       return [entry];
