@@ -10,7 +10,7 @@
 import type { Logger } from '../log.ts';
 import type { Router } from '../router/router.ts';
 import { autostartIn, autostopIn } from '../topology/index.ts';
-import type { Host, Service, Topology, TopologyStore } from '../topology/index.ts';
+import type { App, Host, Service, Topology, TopologyDiff, TopologyStore } from '../topology/index.ts';
 import type { Egress } from './egress.ts';
 
 export interface HostServicesOptions {
@@ -37,11 +37,26 @@ export class HostServices {
 
   /** Each app's static egress address in this host's region, on the egress; gone ones cleared. */
   async syncEgress(t: Topology): Promise<void> {
+    const apps = new Map<string, App | undefined>(t.apps.map((a) => [a.name, a]));
+    for (const name of this.appEgress.keys()) if (!apps.has(name)) apps.set(name, undefined);
+    await this.egressOf(apps);
+  }
+
+  /** Follows one edit: the static egress of the apps its diff names only (as syncEgress would set them). */
+  async applyEgress(diff: TopologyDiff): Promise<void> {
+    const d = diff.apps;
+    const apps = new Map<string, App | undefined>(d.removed.map((a) => [a.name, undefined]));
+    for (const a of [...d.updated.map((c) => c.after), ...d.added]) apps.set(a.name, a);
+    if (apps.size > 0) await this.egressOf(apps);
+  }
+
+  /** The apps named (undefined: gone): their static egress for this region set, or cleared. */
+  private async egressOf(apps: ReadonlyMap<string, App | undefined>): Promise<void> {
     const region = this.o.host.region;
     const want = new Map<string, string>();
-    for (const a of t.apps) {
-      const e = a.egress.find((x) => x.region === region);
-      if (e !== undefined) want.set(a.name, e.text);
+    for (const [name, a] of apps) {
+      const e = a?.egress.find((x) => x.region === region);
+      if (e !== undefined) want.set(name, e.text);
     }
     const egress = this.o.egress();
     if (egress === null) {
@@ -51,8 +66,9 @@ export class HostServices {
       }
       return;
     }
-    for (const [app, text] of [...this.appEgress]) {
-      if (want.get(app) === text) continue;
+    for (const app of apps.keys()) {
+      const text = this.appEgress.get(app);
+      if (text === undefined || want.get(app) === text) continue;
       egress.clearAppAddress(app);
       this.appEgress.delete(app);
     }

@@ -22,7 +22,7 @@ import type { Logger } from '../log.ts';
 import { COUNTERS, MACHINE_MTU, Router } from '../router/router.ts';
 import {
   DEFAULT_METRICS_ADDRESS, describeDiff, dnsView, resolveLocalHost, topologyDigest,
-  type HostConfig, type Host, type Topology, type TopologySource,
+  type HostConfig, type Host, type Machine, type Peer, type Topology, type TopologyDiff, type TopologySource,
 } from '../topology/index.ts';
 import { FileStore, watchTopology } from '../store/index.ts';
 import { readPrivateKey } from './config-files.ts';
@@ -39,6 +39,16 @@ import { HostWireGuard } from './wireguard.ts';
 import { HostServices } from './services.ts';
 
 const TICK_MS = 100;
+
+/** Whether an edit's diff names a machine on the host (before or after) or a peer of its gateway. */
+function touchesHost(d: TopologyDiff, hostId: number): boolean {
+  const m = d.machines;
+  const on = (x: Machine) => x.host === hostId;
+  const gw = (x: Peer) => x.gateway === hostId;
+  return [m.added, m.removed, m.started, m.stopped].some((l) => l.some(on)) ||
+    [m.updated, m.moved].some((l) => l.some((c) => on(c.before) || on(c.after))) ||
+    [d.peers.added, d.peers.removed].some((l) => l.some(gw)) || d.peers.updated.some((c) => gw(c.before) || gw(c.after));
+}
 const EXPIRE_EVERY_TICKS = 100; // the router's migration flows
 const RETRY_EVERY_TICKS = 10; // machines that failed to set up
 
@@ -78,9 +88,9 @@ export class SixpnHost {
     this.log = log;
     this.watcher = (config.source ?? watchTopology)( // config.source: an etcd store (src/cli/up.ts)
       config.topology,
-      (next, diff) => {
+      (next, diff, previous) => {
         log.info(`topology changed: ${describeDiff(diff).join('; ')}`);
-        this.apply(next);
+        this.apply(next, diff, previous);
       },
       (err) => log.error(`topology edit refused, keeping the running state: ${err.message}`),
       { intervalMs: pollMs },
@@ -282,15 +292,25 @@ export class SixpnHost {
 
   // ---- topology ----
 
-  private apply(next: Topology): void {
+  /**
+   * A change of the topology. An edit applied in place (`next` is `previous`, patch.ts) is
+   * followed at its own cost, from its diff: the mesh peers of the hosts it names, this gateway's
+   * peers, the static egress of the apps it names, this host's machines and DNS addresses only
+   * when it touches them. A topology built again (a file edit, a whole reload) is followed whole.
+   */
+  private apply(next: Topology, diff: TopologyDiff, previous: Topology): void {
     this.topology = next;
     this.applies++;
     this.lastApplyUnixMs = Date.now();
-    this.router.setTopology(next);
-    this.wg.sync(next);
-    void this.dns?.sync();
-    this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
-    this.busy = this.busy.then(() => this.services.syncEgress(next)).catch((e: Error) => this.log.error(`static egress: ${e.message}`));
+    const rebuilt = next !== previous;
+    this.router.setTopology(next, rebuilt ? undefined : diff);
+    if (rebuilt) this.wg.sync(next);
+    else this.wg.apply(diff);
+    const local = rebuilt || touchesHost(diff, this.host.id);
+    if (local) void this.dns?.sync();
+    if (local) this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
+    const egress = () => (rebuilt ? this.services.syncEgress(next) : this.services.applyEgress(diff));
+    this.busy = this.busy.then(egress).catch((e: Error) => this.log.error(`static egress: ${e.message}`));
   }
 
   private async syncMachines(): Promise<void> {

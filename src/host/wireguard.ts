@@ -4,12 +4,12 @@
 //            so one entry per host does cryptokey routing (DESIGN.md "Addresses");
 //   gateway  the orgs' external peers whose gateway is this host, on the mesh port + 1 with the
 //            host's key: each peer's key and its /120.
-// Both follow the topology (`sync`); decrypted packets come out as (packet, host id) and
+// Both follow the topology (`sync`, or `apply` of one edit's diff); decrypted packets come out as (packet, host id) and
 // (packet, peer) for the router.
 import { meshHostPrefix } from '../ipv6/index.ts';
 import type { Logger } from '../log.ts';
 import { MACHINE_MTU } from '../router/router.ts';
-import type { Host, Peer, Topology } from '../topology/index.ts';
+import type { Host, Peer, Topology, TopologyDiff } from '../topology/index.ts';
 import { UapiServer } from '../uapi/server.ts';
 import { Endpoint } from '../wg/endpoint.ts';
 import type { DeviceOptions } from '../wg/device.ts';
@@ -83,31 +83,63 @@ export class HostWireGuard {
     this.syncGateway(topology);
   }
 
+  /**
+   * Follows one edit of the topology in force, at the cost of the edit: the mesh peers of the
+   * hosts its diff names, the gateway's peers it names on this gateway (the same as sync would).
+   */
+  apply(diff: TopologyDiff): void {
+    const h = diff.hosts;
+    if (h.added.length + h.removed.length + h.updated.length > 0) {
+      const come = [...h.added, ...h.updated.map((c) => c.after)].filter((x) => x.id !== this.host.id);
+      const keys = new Set(come.map((x) => x.publicKeyBase64));
+      for (const x of [...h.removed, ...h.updated.map((c) => c.before)]) {
+        const peer = this.mesh.device.peer(x.publicKey);
+        if (peer !== undefined && this.hostOfPeer.has(peer) && !keys.has(x.publicKeyBase64)) this.removeMeshPeer(peer, x.name);
+      }
+      for (const x of come) this.meshPeer(x);
+    }
+    const p = diff.peers;
+    const mine = (x: Peer) => x.gateway === this.host.id;
+    const come = [...p.added, ...p.updated.map((c) => c.after)].filter(mine);
+    const gone = [...p.removed, ...p.updated.map((c) => c.before)].filter(mine);
+    const keys = new Set(come.map((x) => x.publicKeyBase64));
+    for (const x of gone) {
+      const wp = this.gateway.device.peer(x.publicKey);
+      if (wp !== undefined && this.externalOfPeer.has(wp) && !keys.has(x.publicKeyBase64)) this.removeGatewayPeer(wp);
+    }
+    for (const x of come) this.gatewayPeer(x);
+  }
+
   /** One mesh peer per other host: its key, endpoint, and its /48 in swapped form. */
   private syncMesh(topology: Topology): void {
-    const d = this.mesh.device;
     const wanted = new Map(topology.hosts.filter((h) => h.id !== this.host.id).map((h) => [h.publicKeyBase64, h]));
     for (const [peer, hostId] of [...this.hostOfPeer]) {
       const h = topology.host(hostId);
-      if (h === undefined || !wanted.has(Buffer.from(peer.publicKey).toString('base64'))) {
-        d.removePeer(peer);
-        this.hostOfPeer.delete(peer);
-        this.log.info(`mesh peer ${h?.name ?? hostId} removed`, { device: 'mesh', peer: h?.name ?? String(hostId) });
-      }
+      if (h === undefined || !wanted.has(Buffer.from(peer.publicKey).toString('base64'))) this.removeMeshPeer(peer, h?.name ?? String(hostId));
     }
-    for (const h of wanted.values()) {
-      const peer = d.addPeer(h.publicKey);
-      const added = !this.hostOfPeer.has(peer);
-      if (added) this.log.info(`mesh peer ${h.name} at ${h.endpoint.address} port ${h.endpoint.port}`, { device: 'mesh', peer: h.name });
-      this.hostOfPeer.set(peer, h.id);
-      const ep = Endpoint.parse(h.endpoint.family === 6 ? `[${h.endpoint.address}]:${h.endpoint.port}` : `${h.endpoint.address}:${h.endpoint.port}`);
-      if (peer.endpoint === null || !peer.endpoint.sameRemote(ep)) peer.endpoint = ep;
-      const prefix = new Uint8Array(16);
-      meshHostPrefix(prefix, 0, h.id);
-      d.allowedIps.removeValue(peer);
-      d.allowedIps.insert({ family: 6, addr: prefix, prefixLen: 48 }, peer);
-      if (added) this.greet(peer);
-    }
+    for (const h of wanted.values()) this.meshPeer(h);
+  }
+
+  private removeMeshPeer(peer: WgPeer, name: string): void {
+    this.mesh.device.removePeer(peer);
+    this.hostOfPeer.delete(peer);
+    this.log.info(`mesh peer ${name} removed`, { device: 'mesh', peer: name });
+  }
+
+  /** The mesh peer of host `h`, added or brought up to date (endpoint, allowed IPs). */
+  private meshPeer(h: Host): void {
+    const d = this.mesh.device;
+    const peer = d.addPeer(h.publicKey);
+    const added = !this.hostOfPeer.has(peer);
+    if (added) this.log.info(`mesh peer ${h.name} at ${h.endpoint.address} port ${h.endpoint.port}`, { device: 'mesh', peer: h.name });
+    this.hostOfPeer.set(peer, h.id);
+    const ep = Endpoint.parse(h.endpoint.family === 6 ? `[${h.endpoint.address}]:${h.endpoint.port}` : `${h.endpoint.address}:${h.endpoint.port}`);
+    if (peer.endpoint === null || !peer.endpoint.sameRemote(ep)) peer.endpoint = ep;
+    const prefix = new Uint8Array(16);
+    meshHostPrefix(prefix, 0, h.id);
+    d.allowedIps.removeValue(peer);
+    d.allowedIps.insert({ family: 6, addr: prefix, prefixLen: 48 }, peer);
+    if (added) this.greet(peer);
   }
 
   /**
@@ -132,22 +164,27 @@ export class HostWireGuard {
 
   /** External peers whose gateway is this host: their key and their /120 (cryptokey routing). */
   private syncGateway(topology: Topology): void {
-    const d = this.gateway.device;
     const wanted = new Map(topology.peersOnGateway(this.host.id).map((p) => [p.publicKeyBase64, p]));
-    for (const [wp, p] of [...this.externalOfPeer]) {
-      if (!wanted.has(Buffer.from(wp.publicKey).toString('base64'))) {
-        d.removePeer(wp);
-        this.externalOfPeer.delete(wp);
-        this.log.info(`gateway peer ${p.name} (${p.org}) removed`, { device: 'gateway', peer: p.name, org: p.org });
-      }
+    for (const wp of [...this.externalOfPeer.keys()]) {
+      if (!wanted.has(Buffer.from(wp.publicKey).toString('base64'))) this.removeGatewayPeer(wp);
     }
-    for (const p of wanted.values()) {
-      const wp = d.addPeer(p.publicKey);
-      if (!this.externalOfPeer.has(wp)) this.log.info(`gateway peer ${p.name} (${p.org}) at ${p.addressText}`, { device: 'gateway', peer: p.name, org: p.org });
-      this.externalOfPeer.set(wp, p);
-      d.allowedIps.removeValue(wp);
-      d.allowedIps.insert({ family: 6, addr: p.prefix, prefixLen: 120 }, wp);
-    }
+    for (const p of wanted.values()) this.gatewayPeer(p);
+  }
+
+  private removeGatewayPeer(wp: WgPeer): void {
+    const p = this.externalOfPeer.get(wp)!;
+    this.gateway.device.removePeer(wp);
+    this.externalOfPeer.delete(wp);
+    this.log.info(`gateway peer ${p.name} (${p.org}) removed`, { device: 'gateway', peer: p.name, org: p.org });
+  }
+
+  private gatewayPeer(p: Peer): void {
+    const d = this.gateway.device;
+    const wp = d.addPeer(p.publicKey);
+    if (!this.externalOfPeer.has(wp)) this.log.info(`gateway peer ${p.name} (${p.org}) at ${p.addressText}`, { device: 'gateway', peer: p.name, org: p.org });
+    this.externalOfPeer.set(wp, p);
+    d.allowedIps.removeValue(wp);
+    d.allowedIps.insert({ family: 6, addr: p.prefix, prefixLen: 120 }, wp);
   }
 
   /** The UAPI sockets: `meshName` (default 6pn-<host>) and the gateway's 6pg… beside it. */

@@ -51,7 +51,7 @@ import { readU16 } from '../bytes.ts';
 import { DNS_PORT } from '../dns/wire.ts';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../noise/constants.ts';
 import { SERVICE_HOST } from '../topology/model.ts';
-import type { Machine, Peer, Topology } from '../topology/index.ts';
+import type { Machine, Peer, Topology, TopologyDiff } from '../topology/index.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { isUnspecifiedOrLoopback } from './packet-util.ts';
 import { MIGRATION_FLOWS_MAX, MigrationFlows } from './migration.ts';
@@ -157,10 +157,10 @@ export class Router implements ServiceRouter {
     return this.migratedFlows.size;
   }
 
-  setTopology(t: Topology): void {
+  setTopology(t: Topology, diff?: TopologyDiff): void { // diff: what changed, when known (services.ts)
     this.topology = t;
     this.migratedFlows.setTopology(t);
-    this.services.setTopology(t);
+    this.services.setTopology(t, diff);
   }
 
   /** Drops expired migration and service flows, times out held packets (call now and then). */

@@ -26,7 +26,13 @@ export class Activity {
     if (this.apps.has(m.app)) this.last.set(m.id, now);
   }
 
-  setTopology(t: Topology): void {
+  /** `appsChanged` false: an edit that left every app alone (the services' times are kept). */
+  setTopology(t: Topology, appsChanged = true): void {
+    if (appsChanged) this.watchApps(t);
+    for (const id of [...this.last.keys()]) if (!t.machine(id)?.started) this.last.delete(id); // counts anew when started
+  }
+
+  private watchApps(t: Topology): void {
     const apps = new Map<string, { idleMs: number; minRunning: number }>();
     for (const s of t.services) {
       if (s.autostopSeconds === 0) continue;
@@ -34,7 +40,6 @@ export class Activity {
       apps.set(s.app, { idleMs: Math.min(a?.idleMs ?? Infinity, s.autostopSeconds * 1000), minRunning: Math.max(a?.minRunning ?? 0, s.minRunning) });
     }
     this.apps = apps;
-    for (const id of [...this.last.keys()]) if (!t.machine(id)?.started) this.last.delete(id); // counts anew when started
   }
 
   /**
