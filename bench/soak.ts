@@ -60,6 +60,14 @@ const lab = await SixpnLab.start({
 });
 const failures: string[] = [];
 let stop = false;
+// interrupted (Ctrl-C, a timeout): the lab's namespaces, interfaces and processes go too
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    console.log(`\nsoak: ${sig}, cleaning up`);
+    stop = true;
+    void lab.cleanup().finally(() => process.exit(130));
+  });
+}
 let paused = false; // the minute's checks run on a settled topology
 let idle: Promise<void> = Promise.resolve(); // resolves when the edit loop is between edits
 try {
@@ -166,8 +174,10 @@ try {
       const addrs = (await lab.exec(m.key, 'ip', ['-6', '-o', 'addr'])).out.trim().replace(/\s+/g, ' ');
       await new Promise((res) => setTimeout(res, 3000));
       const later = await lab.exec('s1', 'ping', ['-6', '-n', '-c', '3', '-i', '0.2', '-W', '2', to]);
-      failures.push(`minute ${minute}: churn machine ${m.key} (started, on ${e.host as string}, ${to}) did not answer` +
-        ` (3 s later: ${later.ok ? 'answered' : 'still not'}; routes: ${routes}; addresses: ${addrs})`);
+      const failure = `minute ${minute}: churn machine ${m.key} (started, on ${e.host as string}, ${to}) did not answer` +
+        ` (3 s later: ${later.ok ? 'answered' : 'still not'}; routes: ${routes}; addresses: ${addrs})`;
+      failures.push(failure);
+      console.log(`  ${failure}`); // as it happens, not only in the summary
     }
     paused = false;
     if (lab.upProcs.some((p) => p.exitCode !== null || p.signalCode !== null)) failures.push(`minute ${minute}: a sixpn up exited`);

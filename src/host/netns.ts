@@ -29,14 +29,26 @@ export async function ensureNamespace(ns: string): Promise<void> {
   if (!new RegExp(`^${ns}\\b`, 'm').test(namespaces)) await ip(['netns', 'add', ns]);
 }
 
+/**
+ * The metric of a host's routes in a machine's namespace: one per host. A restarted host
+ * replaces its own routes; where two hosts' TUNs share the namespace (a migration between host
+ * processes on one kernel), the routes of each live and die with its own interface, so the
+ * first host's teardown cannot take the routes the second one set (replace would have moved
+ * them to the second's interface and they would go with either that was deleted last).
+ */
+export function machineRouteMetric(m: Machine): number {
+  return 1024 + (m.host & 0xffff);
+}
+
 /** Moves the TUN `ifname` into `ns` and gives it the machine's address, MTU and routes. */
 export async function configureMachineLink(ns: string, ifname: string, m: Machine): Promise<void> {
+  const metric = String(machineRouteMetric(m));
   await ip(['link', 'set', 'dev', ifname, 'netns', ns]);
   await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
   await ip(['-n', ns, 'addr', 'add', `${m.addressText}/112`, 'dev', ifname, 'nodad']);
   await ip(['-n', ns, 'link', 'set', 'dev', ifname, 'mtu', String(MACHINE_MTU), 'up']);
-  await ip(['-n', ns, '-6', 'route', 'replace', 'fdaa::/16', 'dev', ifname]);
-  await ip(['-n', ns, '-6', 'route', 'replace', 'default', 'dev', ifname]);
+  await ip(['-n', ns, '-6', 'route', 'replace', 'fdaa::/16', 'dev', ifname, 'metric', metric]);
+  await ip(['-n', ns, '-6', 'route', 'replace', 'default', 'dev', ifname, 'metric', metric]);
 }
 
 /** The /etc/hosts of a machine: localhost, and its 6PN address as LOCAL_6PN_NAME and its own names. */
