@@ -90,9 +90,10 @@ export const MAX_SEALED = MAX_PLAINTEXT + TAG_SIZE;
 export const KEY_SLOT_SIZE = 32;
 /**
  * Bytes of per-call scratch the wasm uses: 724 of key-derived state (zeroed before each call
- * returns), rotation masks from 768, and from 1024 open's 64 KiB keystream buffer (zeroed per packet).
+ * returns), rotation masks from 768, from 1024 open's 64 KiB keystream buffer (zeroed per packet),
+ * then 512 for a sealed packet's last Poly1305 blocks (zeroed before each call returns).
  */
-export const SCRATCH_SIZE = 1024 + 65536;
+export const SCRATCH_SIZE = 1024 + 65536 + 512;
 /** The staging area of the single-packet path: one sealed packet and its aad. */
 const STAGE_SIZE = 65536 + 64;
 export const MAX_STAGED_AAD = 4096;

@@ -23,8 +23,13 @@
 //   9.0 → 6.9 µs, CPU time). The stitched Poly1305 is in radix 2^32 (four 32-bit limbs and a
 //   small fifth; r's clamping makes r1..r3 multiples of 4, so the 2^128 wrap is × s = r + r/4,
 //   exact, and the 20 products of a block fit in u64 sums), 20 multiplies per block instead of
-//   25. The blocks left at the end (those of the last 256 bytes, the padding and the lengths)
-//   go through the 26-bit code below after the accumulator is carried into 26-bit limbs.
+//   25. The blocks left at the end of a packet (its last 256 bytes or less, padded, and the
+//   lengths block) are copied aside and absorbed by the next packet's first ChaCha20 call (the
+//   one that yields its Poly1305 key and has nothing of its own to absorb): the tag is written
+//   one packet late, still before that packet's bytes are touched, so records run as in
+//   sequence. The last packet of a batch (or one sealed alone) finishes in the 26-bit code
+//   below after the accumulator is carried into 26-bit limbs. 1420 B 1.38 → 1.32 µs, 64 B
+//   0.28 → 0.26 µs (CPU time).
 //   Open authenticates before it decrypts (see below), so it stitches Poly1305 over the
 //   ciphertext into ChaCha20 calls that write the keystream to a 64 KiB scratch buffer instead,
 //   and xors it in (zeroing the buffer as it goes) only once the tag matches: 1420 B 1.99 →
@@ -65,7 +70,9 @@ const SCRATCH_QR: usize = 696; // 7 × u32: r0..r3, s1..s3 (s = r + r/4) in radi
 const SCRATCH_USED: i32 = 724; // key-derived bytes up to here, zeroed by wipe()
 const SCRATCH_ROT: usize = 768; // 16 × 16 B: the byte-rotation masks (not secret)
 const SCRATCH_KSBUF: usize = 1024; // 65536 B: open's keystream for bytes 192.., zeroed per packet (xorWipe)
-// SCRATCH_SIZE in ../aead-batch.ts is 1024 + 65536
+const SCRATCH_PEND: usize = 1024 + 65536; // 17 × 16 B: a sealed packet's last Poly1305 blocks, for the next one's first call
+const SCRATCH_PEND_SIZE: i32 = 512;
+// SCRATCH_SIZE in ../aead-batch.ts is 1024 + 65536 + 512
 
 // record (u32 words): 0 offset, 1 length, 2 key slot, 3 counter lo, 4 counter hi,
 // 5 aad offset, 6 aad length, 7 result
@@ -96,7 +103,7 @@ function rotBytes(x: v128, m: usize): v128 {
  * Four ChaCha20 blocks (counters ctr .. ctr+3, nonce words n0 n1 n2, key at `key`). If `xor`,
  * the 256 bytes at `p` are xored with them in place; otherwise the keystream is stored at `p`.
  * `scr` is the call's scratch, with the rotation masks written (rotMasks). Meanwhile it absorbs
- * `nb` (even, ≤ 16) full Poly1305 blocks at `pp` into the radix-2^32 accumulator at
+ * `nb` (even, ≤ 20) full Poly1305 blocks at `pp` into the radix-2^32 accumulator at
  * scr + SCRATCH_Q (q32Init), two per double round: see stitching in the notes at the top.
  */
 function chacha4(key: usize, ctr: u32, n0: u32, n1: u32, n2: u32, p: usize, xor: bool, scr: usize, pp: usize, nb: u32): void {
@@ -134,7 +141,8 @@ function chacha4(key: usize, ctr: u32, n0: u32, n1: u32, n2: u32, p: usize, xor:
     x4 = v128.or(i32x4.shl(x4, 7), i32x4.shr_u(x4, 25)); x5 = v128.or(i32x4.shl(x5, 7), i32x4.shr_u(x5, 25));
     x6 = v128.or(i32x4.shl(x6, 7), i32x4.shr_u(x6, 25)); x7 = v128.or(i32x4.shl(x7, 7), i32x4.shr_u(x7, 25));
     // one Poly1305 block (radix 2^32) between the column and the diagonal round, one after the
-    // diagonal round (the same code twice: it updates this function's h0..h4 in registers)
+    // diagonal round (the same code twice: it updates this function's h0..h4 in registers); in
+    // pairs (nb is even), one check per double round (a second check costs ~5% at 8192 B)
     const more = pp < pend;
     if (more) {
       const q = scr + SCRATCH_QR;
@@ -509,6 +517,7 @@ function polyFinish(scr: usize, out: usize): void {
 /** Zeroes the key-derived bytes in scratch. */
 function wipe(scr: usize): void {
   memory.fill(scr, 0, SCRATCH_USED);
+  memory.fill(scr + SCRATCH_PEND, 0, SCRATCH_PEND_SIZE); // (ciphertext, not secret; left zero too)
 }
 
 /**
@@ -533,9 +542,41 @@ function q32Init(scr: usize, k: usize): void {
   const r1 = load<u32>(k, 4) & 0x0ffffffc, r2 = load<u32>(k, 8) & 0x0ffffffc, r3 = load<u32>(k, 12) & 0x0ffffffc;
   store<u32>(q, r1, 4); store<u32>(q, r2, 8); store<u32>(q, r3, 12);
   store<u32>(q, r1 + (r1 >> 2), 16); store<u32>(q, r2 + (r2 >> 2), 20); store<u32>(q, r3 + (r3 >> 2), 24);
+  v128.store(scr + SCRATCH_PAD, v128.load(k, 16));
   v128.store(scr + SCRATCH_Q, i64x2.splat(0));
   v128.store(scr + SCRATCH_Q, i64x2.splat(0), 16);
   store<u64>(scr + SCRATCH_Q, 0, 32);
+}
+
+/**
+ * One full block at m into the radix-2^32 accumulator, outside ChaCha20 (chacha4 absorbs in
+ * pairs; this is the odd one): the same steps as chacha4's, on the state in scratch.
+ */
+function q32Block(scr: usize, m: usize): void {
+  const q = scr + SCRATCH_QR;
+  let t = load<u64>(scr + SCRATCH_Q, 0) + <u64>load<u32>(m, 0); let h0 = t & M32;
+  t = load<u64>(scr + SCRATCH_Q, 8) + <u64>load<u32>(m, 4) + (t >> 32); let h1 = t & M32;
+  t = load<u64>(scr + SCRATCH_Q, 16) + <u64>load<u32>(m, 8) + (t >> 32); let h2 = t & M32;
+  t = load<u64>(scr + SCRATCH_Q, 24) + <u64>load<u32>(m, 12) + (t >> 32); let h3 = t & M32;
+  let h4 = load<u64>(scr + SCRATCH_Q, 32) + (t >> 32) + 1;
+  const r0 = <u64>load<u32>(q, 0), r1 = <u64>load<u32>(q, 4), r2 = <u64>load<u32>(q, 8), r3 = <u64>load<u32>(q, 12);
+  const s1 = <u64>load<u32>(q, 16), s2 = <u64>load<u32>(q, 20), s3 = <u64>load<u32>(q, 24);
+  const d0 = h0 * r0 + h1 * s3 + h2 * s2 + h3 * s1;
+  let d1 = h0 * r1 + h1 * r0 + h2 * s3 + h3 * s2 + h4 * s1;
+  let d2 = h0 * r2 + h1 * r1 + h2 * r0 + h3 * s3 + h4 * s2;
+  let d3 = h0 * r3 + h1 * r2 + h2 * r1 + h3 * r0 + h4 * s3;
+  const d4 = h4 * r0;
+  d1 += d0 >> 32;
+  d2 += d1 >> 32;
+  d3 += d2 >> 32;
+  h4 = d4 + (d3 >> 32);
+  const c = (h4 >> 2) + (h4 & ~3);
+  t = (d0 & M32) + c;
+  store<u64>(scr + SCRATCH_Q, t & M32, 0);
+  store<u64>(scr + SCRATCH_Q, (d1 & M32) + (t >> 32), 8);
+  store<u64>(scr + SCRATCH_Q, d2 & M32, 16);
+  store<u64>(scr + SCRATCH_Q, d3 & M32, 24);
+  store<u64>(scr + SCRATCH_Q, h4 & 3, 32);
 }
 
 /** The radix-2^32 accumulator carried into the 26-bit limbs at SCRATCH_H. */
@@ -555,15 +596,25 @@ function q32ToLimbs(scr: usize): void {
 }
 
 /**
- * Seal without aad of p[0..n), n > 192, with Poly1305 stitched into ChaCha20: the tag goes to
- * scr + SCRATCH_TAG. Expects the first four keystream blocks (counter 0..3) in scr + SCRATCH_KS.
- * Each chacha4 call encrypts 256 bytes (the last one, partial, through the tail keystream) and
- * absorbs the ciphertext written before it: bytes [0, 192) in the first, then 256 at a time.
+ * Seal without aad of p[0..n) in place, Poly1305 stitched into ChaCha20 and pipelined across the
+ * packets of a batch. The packet before it (if pendNb > 0) left its last pendNb Poly1305 blocks at
+ * scr + SCRATCH_PEND and its accumulator in scr + SCRATCH_Q: this packet's first ChaCha20 call
+ * (the Poly1305 key and 192 bytes of keystream, which has nothing of its own to absorb) absorbs
+ * them, and that tag goes to pendTag. Then each further call encrypts 256 bytes (the last one,
+ * partial, through the tail keystream) and absorbs the ciphertext written before it: bytes
+ * [0, 192) in the first, then 256 at a time. What is left (up to 256 bytes of ciphertext, zero
+ * padded, and the lengths block: at most 17 blocks, made even by absorbing the first one here)
+ * is copied to scr + SCRATCH_PEND for the next packet, or for flushSeal; returns their count
+ * (0 for n = 0, whose tag is written at once). The tag goes to p + n.
  */
-function sealStitched(key: usize, n0: u32, n1: u32, n2: u32, p: usize, n: u32, scr: usize): void {
-  polyInit(scr, scr + SCRATCH_KS);
+function sealPiped(key: usize, n0: u32, n1: u32, n2: u32, p: usize, n: u32, scr: usize, pendNb: u32, pendTag: usize): u32 {
+  chacha4(key, 0, n0, n1, n2, scr + SCRATCH_KS, false, scr, scr + SCRATCH_PEND, pendNb);
+  if (pendNb > 0) {
+    q32ToLimbs(scr);
+    polyFinish(scr, pendTag);
+  }
   q32Init(scr, scr + SCRATCH_KS);
-  xorBytes(p, scr + SCRATCH_KS + 64, 192);
+  xorBytes(p, scr + SCRATCH_KS + 64, n < 192 ? n : 192);
   let q: u32 = 0;
   let pos: u32 = 192;
   let ctr: u32 = 4;
@@ -579,7 +630,46 @@ function sealStitched(key: usize, n0: u32, n1: u32, n2: u32, p: usize, n: u32, s
     q += nb << 4;
     xorBytes(p + pos, scr + SCRATCH_TAIL, n - pos);
   }
-  stitchedFinish(scr, p, q, n);
+  // the rest of the ciphertext (1 to 256 bytes unless n = 0), zero padded to a block, then the
+  // lengths block, an even number of blocks for the next packet's first call: if odd, the first
+  // (full) one now; for n = 0 the lengths block alone, now, and the tag is written here
+  const d = scr + SCRATCH_PEND;
+  if (n == 0) {
+    store<u64>(d, 0, 0);
+    store<u64>(d, 0, 8);
+    q32Block(scr, d);
+    q32ToLimbs(scr);
+    polyFinish(scr, p);
+    return 0;
+  }
+  if ((((n - q + 15) >> 4) & 1) == 0) {
+    q32Block(scr, p + q);
+    q += 16;
+  }
+  const rest = n - q;
+  const src = p + q;
+  let i: u32 = 0;
+  for (; i + 16 <= rest; i += 16) v128.store(d + i, v128.load(src + i));
+  if (i < rest) {
+    v128.store(d + i, i64x2.splat(0));
+    for (let j = i; j < rest; j++) store<u8>(d + j, load<u8>(src + j));
+    i += 16;
+  }
+  store<u64>(d + i, 0, 0); // len(aad)
+  store<u64>(d + i, <u64>n, 8); // len(ciphertext)
+  return (i >> 4) + 1;
+}
+
+/**
+ * Finishes the tag of the last packet sealed by sealPiped (its blocks at scr + SCRATCH_PEND, its
+ * Poly1305 key still in scr + SCRATCH_KS) into `tag`, without a next packet to stitch them into:
+ * through the 26-bit code (two lanes for four blocks or more).
+ */
+function flushSeal(scr: usize, pendNb: u32, tag: usize): void {
+  polyInit(scr, scr + SCRATCH_KS);
+  q32ToLimbs(scr);
+  polyFull(scr, scr + SCRATCH_PEND, pendNb);
+  polyFinish(scr, tag);
 }
 
 /**
@@ -599,7 +689,7 @@ function stitchedFinish(scr: usize, ct: usize, q: u32, n: u32): void {
 /**
  * Open's first pass without aad, n > 192: the tag of ct[0..n) to scr + SCRATCH_TAG and the
  * keystream for bytes [192, n) (rounded up to 256) to scr + SCRATCH_KSBUF, Poly1305 stitched into
- * the ChaCha20 calls as in sealStitched (here all of the ciphertext is there from the start, so
+ * the ChaCha20 calls as in sealPiped (here all of the ciphertext is there from the start, so
  * each call absorbs the next 16 blocks). Nothing is written to the packet. Expects the first
  * four keystream blocks in scr + SCRATCH_KS.
  */
@@ -643,13 +733,8 @@ function encryptBody(key: usize, n0: u32, n1: u32, n2: u32, p: usize, n: u32, sc
 /** Seals p[0..n) in place and writes the tag at p + n. Nonce words n0 ‖ lo ‖ hi (WireGuard: n0 = 0). */
 function sealOne(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): void {
   chacha4(key, 0, n0, lo, hi, scr + SCRATCH_KS, false, scr, 0, 0);
-  if (aadLen == 0 && n > 192) {
-    // transport data (no aad) past the first four blocks: Poly1305 stitched into ChaCha20
-    sealStitched(key, n0, lo, hi, p, n, scr);
-  } else {
-    encryptBody(key, n0, lo, hi, p, n, scr);
-    aeadTag(scr, aad, aadLen, p, n);
-  }
+  encryptBody(key, n0, lo, hi, p, n, scr);
+  aeadTag(scr, aad, aadLen, p, n);
   v128.store(p + n, v128.load(scr + SCRATCH_TAG));
 }
 
@@ -690,6 +775,8 @@ function inArena(off: u32, len: u32, lo: u32, hi: u32): bool {
  */
 export function sealBatch(records: usize, n: u32, keys: usize, keySlots: u32, arenaLo: u32, arenaHi: u32, scr: usize): void {
   rotMasks(scr);
+  let pendNb: u32 = 0; // blocks of the last packet sealed whose tag is not written yet (sealPiped)
+  let pendTag: usize = 0;
   for (let i: u32 = 0; i < n; i++) {
     const r = records + <usize>i * RECORD_SIZE;
     const off = load<u32>(r, 0);
@@ -701,9 +788,23 @@ export function sealBatch(records: usize, n: u32, keys: usize, keySlots: u32, ar
       store<i32>(r, -1, 28);
       continue;
     }
-    sealOne(keys + (<usize>slot << 5), 0, load<u32>(r, 12), load<u32>(r, 16), off, len, aadOff, aadLen, scr);
+    const key = keys + (<usize>slot << 5);
+    // the previous packet's tag is still to be written: sealPiped writes it after this packet's
+    // first ChaCha20 call and before it reads this packet's bytes, so records still run as in
+    // sequence; the aad path has no place for it (its scratch is the same), so it is written first
+    if (pendNb > 0 && aadLen > 0) {
+      flushSeal(scr, pendNb, pendTag);
+      pendNb = 0;
+    }
+    if (aadLen == 0) {
+      pendNb = sealPiped(key, 0, load<u32>(r, 12), load<u32>(r, 16), off, len, scr, pendNb, pendTag);
+      pendTag = off + len;
+    } else {
+      sealOne(key, 0, load<u32>(r, 12), load<u32>(r, 16), off, len, aadOff, aadLen, scr);
+    }
     store<u32>(r, len + TAG_SIZE, 28);
   }
+  if (pendNb > 0) flushSeal(scr, pendNb, pendTag);
   wipe(scr);
 }
 
@@ -736,7 +837,12 @@ export function openBatch(records: usize, n: u32, keys: usize, keySlots: u32, ar
  */
 export function seal(key: usize, n0: u32, lo: u32, hi: u32, p: usize, n: u32, aad: usize, aadLen: u32, scr: usize): i32 {
   rotMasks(scr);
-  sealOne(key, n0, lo, hi, p, n, aad, aadLen, scr);
+  if (aadLen > 0) {
+    sealOne(key, n0, lo, hi, p, n, aad, aadLen, scr);
+  } else {
+    const pendNb = sealPiped(key, n0, lo, hi, p, n, scr, 0, 0);
+    if (pendNb > 0) flushSeal(scr, pendNb, p + n);
+  }
   wipe(scr);
   return <i32>(n + TAG_SIZE);
 }
