@@ -46,13 +46,14 @@ import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, ret
 import { Etcd3, Range, isRecoverableError } from 'etcd3';
 import type { IKeyValue, IOptions, Namespace, Watcher } from 'etcd3';
 import { SECTIONS, TOPOLOGY_VERSION, TopologyError, describeStore, diffTopology, patchTopology, topologyFromDocument } from '../topology/index.ts';
+import { Entries, META_KEY, entryKey, sectionOf } from './etcd-entries.ts';
 import type { TopologyDiff } from '../topology/index.ts';
+export { META_KEY, entryKey } from './etcd-entries.ts';
 import type {
   ChangeHandler, Entry, Section, StoreStatus, StoreWatchOptions, TopologyDocument, TopologyStore, UpdateResult, WatchedSource,
 } from '../topology/index.ts';
 import type { Topology } from '../topology/index.ts';
 
-export const META_KEY = 'meta';
 /** Attempts of one edit before a write gives up on concurrent writers. */
 export const MAX_WRITE_ATTEMPTS = 50;
 /** etcd's default --max-txn-ops: a larger edit is refused with a message saying so. */
@@ -70,81 +71,6 @@ const RELOAD_BACKOFF_MS = [100, 250, 500, 1000, 2000, 5000];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type EtcdSpec = { readonly endpoints: readonly string[]; readonly prefix: string; readonly tls: boolean; readonly ca?: string; readonly cert?: string; readonly key?: string };
-
-/** The key of an entry under the prefix, or undefined when the entry has no usable name. */
-export function entryKey(section: Section, e: Entry): string | undefined {
-  const name = section === 'machines' ? e.id : e.name;
-  if (typeof name !== 'string' || name === '' || name.includes('/')) return undefined;
-  if (section !== 'peers') return `${section}/${name}`;
-  return typeof e.org === 'string' && e.org !== '' && !e.org.includes('/') ? `peers/${e.org}/${name}` : undefined;
-}
-
-function sectionOf(key: string): Section | undefined {
-  const s = key.slice(0, key.indexOf('/'));
-  return (SECTIONS as readonly string[]).includes(s) ? (s as Section) : undefined;
-}
-
-/** The entries of a store, by key, kept in key order of their first appearance. */
-class Entries {
-  readonly sections = new Map<Section, Map<string, Entry>>(SECTIONS.map((s) => [s, new Map()]));
-  meta: Entry = {};
-  /** Problems of keys that are not an entry (bad JSON, unknown folder): the store is invalid while they stay. */
-  readonly bad = new Map<string, string>();
-
-  set(key: string, value: Buffer): void {
-    this.bad.delete(key);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(value.toString('utf8'));
-    } catch (err) {
-      this.delete(key);
-      this.bad.set(key, `not valid JSON: ${(err as Error).message}`);
-      return;
-    }
-    if (key === META_KEY) {
-      this.meta = typeof parsed === 'object' && parsed !== null ? (parsed as Entry) : {};
-      return;
-    }
-    const s = sectionOf(key);
-    if (!s) {
-      this.bad.set(key, `not a key of the layout (${META_KEY}, ${SECTIONS.map((x) => `${x}/…`).join(', ')})`);
-      return;
-    }
-    const m = this.sections.get(s)!;
-    m.set(key, parsed as Entry);
-  }
-
-  /** The parsed entry (or meta) of a key. */
-  get(key: string): unknown {
-    if (key === META_KEY) return this.meta;
-    const s = sectionOf(key);
-    return s && this.sections.get(s)!.get(key);
-  }
-
-  delete(key: string): void {
-    this.bad.delete(key);
-    if (key === META_KEY) this.meta = {};
-    else this.sections.get(sectionOf(key)!)?.delete(key);
-  }
-
-  document(): TopologyDocument {
-    const doc: TopologyDocument = {
-      version: typeof this.meta.version === 'number' ? this.meta.version : TOPOLOGY_VERSION,
-      ...(typeof this.meta.comment === 'string' ? { comment: this.meta.comment } : {}),
-      orgs: [], hosts: [], apps: [], machines: [], peers: [],
-    };
-    for (const s of SECTIONS) doc[s] = [...this.sections.get(s)!.values()];
-    return doc;
-  }
-
-  /** The topology, or a TopologyError naming the bad keys and entries. */
-  topology(source: string): Topology {
-    if (this.bad.size > 0) {
-      throw new TopologyError(source, [...this.bad].map(([k, m]) => ({ file: source, entry: `key ${k}`, message: m })));
-    }
-    return topologyFromDocument(this.document(), source);
-  }
-}
 
 export class EtcdStore implements TopologyStore {
   readonly kind = 'etcd';
@@ -242,7 +168,10 @@ export class EtcdStore implements TopologyStore {
         const k = kv.key.toString();
         entries.set(k, kv.value);
         if (k === META_KEY) metaMod = Number(kv.mod_revision);
-        else if (!entries.bad.has(k)) texts.set(k, JSON.stringify(entries.get(k)));
+        else {
+          const e = entries.bad.has(k) ? undefined : entries.get(k);
+          if (e !== undefined) texts.set(k, JSON.stringify(e));
+        }
       }
     });
     return { entries, revision, metaMod, texts };

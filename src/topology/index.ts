@@ -43,7 +43,7 @@ export type {
   Peer,
   TopologyData,
 } from './model.ts';
-export { TOPOLOGY_VERSION, TopologyError, validateTopology } from './validate.ts';
+export { EntryTexts, TOPOLOGY_VERSION, TopologyError, validateTopology } from './validate.ts';
 export type { Problem } from './validate.ts';
 export { Topology, dnsView, topologyDigest } from './topology.ts';
 export type { EntityEdit, MovedMachine, Swap } from './topology.ts';

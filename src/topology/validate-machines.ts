@@ -30,6 +30,9 @@ import { sectionKeys, topologySection } from './fields.ts';
 import { Validator, isObj, keysOf, show, type Obj } from './validate.ts';
 
 const [MACHINE_KEYS, MACHINE_REQUIRED] = keysOf('machines');
+// Shared by the machines that have none (50,000 machines, one object each otherwise).
+const NO_METADATA: Readonly<Record<string, string>> = Object.freeze({});
+const NO_PREVIOUS: PreviousAddress[] = Object.freeze([]) as unknown as PreviousAddress[];
 const PREVIOUS_KEYS = sectionKeys(topologySection('machines[].previous'));
 
 export function validateMachine(v: Validator, e: unknown, i: number, out: Machine[]): void {
@@ -77,16 +80,19 @@ export function validateMachine(v: Validator, e: unknown, i: number, out: Machin
     || !host || instance === undefined || !previous) return;
   const address = deriveMachineAddress(org.network, host.id, instance);
   v.slots.set(`${org.network}:${host.id}:${instance}`, `machine "${id}"`);
+  // The region, state and process group as the host's and the constants' strings, not the
+  // entry's copies (one each per machine otherwise).
   out.push(Object.freeze({
-    id, app: app.name, org: org.name, network: org.network, region, processGroup, metadata,
-    host: host.id, instance, state, started: state === 'started',
+    id, app: app.name, org: org.name, network: org.network, region: region === host.region ? host.region : region,
+    processGroup: processGroup === DEFAULT_PROCESS_GROUP ? DEFAULT_PROCESS_GROUP : processGroup, metadata,
+    host: host.id, instance, state: state === 'started' ? 'started' : 'stopped', started: state === 'started',
     address, addressText: formatAddress(address, 0), previous,
   }));
   v.entries.set(out[out.length - 1], entry);
 }
 
 function metadataOf(v: Validator, entry: string, m: unknown): Readonly<Record<string, string>> | undefined {
-  if (m === undefined) return Object.freeze({});
+  if (m === undefined) return NO_METADATA;
   if (!isObj(m)) {
     v.add(entry, 'metadata must be an object of string values');
     return undefined;
@@ -106,7 +112,7 @@ function metadataOf(v: Validator, entry: string, m: unknown): Readonly<Record<st
 }
 
 function previousOf(v: Validator, entry: string, list: unknown, org: Org, host: number, instance: number): PreviousAddress[] | undefined {
-  if (list === undefined) return [];
+  if (list === undefined) return NO_PREVIOUS;
   if (!Array.isArray(list)) {
     v.add(entry, 'previous must be an array of addresses');
     return undefined;

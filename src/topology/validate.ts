@@ -87,6 +87,21 @@ export function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * A section of a document held as the JSON texts of its entries (a store's), parsed one at a time
+ * as the validation reaches them: the parsed entries die young instead of all being held at once
+ * beside the model being built from them. Each text must parse (the store checked it).
+ */
+export class EntryTexts implements Iterable<unknown> {
+  private readonly texts: Iterable<string>;
+  constructor(texts: Iterable<string>) {
+    this.texts = texts;
+  }
+  *[Symbol.iterator](): Iterator<unknown> {
+    for (const t of this.texts) yield JSON.parse(t);
+  }
+}
+
 /** Validates a parsed document; `data` is set only when there are no problems. */
 export function validateTopology(doc: unknown, file: string): { data?: TopologyData; problems: Problem[] } {
   const v = new Validator(file);
@@ -176,20 +191,24 @@ export class Validator implements ValidatorIndexes {
     if (doc.version !== TOPOLOGY_VERSION) {
       this.add('version', `must be ${TOPOLOGY_VERSION}, found ${show(doc.version)}`);
     }
-    const section = (name: string): unknown[] => {
+    const section = (name: string): Iterable<unknown> => {
       const s = doc[name];
       if (s === undefined) return [];
-      if (Array.isArray(s)) return s;
+      if (Array.isArray(s) || s instanceof EntryTexts) return s;
       this.add(name, 'must be an array');
       return [];
     };
-    section('orgs').forEach((e, i) => this.org(e, i, out.orgs));
-    section('hosts').forEach((e, i) => this.host(e, i, out.hosts));
-    section('apps').forEach((e, i) => this.app(e, i, out.apps));
-    section('machines').forEach((e, i) => validateMachine(this, e, i, out.machines));
+    const each = (name: string, f: (e: unknown, i: number) => void) => {
+      let i = 0;
+      for (const e of section(name)) f(e, i++);
+    };
+    each('orgs', (e, i) => this.org(e, i, out.orgs));
+    each('hosts', (e, i) => this.host(e, i, out.hosts));
+    each('apps', (e, i) => this.app(e, i, out.apps));
+    each('machines', (e, i) => validateMachine(this, e, i, out.machines));
     // Previous addresses are checked once every current /112 is known.
     for (const m of out.machines) previousSlots(this, m);
-    section('peers').forEach((e, i) => this.peer(e, i, out.peers));
+    each('peers', (e, i) => this.peer(e, i, out.peers));
     return out;
   }
 
