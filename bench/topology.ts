@@ -1,14 +1,18 @@
 // npm run bench:topology (root) — the control plane at scale (issue 12). Four figures on a
 // synthetic topology of 1,000 hosts, 100 orgs (5 apps each), 50,000 machines and 2,000 peers
 // written into a real etcd (Debian's, in a network namespace made here):
-//   load       a separate process (its RSS is its own) opens the store and watches it as a host
-//              does (read every key, build the topology): wall time and RSS once it is loaded;
+//   load       a separate process (its RSS is its own), run with the node flags bin/sixpn gives
+//              `sixpn up`, opens the store and watches it as a host does (read every key, build
+//              the topology): wall time and RSS once it is loaded;
 //   edit       EDITS machine stops/starts written by another process through the store's update
 //              path (store.update with setMachineStateIn, as `sixpn machine stop|start` does),
 //              timed in the watching process from the watch response's arrival to the end of its
 //              handling (the change callback included): the watcher's own 'data' listener runs
-//              between two listeners added here, one in front and one behind; plus a few non-machine
-//              edits (an org added), which rebuild the topology from the whole document;
+//              between two listeners added here, one in front and one behind; then, timed the same
+//              way, edits of other sections, each applied in place at the cost of the edit too
+//              (src/topology/patch.ts): PEER_EDITS peers created and removed (`sixpn peer create`,
+//              `peer remove`), APP_EDITS apps created and removed (`sixpn app create`, `app remove`),
+//              ORG_EDITS orgs added;
 //   dns        the `.internal` resolver of that process over that topology (dnsView, as
 //              src/host/dns-service.ts builds it) answering `<app>.internal` AAAA and
 //              `_instances.internal` TXT for a machine of org0, 1,000 queries each;
@@ -16,11 +20,13 @@
 //              on a small topology; EDITS machine stops/starts written by an EtcdStore client in
 //              the etcd namespace; from the commit to all three hosts' status sockets showing the
 //              new store revision (and, from the hosts' clocks, to their last apply).
-// Environment: EDITS (200), ORG_EDITS (3), DNS_QUERIES (1000), PHASES (load,edit,dns,propagation).
+// Environment: EDITS (200), PEER_EDITS (10), APP_EDITS (10), ORG_EDITS (3), DNS_QUERIES (1000),
+// PHASES (load,edit,dns,propagation).
 // The last line is one JSON object.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -28,15 +34,19 @@ import { InternalResolver, TCP_MESSAGE_MAX } from '../src/dns/index.ts';
 import { encodeSixpn, formatAddress } from '../src/ipv6/index.ts';
 import { ETCD_MAX_TXN_OPS, EtcdStore } from '../src/store/etcd.ts';
 import { openStore } from '../src/store/index.ts';
-import { createOrg, dnsView, parseStoreSpec, setMachineStateIn } from '../src/topology/index.ts';
+import { createApp, createOrg, createPeer, dnsView, parseStoreSpec, removeApp, removePeer, setMachineStateIn } from '../src/topology/index.ts';
 import type { Topology, TopologyStore } from '../src/topology/index.ts';
 import { EtcdServer, HAVE_ETCD } from '../test/helpers/etcd.ts';
 import { IP, SixpnLab, run } from '../test/helpers/sixpn-lab.ts';
 import { machineDescription, median } from './lib.ts';
 
 const SELF = fileURLToPath(import.meta.url);
+/** The node flags bin/sixpn runs every sixpn command with (`sixpn up` included): the host role runs with them. */
+const SIXPN_NODE_FLAGS = (/exec "\$node_bin" ((?:--\S+ )*)/.exec(readFileSync(new URL('../bin/sixpn', import.meta.url), 'utf8'))?.[1] ?? '').split(' ').filter(Boolean);
 const EDITS = Number(process.env.EDITS ?? 200);
 const ORG_EDITS = Number(process.env.ORG_EDITS ?? 3);
+const PEER_EDITS = Number(process.env.PEER_EDITS ?? 10);
+const APP_EDITS = Number(process.env.APP_EDITS ?? 10);
 const DNS_QUERIES = Number(process.env.DNS_QUERIES ?? 1000);
 const PHASES = new Set((process.env.PHASES ?? 'load,edit,dns,propagation').split(','));
 const HOSTS = 1000;
@@ -229,6 +239,15 @@ async function writerRole(url: string): Promise<void> {
     } else if (m.type === 'org') {
       const r = await store.update(`org create ${m.name as string}`, (d) => createOrg(d, m.name as string));
       send({ type: 'written', revision: r.revision, ms: performance.now() - t0, committedWall: wall(), changed: r.changed, conflicts: r.conflicts });
+    } else if (m.type === 'peer' || m.type === 'app') {
+      const name = m.name as string;
+      const what = `${m.type} ${m.remove ? 'remove' : 'create'} ${name}`;
+      const r = await store.update(what, (d) => {
+        if (m.type === 'app') return m.remove ? removeApp(d, name) : void createApp(d, name, 'org1');
+        if (m.remove) return void removePeer(d, 'org1', name);
+        return void createPeer(d, { org: 'org1', region: REGIONS[1], name, publicKey: randomBytes(32).toString('base64') });
+      });
+      send({ type: 'written', revision: r.revision, ms: performance.now() - t0, committedWall: wall(), changed: r.changed, conflicts: r.conflicts });
     } else if (m.type === 'close') {
       await store.close();
       process.exit(0);
@@ -294,7 +313,7 @@ class Child {
 
   constructor(name: string, ns: string, role: string, url: string, extra: string[]) {
     this.name = name;
-    const flags = role === 'host' ? ['--expose-gc'] : [];
+    const flags = role === 'host' ? ['--expose-gc', ...SIXPN_NODE_FLAGS] : [];
     this.proc = spawn('/usr/bin/nsenter', [`--net=/run/netns/${ns}`, process.execPath, ...flags, SELF, '--role', role, '--store', url, ...extra], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.proc.on('message', (m: Msg) => {
       if (m.type === 'error') console.error(`  ${name}: ${m.message as string}`);
@@ -397,17 +416,26 @@ async function scaleBench(summary: Record<string, unknown>): Promise<void> {
       summary.edit_write_ms = +median(writes).toFixed(1);
       summary.edit_commit_to_watch_ms = +median(delays).toFixed(1);
       console.log(`edit: ${EDITS} machine stop/start, applied in the watching process: median ${summary.edit_apply_ms as number} ms, p99 ${summary.edit_apply_p99_ms as number} ms, max ${summary.edit_apply_max_ms as number} ms; the writer's store.update ${summary.edit_write_ms as number} ms median; commit → watch response ${summary.edit_commit_to_watch_ms as number} ms median`);
-      const rebuild: number[] = [];
-      for (let k = 0; k < ORG_EDITS; k++) {
-        writer.send({ type: 'org', name: `bench${tag}${k}` });
-        const w = await writer.wait((m) => m.type === 'written', 120_000);
-        const a = await host.wait((m) => m.type === 'applied' && m.revision === w.revision, 60_000);
-        rebuild.push(a.ms as number);
-      }
-      if (rebuild.length > 0) {
-        summary.rebuild_ms = +median(rebuild).toFixed(1);
-        console.log(`non-machine edit (org added, ×${ORG_EDITS}): the whole document built again, ${rebuild.map((x) => x.toFixed(0)).join(', ')} ms`);
-      }
+      // Edits of other sections: each must be applied in place (patch.ts), not by a rebuild.
+      const other = async (kind: string, n: number, msg: (k: number) => Msg): Promise<number[]> => {
+        const ms: number[] = [];
+        for (let k = 0; k < n; k++) {
+          writer.send(msg(k));
+          const w = await writer.wait((m) => m.type === 'written', 120_000);
+          const a = await host.wait((m) => m.type === 'applied' && m.revision === w.revision, 60_000);
+          if (!a.changed || a.rebuilt) throw new Error(`${kind} edit ${k}: revision ${w.revision as number} was not applied as a patch (changed ${a.changed as boolean}, rebuilt ${a.rebuilt as boolean})`);
+          ms.push(a.ms as number);
+        }
+        if (ms.length > 0) console.log(`${kind} edits (×${n}), applied in place: median ${median(ms).toFixed(3)} ms, max ${Math.max(...ms).toFixed(3)} ms`);
+        return ms;
+      };
+      // create and remove, alternately: peer0 created, peer0 removed, peer1 created, …
+      const peers = await other('peer create/remove', PEER_EDITS, (k) => ({ type: 'peer', name: `bench${tag}p${k >> 1}`, remove: k % 2 === 1 }));
+      const apps = await other('app create/remove', APP_EDITS, (k) => ({ type: 'app', name: `bench${tag}a${k >> 1}`, remove: k % 2 === 1 }));
+      const orgs = await other('org create', ORG_EDITS, (k) => ({ type: 'org', name: `bench${tag}${k}` }));
+      if (peers.length > 0) summary.peer_edit_apply_ms = r3(median(peers));
+      if (apps.length > 0) summary.app_edit_apply_ms = r3(median(apps));
+      if (orgs.length > 0) summary.org_edit_apply_ms = r3(median(orgs));
       writer.send({ type: 'close' });
       host.send({ type: 'memory' });
       const mem = await host.wait((m) => m.type === 'memory');
@@ -535,7 +563,7 @@ async function main(): Promise<number> {
   console.log(machineDescription());
   console.log(`topology: ${HOSTS} hosts, ${ORGS} orgs, ${ORGS * APPS_PER_ORG} apps, ${MACHINES} machines, ${PEERS} peers; ${EDITS} edits; ${DNS_QUERIES} DNS queries per name`);
   console.log(`${await machineLoad()}\n`);
-  const summary: Record<string, unknown> = { bench: 'topology', node: process.version };
+  const summary: Record<string, unknown> = { bench: 'topology', node: process.version, host_node_flags: SIXPN_NODE_FLAGS.join(' ') };
   const stop = () => {
     for (const c of children) c.kill();
   };
