@@ -26,7 +26,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -39,10 +38,9 @@ import type { Topology, TopologyStore } from '../src/topology/index.ts';
 import { EtcdServer, HAVE_ETCD } from '../test/helpers/etcd.ts';
 import { IP, SixpnLab, run } from '../test/helpers/sixpn-lab.ts';
 import { machineDescription, median } from './lib.ts';
+import { SIXPN_NODE_FLAGS } from '../src/cli/node-flags.ts'; // the host role runs as `sixpn up` does
 
 const SELF = fileURLToPath(import.meta.url);
-/** The node flags bin/sixpn runs every sixpn command with (`sixpn up` included): the host role runs with them. */
-const SIXPN_NODE_FLAGS = (/exec "\$node_bin" ((?:--\S+ )*)/.exec(readFileSync(new URL('../bin/sixpn', import.meta.url), 'utf8'))?.[1] ?? '').split(' ').filter(Boolean);
 const EDITS = Number(process.env.EDITS ?? 200);
 const ORG_EDITS = Number(process.env.ORG_EDITS ?? 3);
 const PEER_EDITS = Number(process.env.PEER_EDITS ?? 10);

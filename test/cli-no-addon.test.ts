@@ -5,10 +5,11 @@
 // would fail if one of these commands came to import it.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SIXPN_NODE_FLAGS } from '../src/cli/node-flags.ts';
 import { StatusServer } from '../src/host/status.ts';
 import { isRoot } from './helpers/netns.ts';
 
@@ -67,4 +68,11 @@ test('sixpn capture and status argument errors without the native addon', async 
   t.is(c.code, 0, c.stderr);
   t.regex(c.stdout, /src=fdaa::1 dst=2001:db8::1/);
   t.regex(c.stderr, /1 flow entries have been shown/);
+});
+
+test('bin/sixpn runs node with the flags of src/cli/node-flags.ts, which the starters of sixpn up pass too', (t) => {
+  const launcher = readFileSync(new URL('../bin/sixpn', import.meta.url), 'utf8');
+  const exec = /^exec "\$node_bin" (.*) "\$here\/\.\.\/src\/cli\/sixpn\.ts" "\$@"$/m.exec(launcher);
+  t.truthy(exec, 'the exec line of bin/sixpn');
+  t.deepEqual(exec![1].split(' ').filter(Boolean), [...SIXPN_NODE_FLAGS]);
 });

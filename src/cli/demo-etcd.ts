@@ -16,6 +16,7 @@ import { asDocument, topologyDigest, topologyFromDocument } from '../topology/in
 import { readStatus, statusSocketPath } from '../host/status.ts';
 import { type DemoState, keptDemoRefusal, teardownDemo, writeDemoState } from './demo-state.ts';
 import { DemoEtcdCluster, ETCD_BINARY } from './demo-etcd-cluster.ts';
+import { SIXPN_NODE_FLAGS } from './node-flags.ts';
 
 const SIXPN_CLI = fileURLToPath(new URL('./sixpn.ts', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -203,7 +204,7 @@ export async function runEtcdDemo(argv: string[]): Promise<number> {
     // nsenter --net keeps the shared mount namespace: the machines' namespaces are seen by all
     for (const h of hosts) {
       const log = openSync(join(dir, `${h.name}.log`), 'a');
-      procs.push(spawn('nsenter', [`--net=/run/netns/${h.ns}`, process.execPath, SIXPN_CLI, 'up', '-c', join(dir, `${h.name}.json`)], {
+      procs.push(spawn('nsenter', [`--net=/run/netns/${h.ns}`, process.execPath, ...SIXPN_NODE_FLAGS, SIXPN_CLI, 'up', '-c', join(dir, `${h.name}.json`)], {
         stdio: ['ignore', log, log], env: { ...process.env, LOG_LEVEL: 'info' },
       }));
       closeSync(log);

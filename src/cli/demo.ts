@@ -14,6 +14,7 @@ import { moveMachine, parseTopology, setMachineState, topologyDigest } from '../
 import { writeFileAtomic } from '../store/index.ts';
 import { statusSocketPath } from '../host/status.ts';
 import { type DemoState, keptDemoRefusal, teardownDemo, writeDemoState } from './demo-state.ts';
+import { SIXPN_NODE_FLAGS } from './node-flags.ts';
 
 const pexec = promisify(execFile);
 const SIXPN_CLI = fileURLToPath(new URL('./sixpn.ts', import.meta.url));
@@ -180,7 +181,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     // (as they are when `sixpn up` runs on a real host).
     for (const h of hosts) {
       const log = openSync(join(dir, `${h.name}.log`), 'a');
-      procs.push(spawn('nsenter', [`--net=/run/netns/${h.ns}`, process.execPath, SIXPN_CLI, 'up', '-c', join(dir, `${h.name}.json`)], {
+      procs.push(spawn('nsenter', [`--net=/run/netns/${h.ns}`, process.execPath, ...SIXPN_NODE_FLAGS, SIXPN_CLI, 'up', '-c', join(dir, `${h.name}.json`)], {
         stdio: ['ignore', log, log],
         env: { ...process.env, LOG_LEVEL: 'info' },
       }));

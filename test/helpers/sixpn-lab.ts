@@ -18,6 +18,7 @@ import { encodeSixpn, formatAddress, machineAddress } from '../../src/ipv6/index
 import { StaticIdentity, chosenBackend, generatePrivateKeyBytes, keyToBase64 } from '../../src/noise/index.ts';
 import { parseTopology, topologyDigest } from '../../src/topology/index.ts';
 import { writeFileAtomic } from '../../src/store/index.ts';
+import { SIXPN_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 
 export const IP = '/usr/sbin/ip';
 const NSENTER = '/usr/bin/nsenter';
@@ -267,7 +268,7 @@ export class SixpnLab {
   /** One `sixpn up` for host x; nsenter --net keeps the shared mount namespace (/run/netns). */
   private startUp(x: { name: string; ns: string }): ChildProcess {
     const log = openSync(join(this.dir, `${x.name}.log`), 'a');
-    const up = spawn(NSENTER, [`--net=/run/netns/${x.ns}`, process.execPath, SIXPN_CLI, 'up', '-c', join(this.dir, `${x.name}.json`)], {
+    const up = spawn(NSENTER, [`--net=/run/netns/${x.ns}`, process.execPath, ...SIXPN_NODE_FLAGS, SIXPN_CLI, 'up', '-c', join(this.dir, `${x.name}.json`)], {
       stdio: ['ignore', log, log],
       env: { ...process.env, LOG_LEVEL: this.spec.logLevel ?? 'info' },
     });
