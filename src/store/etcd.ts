@@ -56,7 +56,7 @@ import type { Topology } from '../topology/index.ts';
 
 /** Attempts of one edit before a write gives up on concurrent writers. */
 export const MAX_WRITE_ATTEMPTS = 50;
-/** etcd's default --max-txn-ops: a larger edit is refused with a message saying so. */
+/** etcd's default --max-txn-ops: etcd refuses a larger transaction, and the store says so (refusedWrite). */
 export const ETCD_MAX_TXN_OPS = 128;
 const CALL_TIMEOUT_MS = 5000;
 /**
@@ -119,6 +119,24 @@ export class EtcdStore implements TopologyStore {
     }
     this.client = new Etcd3(options);
     this.ns = this.client.namespace(this.prefix);
+  }
+
+  /**
+   * etcd's own limits on one transaction (--max-txn-ops, default ETCD_MAX_TXN_OPS; and
+   * --max-request-bytes) said as what to do: the edit is refused whole, nothing of it committed.
+   * The limits are etcd's configuration, so etcd decides; undefined for any other error.
+   */
+  private refusedWrite(err: unknown, what: string, ops: number): Error | undefined {
+    const msg = (err as Error)?.message ?? '';
+    if (/too many operations in txn/i.test(msg)) {
+      return new Error(`store ${this.location}: ${what}: ${ops} keys change in one transaction, more than etcd's --max-txn-ops ` +
+        `(default ${ETCD_MAX_TXN_OPS}) allows; nothing was written. Start etcd with a larger --max-txn-ops (ETCD_MAX_TXN_OPS), or make the edit in parts`);
+    }
+    if (/request is too large|larger than max/i.test(msg)) {
+      return new Error(`store ${this.location}: ${what}: the transaction (${ops} keys) is larger than etcd's --max-request-bytes allows; ` +
+        'nothing was written. Start etcd with a larger --max-request-bytes (ETCD_MAX_REQUEST_BYTES), or make the edit in parts');
+    }
+    return undefined;
   }
 
   private unreachable(err: unknown): Error {
@@ -208,9 +226,6 @@ export class EtcdStore implements TopologyStore {
         return { result, topology, revision, changed: false, conflicts: attempt };
       }
       const ops = puts.size + deletes.length + 1;
-      if (ops > ETCD_MAX_TXN_OPS) {
-        throw new Error(`store ${this.location}: ${what}: ${ops} keys change in one transaction, more than etcd's --max-txn-ops (default ${ETCD_MAX_TXN_OPS}); start etcd with a larger --max-txn-ops`);
-      }
       const meta = {
         version: TOPOLOGY_VERSION,
         ...(doc.comment !== undefined ? { comment: doc.comment } : {}),
@@ -227,7 +242,7 @@ export class EtcdStore implements TopologyStore {
           this.ns.put(META_KEY).value(JSON.stringify(meta)),
         ).commit();
       } catch (err) {
-        throw this.unreachable(err);
+        throw this.refusedWrite(err, what, ops) ?? this.unreachable(err);
       }
       if (res.succeeded) return { result, topology, revision: Number(res.header.revision), changed: true, conflicts: attempt };
       if (attempt + 1 >= MAX_WRITE_ATTEMPTS) {

@@ -31,6 +31,8 @@ export class EtcdServer {
   readonly clientPort: number;
   readonly peerPort: number;
   private proc: ChildProcess | null = null;
+  /** More etcd flags (e.g. --max-txn-ops N). */
+  private flags: string[] = [];
   log = '';
 
   /** A network namespace it runs in (then its loopback is that namespace's). */
@@ -65,11 +67,12 @@ export class EtcdServer {
    * In `netns` (which must exist), on ports 2379 and 2380 of its loopback, and for clients also
    * on `address` of that namespace if given (other namespaces reach it there).
    */
-  static async start(netns?: string, address?: string): Promise<EtcdServer> {
+  static async start(netns?: string, address?: string, flags: string[] = []): Promise<EtcdServer> {
     if (!ETCD) throw new Error('etcd is not installed');
     if (address !== undefined && netns === undefined) throw new Error('EtcdServer: an address needs a namespace');
     const dir = mkdtempSync(join(tmpdir(), 'sixpn-etcd-'));
     const s = netns ? new EtcdServer(dir, 2379, 2380, netns, address) : new EtcdServer(dir, await freePort(), await freePort());
+    s.flags = flags;
     await s.run();
     return s;
   }
@@ -83,7 +86,7 @@ export class EtcdServer {
       '--name', 'test', '--data-dir', join(this.dir, 'data'),
       '--listen-client-urls', clients, '--advertise-client-urls', clients,
       '--listen-peer-urls', p, '--initial-advertise-peer-urls', p, '--initial-cluster', `test=${p}`,
-      '--logger', 'zap', '--log-level', 'error',
+      '--logger', 'zap', '--log-level', 'error', ...this.flags,
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.on('data', (d) => (this.log += d));
     proc.stderr!.on('data', (d) => (this.log += d));
