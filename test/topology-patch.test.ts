@@ -8,8 +8,15 @@ import test from 'ava';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { patchMachines, topologyDigest, topologyFromDocument } from '../src/topology/index.ts';
+import { patchTopology, topologyDigest, topologyFromDocument } from '../src/topology/index.ts';
 import type { Topology } from '../src/topology/index.ts';
+
+/** patchTopology of machine entries only (`entry` undefined: removed); an edit of machines never needs the whole document. */
+function patchMachines(t: Topology, changes: ReadonlyArray<{ id: string; entry: unknown }>, file: string) {
+  const r = patchTopology(t, changes.map((c) => ({ section: 'machines' as const, id: c.id, entry: c.entry })), file);
+  if ('whole' in r) throw new Error(`an edit of machines needs the whole document: ${r.whole}`);
+  return r;
+}
 
 const EXAMPLE = JSON.parse(readFileSync(fileURLToPath(new URL('../examples/topology.example.json', import.meta.url)), 'utf8'));
 type Entry = Record<string, unknown>;

@@ -39,6 +39,8 @@ import { HostWireGuard } from './wireguard.ts';
 import { HostServices } from './services.ts';
 
 const TICK_MS = 100;
+const EXPIRE_EVERY_TICKS = 100; // the router's migration flows
+const RETRY_EVERY_TICKS = 10; // machines that failed to set up
 
 /** Whether an edit's diff names a machine on the host (before or after) or a peer of its gateway. */
 function touchesHost(d: TopologyDiff, hostId: number): boolean {
@@ -49,8 +51,6 @@ function touchesHost(d: TopologyDiff, hostId: number): boolean {
     [m.updated, m.moved].some((l) => l.some((c) => on(c.before) || on(c.after))) ||
     [d.peers.added, d.peers.removed].some((l) => l.some(gw)) || d.peers.updated.some((c) => gw(c.before) || gw(c.after));
 }
-const EXPIRE_EVERY_TICKS = 100; // the router's migration flows
-const RETRY_EVERY_TICKS = 10; // machines that failed to set up
 
 export class SixpnHost {
   private topology: Topology;
@@ -306,9 +306,10 @@ export class SixpnHost {
     this.router.setTopology(next, rebuilt ? undefined : diff);
     if (rebuilt) this.wg.sync(next);
     else this.wg.apply(diff);
-    const local = rebuilt || touchesHost(diff, this.host.id);
-    if (local) void this.dns?.sync();
-    if (local) this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
+    if (rebuilt || touchesHost(diff, this.host.id)) {
+      void this.dns?.sync();
+      this.busy = this.busy.then(() => this.syncMachines()).catch((e: Error) => this.log.error(`machines: ${e.message}`));
+    }
     const egress = () => (rebuilt ? this.services.syncEgress(next) : this.services.applyEgress(diff));
     this.busy = this.busy.then(egress).catch((e: Error) => this.log.error(`static egress: ${e.message}`));
   }

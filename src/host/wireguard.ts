@@ -9,6 +9,7 @@
 import { meshHostPrefix } from '../ipv6/index.ts';
 import type { Logger } from '../log.ts';
 import { MACHINE_MTU } from '../router/router.ts';
+import { changed } from '../topology/index.ts';
 import type { Host, Peer, Topology, TopologyDiff } from '../topology/index.ts';
 import { UapiServer } from '../uapi/server.ts';
 import { Endpoint } from '../wg/endpoint.ts';
@@ -89,7 +90,7 @@ export class HostWireGuard {
    */
   apply(diff: TopologyDiff): void {
     const h = diff.hosts;
-    if (h.added.length + h.removed.length + h.updated.length > 0) {
+    if (changed(h)) {
       const come = [...h.added, ...h.updated.map((c) => c.after)].filter((x) => x.id !== this.host.id);
       const keys = new Set(come.map((x) => x.publicKeyBase64));
       for (const x of [...h.removed, ...h.updated.map((c) => c.before)]) {

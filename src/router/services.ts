@@ -48,6 +48,7 @@ import {
   writeU16,
 } from '../ipv6/index.ts';
 import { SERVICE_HOST } from '../topology/model.ts';
+import { changed } from '../topology/diff.ts';
 import type { Ipv6Info } from '../ipv6/index.ts';
 import type { Machine, Peer, Service, Topology, TopologyDiff } from '../topology/index.ts';
 import { HOLD_TIMEOUT_MS, Holds } from './service-hold.ts';
@@ -475,7 +476,7 @@ export class ServiceTable {
 
   /** A new topology: flows whose machine is gone or stopped, or whose service is gone, end. */
   setTopology(t: Topology, diff?: TopologyDiff): void {
-    this.activity.setTopology(t, diff === undefined || diff.apps.added.length + diff.apps.removed.length + diff.apps.updated.length > 0);
+    this.activity.setTopology(t, diff === undefined || changed(diff.apps));
     for (const f of [...this.flows.values()]) {
       const svc = t.serviceAt(f.service.address, 0);
       const served = svc?.ports.some((p) => p.port === f.port && (p.protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP) === f.proto);

@@ -116,40 +116,44 @@ const strip = <T>(e: { added: T[]; removed: T[]; updated: Change<T>[] }): Entity
   added: e.added, removed: e.removed, updated: e.updated,
 });
 
-function assemble(machines: MachineDiff, hosts: EntityDiff<Host>, peers: EntityDiff<Peer>, orgs: EntityDiff<Org>, apps: EntityDiff<App>): TopologyDiff {
-  const parts: (readonly unknown[])[] = [];
-  for (const e of [hosts, peers, orgs, apps]) parts.push(e.added, e.removed, e.updated);
-  return { machines, hosts, peers, orgs, apps, empty: machinesEmpty(machines) && parts.every((p) => p.length === 0) };
+/** Whether a section's diff holds any change. */
+export function changed(e: EntityDiff<unknown>): boolean {
+  return e.added.length + e.removed.length + e.updated.length > 0;
 }
+
+function assemble(machines: MachineDiff, hosts: EntityDiff<Host>, peers: EntityDiff<Peer>, orgs: EntityDiff<Org>, apps: EntityDiff<App>): TopologyDiff {
+  return { machines, hosts, peers, orgs, apps, empty: machinesEmpty(machines) && ![hosts, peers, orgs, apps].some(changed) };
+}
+
+// Each section's diff between two versions of its entities: by identity, compared field by field.
+const hostsDiff = (b: readonly Host[], a: readonly Host[]) => strip(entities(b, a, (x) => x.id, sameHost));
+const peersDiff = (b: readonly Peer[], a: readonly Peer[]) => strip(entities(b, a, (x) => `${x.org}/${x.name}`, samePeer));
+const orgsDiff = (b: readonly Org[], a: readonly Org[]) => strip(entities(b, a, (x) => x.name, sameOrg));
+const appsDiff = (b: readonly App[], a: readonly App[]) => strip(entities(b, a, (x) => x.name, sameApp));
 
 /**
  * The diff of an edit (patch.ts): per section, `before` the old versions of the entities it
  * touched (those that existed), `after` their new versions (those that exist now). Costs the edit.
  */
 export function diffEdit(e: EntityEdit): TopologyDiff {
-  const part = <T>(s: Swap<T> | undefined, key: (t: T) => string | number, same: (a: T, b: T) => boolean): EntityDiff<T> =>
-    s === undefined ? NO_CHANGE : strip(entities(s.before, s.after, key, same));
+  const part = <T>(s: Swap<T> | undefined, diff: (b: readonly T[], a: readonly T[]) => EntityDiff<T>): EntityDiff<T> =>
+    s === undefined ? NO_CHANGE : diff(s.before, s.after);
   return assemble(
     e.machines ? machineDiff(e.machines.before, e.machines.after) : NO_MACHINES,
-    part(e.hosts, (x) => x.id, sameHost),
-    part(e.peers, (x) => `${x.org}/${x.name}`, samePeer),
-    part(e.orgs, (x) => x.name, sameOrg),
-    part(e.apps, (x) => x.name, sameApp),
+    part(e.hosts, hostsDiff),
+    part(e.peers, peersDiff),
+    part(e.orgs, orgsDiff),
+    part(e.apps, appsDiff),
   );
-}
-
-/** The diff of an edit of machines only (diffEdit). */
-export function diffMachines(before: readonly Machine[], after: readonly Machine[]): TopologyDiff {
-  return diffEdit({ machines: { before, after } });
 }
 
 export function diffTopology(before: Topology, after: Topology): TopologyDiff {
   return assemble(
     machineDiff(before.machines, after.machines),
-    strip(entities(before.hosts, after.hosts, (x) => x.id, sameHost)),
-    strip(entities(before.peers, after.peers, (x) => `${x.org}/${x.name}`, samePeer)),
-    strip(entities(before.orgs, after.orgs, (x) => x.name, sameOrg)),
-    strip(entities(before.apps, after.apps, (x) => x.name, sameApp)),
+    hostsDiff(before.hosts, after.hosts),
+    peersDiff(before.peers, after.peers),
+    orgsDiff(before.orgs, after.orgs),
+    appsDiff(before.apps, after.apps),
   );
 }
 

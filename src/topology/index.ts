@@ -47,9 +47,9 @@ export { EntryTexts, TOPOLOGY_VERSION, TopologyError, validateTopology } from '.
 export type { Problem } from './validate.ts';
 export { Topology, dnsView, topologyDigest } from './topology.ts';
 export type { EntityEdit, MovedMachine, Swap } from './topology.ts';
-export { diffEdit, diffMachines, diffTopology, describeDiff } from './diff.ts';
-export { patchMachines, patchTopology } from './patch.ts';
-export type { EntryChange, MachineChange, PatchResult } from './patch.ts';
+export { changed, diffEdit, diffTopology, describeDiff } from './diff.ts';
+export { patchTopology } from './patch.ts';
+export type { EntryChange, PatchResult } from './patch.ts';
 export type { Change, EntityDiff, MachineDiff, TopologyDiff } from './diff.ts';
 export {
   DEFAULT_TOPOLOGY_FILE, TOPOLOGY_POLL_INTERVAL_MS, SECTIONS, DEFAULT_ETCD_PREFIX,

@@ -43,12 +43,6 @@ export interface EntryChange {
   readonly entry: unknown;
 }
 
-/** A machine entry as the store now holds it: `entry` undefined when it was removed. */
-export interface MachineChange {
-  readonly id: string;
-  readonly entry: unknown;
-}
-
 export type PatchResult = { diff: TopologyDiff } | { problems: Problem[] } | { whole: string };
 
 const formatEgress = (a: Uint8Array) => formatAddress(a, 0);
@@ -125,7 +119,10 @@ export function patchTopology(t: Topology, changes: readonly EntryChange[], file
     machines: [...touched.machines].map((id) => t.machine(id)).filter((x) => x !== undefined),
     peers: [...touched.peers].map((k) => t.peer(k.slice(0, k.indexOf('/')), k.slice(k.indexOf('/') + 1))).filter((x) => x !== undefined),
   };
-  const gone = <T>(s: Section, list: T[]) => list.filter((x) => !out[s].some((y) => identity[s](y as never) === identity[s](x as never)));
+  const gone = <T>(s: Section, list: T[]) => {
+    const kept = new Set(out[s].map((y) => identity[s](y as never)));
+    return list.filter((x) => !kept.has(identity[s](x as never)));
+  };
   checkRemovals(ctx, gone('orgs', before.orgs), gone('hosts', before.hosts), gone('apps', before.apps), add);
   checkMachines(ctx, out.machines, add);
   for (const h of out.hosts) {
@@ -139,13 +136,6 @@ export function patchTopology(t: Topology, changes: readonly EntryChange[], file
   t.applyEdit(edit);
   t.source = file;
   return { diff: diffEdit(edit) };
-}
-
-/** An edit of machines only (patchTopology). */
-export function patchMachines(t: Topology, changes: readonly MachineChange[], file: string): { diff: TopologyDiff } | { problems: Problem[] } {
-  const r = patchTopology(t, changes.map((c) => ({ section: 'machines', id: c.id, entry: c.entry })), file);
-  if ('whole' in r) throw new Error(r.whole); // never for machines
-  return r;
 }
 
 /** Entities left alone that refer to a removed org, host or app. */

@@ -209,7 +209,10 @@ export class Topology implements TopologyData {
     const l = { ...this.lists };
     if (e.orgs) delete l.orgs;
     if (e.hosts) delete l.hosts;
-    if (e.apps) delete l.apps, delete l.services;
+    if (e.apps) {
+      delete l.apps;
+      delete l.services;
+    }
     if (e.machines) delete l.machines;
     if (e.peers) delete l.peers;
     this.lists = l;
@@ -286,11 +289,6 @@ export class Topology implements TopologyData {
       if (rest.length > 0) this.moved.get(p.host)!.set(inst, rest);
       else this.moved.get(p.host)!.delete(inst);
     }
-  }
-
-  /** Replaces machines in place (patch.ts, which has validated the result): applyEdit of machines only. */
-  replaceMachines(before: readonly Machine[], after: readonly Machine[]): void {
-    this.applyEdit({ machines: { before, after } });
   }
 
   /** The machine whose current /112 is (host, instance), in any org (an instance is unique on its host). */
