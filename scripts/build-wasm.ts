@@ -1,4 +1,5 @@
-// npm run build:wasm — compiles src/noise/wasm/chacha20poly1305.ts (AssemblyScript) into
+// npm run build:wasm — compiles src/noise/wasm/chacha20poly1305.ts (AssemblyScript; the entry
+// file, whose imports asc follows into src/noise/wasm/chacha20poly1305/) into
 // src/noise/wasm/chacha20poly1305.wasm with the exactly pinned `assemblyscript` devDependency,
 // and its bytes as a TypeScript module beside it (chacha20poly1305.wasm.ts), which the core imports.
 // The output is deterministic: test/noise-wasm.test.ts rebuilds into a temporary directory and

@@ -1,6 +1,7 @@
 // AeadBatch: ChaCha20-Poly1305 (RFC 8439, WireGuard nonces) over whole batches of packets in
 // WebAssembly memory, one JS→wasm call per batch. The code is ours: AssemblyScript with 128-bit
-// SIMD in ./wasm/chacha20poly1305.ts, compiled by `npm run build:wasm` into the checked-in
+// SIMD in ./wasm/chacha20poly1305.ts (the AEAD and the exports) and ./wasm/chacha20poly1305/
+// (ChaCha20, Poly1305, the layout), compiled by `npm run build:wasm` into the checked-in
 // ./wasm/chacha20poly1305.wasm (test/noise-wasm.test.ts rebuilds it and compares the bytes).
 //
 // ## Using a batch (the packet path)
