@@ -73,6 +73,7 @@ export class SixpnHost {
   private metricsServer: MetricsServer | null = null;
   private metricsError: string | null = null;
   private applies = 1; // topologies applied, the first included
+  private digest = { applies: 0, text: '' }; // topologyDigest is O(topology): once per apply, when asked
   /** The Wireshark key log of both devices ("keylog" in the host config), or null. */
   private readonly keylog: KeyLog | null;
   private lastApplyUnixMs = Date.now();
@@ -314,6 +315,11 @@ export class SixpnHost {
     this.busy = this.busy.then(egress).catch((e: Error) => this.log.error(`static egress: ${e.message}`));
   }
 
+  private topologyDigest(): string {
+    if (this.digest.applies !== this.applies) this.digest = { applies: this.applies, text: topologyDigest(this.topology) };
+    return this.digest.text;
+  }
+
   private async syncMachines(): Promise<void> {
     const want = new Map(this.topology.machinesOnHost(this.host.id).map((m) => [m.id, m]));
     for (const [id, lm] of [...this.machines.byId]) {
@@ -359,7 +365,7 @@ export class SixpnHost {
     return {
       host: this.host.name,
       hostId: this.host.id,
-      topology: topologyDigest(this.topology),
+      topology: this.topologyDigest(),
       store: this.watcher.status?.() ?? null,
       applied: { count: this.applies, lastUnixMs: this.lastApplyUnixMs },
       metrics: { url: this.metricsServer?.url ?? null, namespace: networkNamespace(), error: this.metricsError },
